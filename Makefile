@@ -1,0 +1,33 @@
+# The template's own commands. `make demo` renders a project with the defaults
+# (install, init_db and smoke test included); `make test` runs the whole suite.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help demo test postgres clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/cookiecutter: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet '.[test]'
+	touch $@
+
+postgres: ## Start the local PostgreSQL cluster if it is installed but stopped
+	@bash scripts/ensure_postgres.sh
+
+demo: $(BIN)/cookiecutter postgres ## Render the defaults into build/demo/ and check them
+	rm -rf build/demo
+	$(BIN)/cookiecutter . --no-input --output-dir build/demo
+
+test: $(BIN)/cookiecutter postgres ## Run the template's whole test suite
+	$(BIN)/pytest -n auto --dist loadgroup
+
+clean: ## Remove the virtual environment and rendered output
+	rm -rf $(VENV) build

@@ -1,0 +1,136 @@
+"""Reject bad answers before anything is written: one line per problem, naming
+the answer, what is wrong and what is accepted. cookiecutter removes the
+half-made project directory when this exits non-zero."""
+
+import json
+import keyword
+import re
+import sys
+
+# Double-encoded so any answer, quotes and all, arrives as plain data.
+ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
+sys.path.insert(0, ANSWERS["_repo_dir"])
+
+from local_extensions import budget_for, load_capacity  # noqa: E402
+
+SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+PACKAGE = re.compile(r"[a-z][a-z0-9_]*")
+EMAIL = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+\.[A-Za-z]{2,}")
+# Plain text that is safe in YAML, TOML, Python strings and Markdown alike.
+TEXT = re.compile(r"[\w][\w .,'()&+/-]*")
+# Libraries the service imports, and the stdlib's own test package (which
+# sys.stdlib_module_names leaves out): a package with one of these names shadows it.
+SHADOWED = {"test", "alembic", "asyncpg", "fastapi", "httpx", "orjson", "pydantic",
+                "pydantic_settings", "pytest", "sqlalchemy", "starlette", "structlog",
+                "uvicorn", "uvloop", "yaml"}
+MAX_NAME = 64
+
+
+def text_problem(name, limit):
+    value = ANSWERS[name]
+    if not TEXT.fullmatch(value) or len(value) > limit:
+        return (f"{name}={value!r}: not plain text; accepted: up to {limit} letters, digits, "
+                "spaces and . , ' ( ) & + / - (no quotes, braces, $ or backslashes)")
+    return None
+
+
+def slug_problems():
+    slug, package = ANSWERS["project_slug"], ANSWERS["package_name"]
+    if not SLUG.fullmatch(slug) or len(slug) > MAX_NAME:
+        yield (f"project_slug={slug!r}: not a valid slug; accepted: lowercase letters and "
+               f"digits in dash-separated words, starting with a letter, at most {MAX_NAME}")
+    if not PACKAGE.fullmatch(package) or len(package) > MAX_NAME:
+        yield (f"package_name={package!r}: not a valid Python package name; accepted: "
+               f"lowercase letters, digits and _, starting with a letter, at most {MAX_NAME}")
+    elif keyword.iskeyword(package) or keyword.issoftkeyword(package):
+        yield f"package_name={package!r}: a Python keyword; accepted: any other name"
+    elif package in sys.stdlib_module_names or package in SHADOWED:
+        yield (f"package_name={package!r}: shadows the module {package!r} the service needs; "
+               "accepted: a name no standard-library or dependency module has")
+
+
+def integer(name, low, high):
+    """The answer as an int, or a problem line."""
+    value = ANSWERS[name]
+    try:
+        number = int(value)
+    except ValueError:
+        return None, f"{name}={value!r}: not an integer; accepted: a whole number {low}..{high}"
+    if not low <= number <= high:
+        return None, f"{name}={value!r}: out of range; accepted: a whole number {low}..{high}"
+    return number, None
+
+
+def number_problems():
+    """Every numeric answer, then the pool rules that combine them."""
+    limits = {"api_workers": (1, 64), "api_replicas": (1, 1000),
+              "db_pool_min_size": (1, 1000), "db_pool_max_size": (1, 1000),
+              "db_pool_max_lifetime_seconds": (1, 86400),
+              "db_pool_acquire_timeout_seconds": (1, 60)}
+    numbers = {}
+    for name, (low, high) in limits.items():
+        number, problem = integer(name, low, high)
+        if problem:
+            yield problem
+        else:
+            numbers[name] = number
+    if {"db_pool_min_size", "db_pool_max_size"} <= numbers.keys():
+        low, high = numbers["db_pool_min_size"], numbers["db_pool_max_size"]
+        if low > high:
+            yield (f"db_pool_min_size={low}: above db_pool_max_size={high}; "
+                   f"accepted: a min_size from 1 to {high}")
+    if {"api_workers", "api_replicas", "db_pool_max_size"} <= numbers.keys():
+        yield from capacity_problems(numbers)
+
+
+def capacity_problems(numbers):
+    target, size = ANSWERS["cloud_target"], ANSWERS["db_size"]
+    if target not in load_capacity()["targets"] or size not in ("small", "medium", "large",
+                                                                    "xlarge"):
+        return
+    budget = budget_for(target, size)
+    replicas, workers = numbers["api_replicas"], numbers["api_workers"]
+    pool = numbers["db_pool_max_size"]
+    needed = replicas * workers * pool + budget.reserved + budget.headroom
+    if needed > budget.max_connections:
+        largest = budget.largest_pool(replicas, workers)
+        fix = (f"db_pool_max_size at most {largest}" if largest
+               else "fewer api_replicas or api_workers, or a larger db_size")
+        yield (f"db_pool_max_size={pool}: {replicas} replicas x {workers} workers x {pool} "
+               f"+ {budget.reserved} reserved + {budget.headroom} headroom = {needed} "
+               f"connections exceeds max_connections={budget.max_connections} of {target} "
+               f"{size} ({budget.instance}); accepted: {fix}")
+
+
+def choice_problems():
+    choices = {"python_version": ("3.11", "3.12", "3.13"),
+               "cloud_target": tuple(load_capacity()["targets"]),
+               "db_size": ("small", "medium", "large", "xlarge"),
+               "include_frontend": ("yes", "no"), "example_domain": ("ledger", "none"),
+               "run_checks": ("yes", "no")}
+    for name, accepted in choices.items():
+        if ANSWERS[name] not in accepted:
+            yield f"{name}={ANSWERS[name]!r}: not a choice; accepted: {', '.join(accepted)}"
+
+
+def problems():
+    yield from choice_problems()
+    for name, limit in (("project_name", 100), ("author_name", 100), ("description", 200)):
+        if problem := text_problem(name, limit):
+            yield problem
+    if not EMAIL.fullmatch(ANSWERS["author_email"]):
+        yield (f"author_email={ANSWERS['author_email']!r}: not an email address; "
+               "accepted: name@example.com")
+    yield from slug_problems()
+    yield from number_problems()
+
+
+def main():
+    found = list(problems())
+    for line in found:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Each rule of hooks/pre_gen_project.py: generation fails with one clear line per
+problem (answer, what is wrong, what is accepted) and leaves nothing on disk."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_extensions import budget_for
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def render(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+    output = tmp_path / "out"
+    output.mkdir(parents=True)
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input",
+         "--output-dir", str(output), "run_checks=no", *answers],
+        capture_output=True, text=True, check=False,
+    )
+
+
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        (["project_slug=My Project"], "project_slug='My Project': not a valid slug; accepted:"),
+        (["project_slug=-api"], "project_slug='-api': not a valid slug"),
+        (["package_name=class"], "package_name='class': a Python keyword; accepted:"),
+        (["package_name=logging"], "package_name='logging': shadows the module 'logging'"),
+        (["package_name=json"], "package_name='json': shadows the module 'json'"),
+        (["package_name=test"], "package_name='test': shadows the module 'test'"),
+        (["package_name=fastapi"], "package_name='fastapi': shadows the module 'fastapi'"),
+        (["package_name=9lives"], "package_name='9lives': not a valid Python package name"),
+        (["api_workers=two"], "api_workers='two': not an integer; accepted: a whole number 1..64"),
+        (["api_replicas=0"], "api_replicas='0': out of range; accepted: a whole number 1..1000"),
+        (["db_pool_max_size=-3"], "db_pool_max_size='-3': out of range"),
+        (["db_pool_min_size=1.5"], "db_pool_min_size='1.5': not an integer"),
+        (["db_pool_min_size=9", "db_pool_max_size=4"],
+         "db_pool_min_size=9: above db_pool_max_size=4; accepted: a min_size from 1 to 4"),
+        (["db_pool_acquire_timeout_seconds=0"], "db_pool_acquire_timeout_seconds='0': out of range"),
+        (["db_pool_max_lifetime_seconds=0"], "db_pool_max_lifetime_seconds='0': out of range"),
+        (["author_email=nobody"], "author_email='nobody': not an email address"),
+        (['project_name=Evil "quote"'], "project_name='Evil \"quote\"': not plain text"),
+        (["description=$(rm -rf /)"], "description='$(rm -rf /)': not plain text"),
+    ],
+)
+def test_bad_answer_is_rejected_with_its_reason(
+    tmp_path: Path, answers: list[str], expected: str
+) -> None:
+    result = render(tmp_path, *answers)
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert any(line.startswith(f"error: {expected}") for line in lines), result.stderr
+    assert all("; accepted: " in line for line in lines), lines
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_every_problem_gets_its_own_line(tmp_path: Path) -> None:
+    result = render(tmp_path, "api_workers=x", "api_replicas=y", "author_email=z")
+    assert result.returncode != 0
+    assert [line.split("=")[0] for line in error_lines(result)] == [
+        "error: author_email", "error: api_workers", "error: api_replicas"
+    ]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("cloud_target", ["none", "aws", "azure", "render", "vercel", "kubernetes"])
+def test_capacity_rule_accepts_the_largest_pool_and_rejects_one_more(
+    tmp_path: Path, cloud_target: str
+) -> None:
+    budget = budget_for(cloud_target, "small")
+    largest = budget.largest_pool(replicas=3, workers=4)
+    common = [f"cloud_target={cloud_target}", "db_size=small", "api_replicas=3",
+              "api_workers=4", "db_pool_min_size=1"]
+    fits = render(tmp_path / "fits", *common, f"db_pool_max_size={largest}")
+    assert fits.returncode == 0, fits.stderr
+
+    too_many = render(tmp_path / "over", *common, f"db_pool_max_size={largest + 1}")
+    assert too_many.returncode != 0
+    (line,) = error_lines(too_many)
+    assert f"max_connections={budget.max_connections}" in line
+    assert f"accepted: db_pool_max_size at most {largest}" in line
+    assert list((tmp_path / "over" / "out").iterdir()) == []

@@ -1,0 +1,93 @@
+"""Every supported variant renders clean: no Jinja left, exactly its own files,
+lint-, format-, type- and shellcheck-clean."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    JINJA_LEFTOVER,
+    answers_with_defaults,
+    choice_values,
+    manifest,
+    project_files,
+)
+from .variants import SUPPORTED, variant_id
+
+BIN = Path(sys.executable).parent
+MYPY_CACHE = Path(__file__).resolve().parents[1] / "build" / "mypy-cache"
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def test_every_choice_value_is_in_a_supported_variant() -> None:
+    for key, values in choice_values().items():
+        covered = {answers_with_defaults(variant)[key] for variant in SUPPORTED}
+        assert covered == set(values), f"{key}: no supported variant renders {set(values) - covered}"
+
+
+def test_manifest_names_every_choice_and_only_real_paths() -> None:
+    choices = choice_values()
+    template = Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}"
+    for option, owners in manifest().items():
+        assert set(owners) == set(choices[option]), f"manifest {option}: values differ"
+        for paths in owners.values():
+            for path in paths:
+                rendered_path = path.replace("{package_name}", "{{cookiecutter.package_name}}")
+                assert (template / rendered_path).exists(), f"manifest names missing {path}"
+
+
+@pytest.fixture(params=SUPPORTED, ids=variant_id)
+def rendered(request: pytest.FixtureRequest, bake: Any) -> tuple[dict[str, str], Path]:
+    result = bake(request.param)
+    assert result.exit_code == 0, result.exception
+    return answers_with_defaults(request.param), Path(result.project_path)
+
+
+def test_no_template_syntax_left(rendered: tuple[dict[str, str], Path]) -> None:
+    _, project = rendered
+    for path in project_files(project):
+        assert not JINJA_LEFTOVER.search(str(path.relative_to(project))), path
+        if path.is_file():
+            assert not JINJA_LEFTOVER.search(path.read_text(errors="replace")), path
+
+
+def test_holds_exactly_the_chosen_options_files(rendered: tuple[dict[str, str], Path]) -> None:
+    answers, project = rendered
+    package = "ledger_api"
+    for option, owners in manifest().items():
+        for value, paths in owners.items():
+            for path in paths:
+                exists = (project / path.format(package_name=package)).exists()
+                assert exists == (value == answers[option]), f"{option}={value}: {path}"
+
+
+def test_python_is_lint_and_format_clean(rendered: tuple[dict[str, str], Path]) -> None:
+    _, project = rendered
+    check = run([str(BIN / "ruff"), "check", "backend", "scripts"], project)
+    assert check.returncode == 0, check.stdout
+    formatted = run([str(BIN / "ruff"), "format", "--check", "backend", "scripts"], project)
+    assert formatted.returncode == 0, formatted.stdout
+
+
+def test_backend_is_type_clean(rendered: tuple[dict[str, str], Path]) -> None:
+    _, project = rendered
+    result = run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(MYPY_CACHE)], project / "backend"
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_shell_scripts_are_shellcheck_clean(rendered: tuple[dict[str, str], Path]) -> None:
+    _, project = rendered
+    scripts = sorted(str(path) for path in project.rglob("*.sh"))
+    assert scripts, "no shell scripts rendered"
+    result = run([str(BIN / "shellcheck"), *scripts], project)
+    assert result.returncode == 0, result.stdout

@@ -1,0 +1,20 @@
+"""The supported combinations of answers (cookiecutter-django style): every value
+of every choice appears at least once; tests/test_render.py checks each one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SUPPORTED: list[dict[str, str]] = [
+    {},  # the defaults
+    {"cloud_target": "aws", "db_size": "large", "python_version": "3.11"},
+    {"cloud_target": "azure", "db_size": "medium", "example_domain": "none"},
+    {"cloud_target": "render", "db_size": "small", "include_frontend": "no"},
+    {"cloud_target": "vercel", "db_size": "xlarge", "python_version": "3.13"},
+    {"cloud_target": "kubernetes", "db_size": "xlarge", "api_replicas": "6", "api_workers": "4"},
+    {"example_domain": "none", "include_frontend": "no", "run_checks": "no"},
+]
+
+
+def variant_id(answers: dict[str, Any]) -> str:
+    return "-".join(f"{key}={value}" for key, value in answers.items()) or "defaults"

@@ -1,0 +1,146 @@
+"""Layered settings: configuration/base.yaml, then configuration/<APP_ENVIRONMENT>.yaml,
+then APP_* environment variables ("__" separates nested keys), each overriding the last."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PostgresDsn,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+Environment = Literal["local", "test", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("local", "test", "production")
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "configuration"
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot be loaded; the message names every offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApplicationSettings(_Section):
+    name: str = Field(min_length=1)
+    docs_enabled: bool = False
+
+
+class ServerSettings(_Section):
+    host: str
+    port: int = Field(ge=1, le=65535)
+    workers: int = Field(ge=1, le=64)
+    graceful_shutdown_seconds: int = Field(ge=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class PoolSettings(_Section):
+    min_size: int = Field(ge=0)
+    max_size: int = Field(ge=1)
+    max_lifetime_seconds: float = Field(gt=0)
+    acquire_timeout_seconds: float = Field(gt=0)
+    command_timeout_seconds: float = Field(gt=0)
+    statement_cache_size: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        if self.min_size > self.max_size:
+            msg = f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
+            raise ValueError(msg)
+        return self
+
+
+class DatabaseSettings(_Section):
+    url: SecretStr
+    statement_timeout_ms: int = Field(ge=1)
+    idle_in_transaction_session_timeout_ms: int = Field(ge=1)
+    ready_timeout_seconds: float = Field(gt=0)
+    pool: PoolSettings
+
+    @model_validator(mode="after")
+    def _url_is_postgres(self) -> Self:
+        # Validated here rather than typed as PostgresDsn so the URL, which may
+        # hold a password, stays a SecretStr everywhere else.
+        PostgresDsn(self.url.get_secret_value())
+        return self
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("APP_CONFIG_DIR", DEFAULT_CONFIG_DIR))
+
+
+def current_environment() -> str:
+    return os.environ.get("APP_ENVIRONMENT", "local")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="APP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    environment: Environment = "local"
+    application: ApplicationSettings
+    server: ServerSettings
+    logging: LoggingSettings
+    database: DatabaseSettings
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        directory = config_dir()
+        yaml_files = [directory / "base.yaml", directory / f"{current_environment()}.yaml"]
+        layered_yaml = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_files, deep_merge=True)
+        return (init_settings, env_settings, layered_yaml)
+
+
+def load_settings() -> Settings:
+    """Read the layered settings, or raise ConfigurationError naming each bad key."""
+    environment = current_environment()
+    if environment not in ENVIRONMENTS:
+        accepted = ", ".join(ENVIRONMENTS)
+        msg = f"APP_ENVIRONMENT: {environment!r} is not an environment; accepted: {accepted}"
+        raise ConfigurationError(msg)
+    environment_file = config_dir() / f"{environment}.yaml"
+    if not environment_file.is_file():
+        msg = f"APP_ENVIRONMENT: {environment_file} does not exist"
+        raise ConfigurationError(msg)
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for problem in error.errors(include_url=False, include_input=False):
+        key = ".".join(str(part) for part in problem["loc"]) or "(root)"
+        env_name = "APP_" + "__".join(str(part) for part in problem["loc"]).upper()
+        lines.append(f"  {key} (or {env_name}): {problem['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,14 @@
+"""Failures of the database layer that callers are expected to handle."""
+
+from __future__ import annotations
+
+
+class DatabaseUnavailableError(Exception):
+    """No connection could be had in time, or the server went away mid-request.
+
+    The HTTP layer answers 503 with Retry-After: the client may try again.
+    """
+
+    def __init__(self, reason: str, *, retry_after_seconds: float) -> None:
+        super().__init__(reason)
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,182 @@
+"""The asyncpg connection pool, with the two guarantees asyncpg does not give:
+a maximum connection lifetime, and a bounded wait that turns into a 503."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+import structlog
+
+from ..configuration import DatabaseSettings
+from .errors import DatabaseUnavailableError
+
+logger = structlog.get_logger("db")
+REOPEN_INTERVAL_SECONDS = 1.0
+
+# Errors meaning "the server cannot be reached or dropped us", as opposed to a
+# bad query: these become 503 + Retry-After instead of a 500.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+class AgedConnection(asyncpg.Connection):
+    """A connection that knows when it must be retired (asyncpg has no max lifetime)."""
+
+    __slots__ = ("retire_at",)
+
+    retire_at: float
+
+
+PooledConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+
+class Database:
+    """Owns the pool: opened in the app's lifespan, closed on shutdown."""
+
+    def __init__(self, settings: DatabaseSettings, application_name: str) -> None:
+        self._settings = settings
+        self._application_name = application_name
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._reopening: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, settings: DatabaseSettings, application_name: str) -> Database:
+        """Open the pool with min_size connections. If the database is down, start
+        anyway with an empty pool that connects on demand (so /health/live answers
+        and requests get 503), and reopen a full pool once the database is back."""
+        database = cls(settings, application_name)
+        try:
+            database._pool = await database._create_pool(settings.pool.min_size)
+        except CONNECTION_ERRORS as error:
+            logger.warning("database unreachable at startup; serving without it", error=repr(error))
+            database._pool = await database._create_pool(0)
+            if settings.pool.min_size > 0:
+                database._reopening = asyncio.create_task(database._reopen_when_reachable())
+        return database
+
+    async def _create_pool(self, min_size: int) -> asyncpg.Pool[asyncpg.Record]:
+        pool_settings = self._settings.pool
+        lifetime = pool_settings.max_lifetime_seconds
+
+        async def stamp_lifetime(connection: asyncpg.Connection) -> None:
+            # Up to 10% jitter, so connections opened together are not all retired together.
+            if isinstance(connection, AgedConnection):
+                connection.retire_at = time.monotonic() + lifetime * random.uniform(0.9, 1.0)  # noqa: S311
+
+        return await asyncpg.create_pool(
+            self._settings.url.get_secret_value(),
+            min_size=min_size,
+            max_size=pool_settings.max_size,
+            max_inactive_connection_lifetime=min(lifetime, 300.0),
+            init=stamp_lifetime,
+            connection_class=AgedConnection,
+            command_timeout=pool_settings.command_timeout_seconds,
+            statement_cache_size=pool_settings.statement_cache_size,
+            timeout=pool_settings.acquire_timeout_seconds,
+            server_settings={
+                "application_name": self._application_name,
+                "statement_timeout": str(self._settings.statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(
+                    self._settings.idle_in_transaction_session_timeout_ms
+                ),
+            },
+        )
+
+    async def _reopen_when_reachable(self) -> None:
+        while True:
+            await asyncio.sleep(REOPEN_INTERVAL_SECONDS)
+            try:
+                pool = await self._create_pool(self._settings.pool.min_size)
+            except CONNECTION_ERRORS:
+                continue
+            stale, self._pool = self._pool, pool
+            logger.info("database reachable; pool reopened with its minimum size")
+            if stale is not None:
+                await stale.close()  # waits for connections still checked out
+            return
+
+    async def close(self) -> None:
+        if self._reopening is not None:
+            self._reopening.cancel()
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            msg = "the database is not open"
+            raise RuntimeError(msg)
+        return self._pool
+
+    @asynccontextmanager
+    async def connection(
+        self, wait_seconds: float | None = None
+    ) -> AsyncIterator[PooledConnection]:
+        """A pooled connection within `wait_seconds` (default: the acquire timeout), or
+        DatabaseUnavailableError. Connections past their lifetime are retired on release."""
+        wait = wait_seconds or self._settings.pool.acquire_timeout_seconds
+        retry_after = self._settings.pool.acquire_timeout_seconds
+        pool = self.pool  # release to the pool it came from, even if reopened meanwhile
+        try:
+            connection = await pool.acquire(timeout=wait)
+        except CONNECTION_ERRORS as error:
+            raise DatabaseUnavailableError(
+                f"no connection within {wait}s: {error!r}", retry_after_seconds=retry_after
+            ) from error
+        try:
+            yield connection
+        except CONNECTION_ERRORS as error:
+            raise DatabaseUnavailableError(
+                f"connection failed: {error!r}", retry_after_seconds=retry_after
+            ) from error
+        finally:
+            await self._release(pool, connection)
+
+    async def _release(
+        self, pool: asyncpg.Pool[asyncpg.Record], connection: PooledConnection
+    ) -> None:
+        if connection.is_closed():
+            await pool.release(connection)
+        elif time.monotonic() >= _retire_at(connection):
+            logger.debug("retiring connection past its lifetime")
+            # Closing a pooled connection hands its slot back to the pool, which
+            # opens a fresh one on demand (or in the background, for min_size).
+            await connection.close(timeout=self._settings.pool.acquire_timeout_seconds)
+        else:
+            await pool.release(connection)
+
+    async def ping(self) -> None:
+        """SELECT 1 within the ready timeout, or DatabaseUnavailableError."""
+        timeout = self._settings.ready_timeout_seconds
+        async with self.connection(wait_seconds=timeout) as connection:
+            try:
+                await connection.fetchval("SELECT 1", timeout=timeout)
+            except TimeoutError as error:
+                raise DatabaseUnavailableError(
+                    "SELECT 1 timed out", retry_after_seconds=timeout
+                ) from error
+
+    def stats(self) -> dict[str, Any]:
+        pool = self.pool
+        return {
+            "size": pool.get_size(),
+            "idle": pool.get_idle_size(),
+            "min_size": pool.get_min_size(),
+            "max_size": pool.get_max_size(),
+        }
+
+
+def _retire_at(connection: PooledConnection) -> float:
+    # The proxy forwards attribute access to the AgedConnection it wraps.
+    return float(getattr(connection, "retire_at", 0.0))

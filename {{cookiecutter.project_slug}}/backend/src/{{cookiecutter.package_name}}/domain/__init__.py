@@ -1,0 +1,1 @@
+"""Pure business logic: no I/O, no web framework, no database driver."""

@@ -1,0 +1,1 @@
+"""HTTP only: translate requests into domain and db calls, and results into responses."""

@@ -1,0 +1,51 @@
+"""Liveness, readiness and version: what orchestrators and deploy checks poll."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from ..db import schema
+from .dependencies import DatabaseDep
+from .problems import problem_responses
+
+router = APIRouter(tags=["health"])
+
+
+class Status(BaseModel):
+    status: str
+
+
+class VersionInfo(BaseModel):
+    version: str
+    schema_revision: str | None
+
+
+@router.get("/health/live", response_model=Status)
+async def live() -> Status:
+    """The process is up and serving; never touches the database."""
+    return Status(status="live")
+
+
+@router.get("/health/ready", response_model=Status, responses=problem_responses(503))
+async def ready(database: DatabaseDep) -> Status:
+    """The database answers SELECT 1 within the ready timeout; 503 otherwise."""
+    await database.ping()
+    return Status(status="ready")
+
+
+@router.get("/version", response_model=VersionInfo, responses=problem_responses(503))
+async def version_info(database: DatabaseDep) -> VersionInfo:
+    """The running code's version and the schema revision the database is at."""
+    return VersionInfo(
+        version=_package_version(), schema_revision=await schema.current_revision(database)
+    )
+
+
+def _package_version() -> str:
+    try:
+        return version("{{ cookiecutter.project_slug }}")
+    except PackageNotFoundError:
+        return "unknown"

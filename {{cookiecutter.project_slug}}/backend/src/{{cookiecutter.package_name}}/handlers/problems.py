@@ -1,0 +1,116 @@
+"""RFC 9457 problem details: every error this API returns has this shape."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from ..db.errors import DatabaseUnavailableError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+logger = structlog.get_logger("errors")
+
+
+class InvalidParam(BaseModel):
+    name: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """The body of every error response (RFC 9457)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    invalid_params: list[InvalidParam] | None = None
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    *,
+    detail: str | None = None,
+    problem_type: str = "about:blank",
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    invalid_params: list[InvalidParam] | None = None,
+) -> JSONResponse:
+    problem = Problem(
+        type=problem_type,
+        title=title or HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        invalid_params=invalid_params,
+    )
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem+json bodies for these statuses."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": Problem.model_json_schema()}},
+        }
+        for status in statuses
+    }
+
+
+async def _http_exception(request: Request, exc: HTTPException) -> JSONResponse:
+    detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+    return problem_response(request, exc.status_code, detail=detail, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    params = [
+        InvalidParam(name=".".join(str(part) for part in error["loc"]), reason=error["msg"])
+        for error in exc.errors()
+    ]
+    return problem_response(
+        request,
+        422,
+        detail="The request is not valid; see invalid_params.",
+        invalid_params=params,
+    )
+
+
+async def _database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+    logger.warning("database unavailable", reason=str(exc))
+    return problem_response(
+        request,
+        503,
+        problem_type="/problems/database-unavailable",
+        title="Database unavailable",
+        detail="The database is unavailable or busy; retry after the given delay.",
+        headers={"Retry-After": str(math.ceil(exc.retry_after_seconds))},
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled exception", exc_info=exc)
+    return problem_response(request, 500, detail="An unexpected error occurred.")
+
+
+def register_problem_handlers(app: FastAPI) -> None:
+    app.exception_handler(HTTPException)(_http_exception)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(DatabaseUnavailableError)(_database_unavailable)
+    app.exception_handler(Exception)(_unhandled)

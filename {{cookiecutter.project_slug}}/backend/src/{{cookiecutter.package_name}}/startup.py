@@ -1,0 +1,49 @@
+"""Builds the application: settings → logging → pool (in the lifespan) → routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from .configuration import Settings, load_settings
+from .db.pool import Database
+from .handlers import health
+from .handlers.middleware import RequestContextMiddleware
+from .handlers.problems import register_problem_handlers
+from .telemetry import configure_logging
+
+logger = structlog.get_logger("startup")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The ASGI app; uvicorn calls this once per worker process (factory mode)."""
+    settings = settings or load_settings()
+    configure_logging(settings.logging, settings.application.name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = await Database.open(settings.database, settings.application.name)
+        app.state.database = database
+        logger.info("started", environment=settings.environment, pool=database.stats())
+        try:
+            yield
+        finally:
+            await database.close()
+            logger.info("stopped")
+
+    docs = settings.application.docs_enabled
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }}",
+        description="{{ cookiecutter.description }}",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    register_problem_handlers(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,74 @@
+"""Fixtures. Integration tests each get their own PostgreSQL database, cloned
+from one migrated template database per run, and dropped afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from {{ cookiecutter.package_name }}.configuration import Settings, load_settings
+from {{ cookiecutter.package_name }}.startup import create_app
+
+from .support import databases
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENVIRONMENT", "test")
+    for name in ("APP_DATABASE__URL", "APP_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return databases.server_url()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(server_url: str) -> Iterator[str]:
+    name = databases.unique_name("template")
+    databases.create_database(server_url, name)
+    try:
+        databases.migrate(databases.with_database(server_url, name))
+        yield name
+    finally:
+        databases.drop_database(server_url, name)
+
+
+@pytest.fixture
+def database_url(server_url: str, migrated_template: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = databases.unique_name("test")
+    databases.create_database(server_url, name, template=migrated_template)
+    try:
+        yield databases.with_database(server_url, name)
+    finally:
+        databases.drop_database(server_url, name)
+
+
+@pytest.fixture
+def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("APP_DATABASE__URL", database_url)
+    return load_settings()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -1,0 +1,140 @@
+"""The pool's guarantees: lifetime, bounded waits (503 + Retry-After), session
+timeouts, and surviving a database outage without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.db.pool import Database
+from {{ cookiecutter.package_name }}.startup import create_app
+
+from ..support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.anyio
+
+
+def with_pool(settings: Settings, **changes: object) -> Settings:
+    pool = settings.database.pool.model_copy(update=changes)
+    return settings.model_copy(
+        update={"database": settings.database.model_copy(update={"pool": pool})}
+    )
+
+
+async def backend_pid(database: Database) -> int:
+    async with database.connection() as connection:
+        pid: int = await connection.fetchval("SELECT pg_backend_pid()")
+        return pid
+
+
+async def test_connections_are_replaced_after_their_lifetime(settings: Settings) -> None:
+    database = await Database.open(
+        with_pool(settings, min_size=0, max_size=1, max_lifetime_seconds=0.3).database, "test"
+    )
+    try:
+        first = await backend_pid(database)
+        assert await backend_pid(database) == first  # reused while young
+        await asyncio.sleep(0.35)
+        await backend_pid(database)  # used past its lifetime: retired on release
+        assert await backend_pid(database) != first
+    finally:
+        await database.close()
+
+
+async def test_session_timeouts_are_set_on_every_connection(settings: Settings) -> None:
+    database = await Database.open(settings.database, "test")
+    try:
+        async with database.connection() as connection:
+            statement = await connection.fetchval("SHOW statement_timeout")
+            idle = await connection.fetchval("SHOW idle_in_transaction_session_timeout")
+    finally:
+        await database.close()
+    assert (statement, idle) == ("5s", "10s")
+
+
+async def test_exhausted_pool_answers_503_with_retry_after(settings: Settings) -> None:
+    app = create_app(with_pool(settings, min_size=0, max_size=1, acquire_timeout_seconds=0.3))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+            app.state.database.connection(),  # hold the only connection
+        ):
+            started = time.perf_counter()
+            response = await client.get("/version")
+            waited = time.perf_counter() - started
+            live = await client.get("/health/live")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert 0.25 <= waited < 0.8
+    assert live.status_code == 200
+
+
+@pytest.fixture
+async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy.to_database(database_url)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def app_behind_proxy(settings: Settings, proxy: TcpProxy) -> AsyncIterator[FastAPI]:
+    url = proxy.url_through(settings.database.url.get_secret_value())
+    database = settings.database.model_copy(update={"url": type(settings.database.url)(url)})
+    app = create_app(settings.model_copy(update={"database": database}))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def test_outage_gives_503_then_recovers_without_restart(
+    app_behind_proxy: FastAPI, proxy: TcpProxy, settings: Settings
+) -> None:
+    acquire_timeout = settings.database.pool.acquire_timeout_seconds
+    transport = httpx.ASGITransport(app=app_behind_proxy)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        await proxy.stop()
+
+        started = time.perf_counter()
+        ready = await client.get("/health/ready")
+        version = await client.get("/version")
+        elapsed = time.perf_counter() - started
+        live = await client.get("/health/live")
+        assert (ready.status_code, version.status_code, live.status_code) == (503, 503, 200)
+        assert version.headers["retry-after"] == str(math.ceil(acquire_timeout))
+        assert elapsed < acquire_timeout + 0.5
+
+        await proxy.start()
+        deadline = time.perf_counter() + 2.0
+        while (await client.get("/health/ready")).status_code != 200:
+            assert time.perf_counter() < deadline, "not ready again within 2 s"
+            await asyncio.sleep(0.05)
+        assert (await client.get("/version")).status_code == 200
+
+
+async def test_service_starts_while_the_database_is_down(
+    settings: Settings, proxy: TcpProxy
+) -> None:
+    url = proxy.url_through(settings.database.url.get_secret_value())
+    await proxy.stop()
+    database = settings.database.model_copy(update={"url": type(settings.database.url)(url)})
+    app = create_app(settings.model_copy(update={"database": database}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            assert (await client.get("/health/live")).status_code == 200
+            assert (await client.get("/health/ready")).status_code == 503
+            await proxy.start()
+            deadline = time.perf_counter() + 2.0
+            while (await client.get("/health/ready")).status_code != 200:
+                assert time.perf_counter() < deadline, "not ready within 2 s of the database"
+                await asyncio.sleep(0.05)

@@ -1,0 +1,68 @@
+"""Throwaway databases on the resolved PostgreSQL server, for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+BACKEND = PROJECT_ROOT / "backend"
+
+
+def server_url() -> str:
+    """The server to test against: $DATABASE_URL, else scripts/resolve_database.py."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    resolver = PROJECT_ROOT / "scripts" / "resolve_database.py"
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, str(resolver), "--database", "postgres"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        message = f"no PostgreSQL for the integration tests:\n{result.stderr}"
+        raise RuntimeError(message)
+    return result.stdout.strip()
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_database(url: str, name: str, template: str | None = None) -> None:
+    # Names come from unique_name(): letters, digits and underscores only.
+    clause = f" TEMPLATE {template}" if template else ""
+    asyncio.run(_admin(url, f"CREATE DATABASE {name}{clause}"))
+
+
+def drop_database(url: str, name: str) -> None:
+    asyncio.run(_admin(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    config = Config(str(BACKEND / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, revision)
