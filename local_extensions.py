@@ -1,12 +1,15 @@
-"""Jinja helpers for this template, and the capacity rule they share with the hooks.
+"""Jinja filters for this template: the capacity rule, the pruning manifest and
+the replay answers.
 
-cookiecutter puts the template directory on sys.path while it renders, so
-`cookiecutter.json` and the files can use these filters; hooks/pre_gen_project.py
-imports this module for the same rule, so the budget is computed in one place.
+cookiecutter (and cruft) import this module while rendering, so cookiecutter.json,
+the files and the hooks use these filters. The hooks get their data through them,
+rendered into the hook script, rather than by reading the template directory:
+cruft renders hooks without telling them where the template is.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,8 @@ import yaml
 from jinja2.ext import Extension
 
 CAPACITY_FILE = Path(__file__).with_name("capacity.yaml")
+MANIFEST_FILE = Path(__file__).with_name("manifest.yaml")
+QUESTIONS_FILE = Path(__file__).with_name("cookiecutter.json")
 
 
 def load_capacity() -> dict[str, Any]:
@@ -62,17 +67,87 @@ def suggested_pool_max(answers: dict[str, Any]) -> int:
         return 1
     if replicas < 1 or workers < 1:
         return 1
-    return max(min(load_capacity()["suggested_pool_max"], budget.largest_pool(replicas, workers)), 1)
+    return max(
+        min(load_capacity()["suggested_pool_max"], budget.largest_pool(replicas, workers)), 1
+    )
 
 
 def db_budget(answers: dict[str, Any]) -> Budget:
     return budget_for(answers["cloud_target"], answers["db_size"])
 
 
+def capacity_problem(answers: dict[str, Any]) -> str | None:
+    """The capacity rule: replicas x workers x pool + reserved + headroom must fit
+    max_connections. None when it holds, or when an answer it needs is invalid
+    (the pre-generation hook reports those on their own line)."""
+    try:
+        replicas, workers = int(answers["api_replicas"]), int(answers["api_workers"])
+        pool = int(answers["db_pool_max_size"])
+        budget = budget_for(answers["cloud_target"], answers["db_size"])
+    except (KeyError, ValueError):
+        return None
+    if min(replicas, workers, pool) < 1:
+        return None
+    needed = replicas * workers * pool + budget.reserved + budget.headroom
+    if needed <= budget.max_connections:
+        return None
+    largest = budget.largest_pool(replicas, workers)
+    fix = (
+        f"db_pool_max_size at most {largest}"
+        if largest
+        else "fewer api_replicas or api_workers, or a larger db_size"
+    )
+    return (
+        f"db_pool_max_size={pool}: {replicas} replicas x {workers} workers x {pool} "
+        f"+ {budget.reserved} reserved + {budget.headroom} headroom = {needed} connections "
+        f"exceeds max_connections={budget.max_connections} of {budget.cloud_target} "
+        f"{budget.db_size} ({budget.instance}); accepted: {fix}"
+    )
+
+
+def choice_lists(_answers: dict[str, Any]) -> dict[str, list[str]]:
+    """Each choice question with its accepted values, as cookiecutter.json lists them."""
+    questions: dict[str, Any] = json.loads(QUESTIONS_FILE.read_text(encoding="utf-8"))
+    return {
+        key: value
+        for key, value in questions.items()
+        if isinstance(value, list) and not key.startswith("_")
+    }
+
+
+def load_manifest() -> dict[str, dict[str, list[str]]]:
+    with MANIFEST_FILE.open(encoding="utf-8") as handle:
+        data: dict[str, dict[str, list[str]]] = yaml.safe_load(handle)
+    return data
+
+
+def unselected_paths(answers: dict[str, Any]) -> list[str]:
+    """Paths (relative to the project) owned by option values that were not chosen."""
+    return [
+        path.format(package_name=answers["package_name"])
+        for option, owners in load_manifest().items()
+        for value, paths in owners.items()
+        if value != answers[option]
+        for path in paths
+    ]
+
+
+def replay_json(answers: dict[str, Any]) -> str:
+    """The answers as a cookiecutter replay file. Private keys (`_repo_dir`,
+    `_output_dir`, …) hold machine-local paths, so they are left out: cookiecutter
+    takes them from cookiecutter.json when it replays."""
+    public = {key: value for key, value in answers.items() if not key.startswith("_")}
+    return json.dumps({"cookiecutter": public}, indent=2, ensure_ascii=False)
+
+
 class CapacityExtension(Extension):
-    """Exposes the capacity table to templates as filters."""
+    """Registers the filters above."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         environment.filters["suggested_pool_max"] = suggested_pool_max
         environment.filters["db_budget"] = db_budget
+        environment.filters["replay_json"] = replay_json
+        environment.filters["capacity_problem"] = capacity_problem
+        environment.filters["unselected_paths"] = unselected_paths
+        environment.filters["choice_lists"] = choice_lists

@@ -9,26 +9,21 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
+# From manifest.yaml, through local_extensions.unselected_paths.
+UNSELECTED = json.loads({{ cookiecutter | unselected_paths | tojson | tojson }})
 PROJECT = Path.cwd()
 SKIP_ENV = "HIGHCONCURRENCY_SKIP_CHECKS"
 NO_DATABASE = 3  # scripts/resolve_database.py's exit code when no server can be found
 
 
 def prune():
-    manifest = yaml.safe_load(Path(ANSWERS["_repo_dir"], "manifest.yaml").read_text())
-    for option, owners in manifest.items():
-        for value, paths in owners.items():
-            if value == ANSWERS[option]:
-                continue
-            for path in paths:
-                target = PROJECT / path.format(package_name=ANSWERS["package_name"])
-                if target.is_dir():
-                    shutil.rmtree(target)
-                else:
-                    target.unlink(missing_ok=True)
+    for path in UNSELECTED:
+        target = PROJECT / path
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def checks_enabled():

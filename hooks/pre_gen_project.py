@@ -9,9 +9,9 @@ import sys
 
 # Double-encoded so any answer, quotes and all, arrives as plain data.
 ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
-sys.path.insert(0, ANSWERS["_repo_dir"])
-
-from local_extensions import budget_for, load_capacity  # noqa: E402
+# Computed by local_extensions.capacity_problem, the one place the rule lives.
+CAPACITY_PROBLEM = json.loads({{ cookiecutter | capacity_problem | tojson | tojson }})
+CHOICES = json.loads({{ cookiecutter | choice_lists | tojson | tojson }})
 
 SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z][a-z0-9_]*")
@@ -79,36 +79,13 @@ def number_problems():
         if low > high:
             yield (f"db_pool_min_size={low}: above db_pool_max_size={high}; "
                    f"accepted: a min_size from 1 to {high}")
-    if {"api_workers", "api_replicas", "db_pool_max_size"} <= numbers.keys():
-        yield from capacity_problems(numbers)
-
-
-def capacity_problems(numbers):
-    target, size = ANSWERS["cloud_target"], ANSWERS["db_size"]
-    if target not in load_capacity()["targets"] or size not in ("small", "medium", "large",
-                                                                    "xlarge"):
-        return
-    budget = budget_for(target, size)
-    replicas, workers = numbers["api_replicas"], numbers["api_workers"]
-    pool = numbers["db_pool_max_size"]
-    needed = replicas * workers * pool + budget.reserved + budget.headroom
-    if needed > budget.max_connections:
-        largest = budget.largest_pool(replicas, workers)
-        fix = (f"db_pool_max_size at most {largest}" if largest
-               else "fewer api_replicas or api_workers, or a larger db_size")
-        yield (f"db_pool_max_size={pool}: {replicas} replicas x {workers} workers x {pool} "
-               f"+ {budget.reserved} reserved + {budget.headroom} headroom = {needed} "
-               f"connections exceeds max_connections={budget.max_connections} of {target} "
-               f"{size} ({budget.instance}); accepted: {fix}")
+    if CAPACITY_PROBLEM:
+        yield CAPACITY_PROBLEM
 
 
 def choice_problems():
-    choices = {"python_version": ("3.11", "3.12", "3.13"),
-               "cloud_target": tuple(load_capacity()["targets"]),
-               "db_size": ("small", "medium", "large", "xlarge"),
-               "include_frontend": ("yes", "no"), "example_domain": ("ledger", "none"),
-               "run_checks": ("yes", "no")}
-    for name, accepted in choices.items():
+    """cookiecutter checks choices given on the command line; replay files it does not."""
+    for name, accepted in CHOICES.items():
         if ANSWERS[name] not in accepted:
             yield f"{name}={ANSWERS[name]!r}: not a choice; accepted: {', '.join(accepted)}"
 
