@@ -25,9 +25,7 @@ def choice_values() -> dict[str, list[str]]:
 
 
 def manifest() -> dict[str, dict[str, list[str]]]:
-    data: dict[str, dict[str, list[str]]] = yaml.safe_load(
-        (TEMPLATE / "manifest.yaml").read_text()
-    )
+    data: dict[str, dict[str, list[str]]] = yaml.safe_load((TEMPLATE / "manifest.yaml").read_text())
     return data
 
 
@@ -38,8 +36,10 @@ def answers_with_defaults(extra: dict[str, str]) -> dict[str, str]:
 
 def project_files(project: Path) -> Iterator[Path]:
     for path in sorted(project.rglob("*")):
-        if any(part in {".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
-               for part in path.relative_to(project).parts):
+        if any(
+            part in {".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+            for part in path.relative_to(project).parts
+        ):
             continue
         yield path
 

@@ -4,6 +4,8 @@ the same, and the suggested default pool always fits the budget."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import re
 from pathlib import Path
 
@@ -14,14 +16,21 @@ SIZES = ("small", "medium", "large", "xlarge")
 
 
 def test_readme_table_matches_the_data_file() -> None:
-    rows = re.findall(r"^\| (\w+) \| (\w+) \| ([^|]+?) \| (\d+) \| (\d+) \|$",
-                      README.read_text(), flags=re.MULTILINE)
-    table = {(target, size): (instance, int(limit), int(reserved))
-             for target, size, instance, limit, reserved in rows}
+    rows = re.findall(
+        r"^\| (\w+) \| (\w+) \| ([^|]+?) \| (\d+) \| (\d+) \|$",
+        README.read_text(),
+        flags=re.MULTILINE,
+    )
+    table = {
+        (target, size): (instance, int(limit), int(reserved))
+        for target, size, instance, limit, reserved in rows
+    }
     for target, spec in load_capacity()["targets"].items():
         for size, entry in spec["sizes"].items():
             assert table[(target, size)] == (
-                entry["instance"], entry["max_connections"], spec["reserved"]
+                entry["instance"],
+                entry["max_connections"],
+                spec["reserved"],
             ), f"README row for {target} {size}"
 
 
@@ -30,9 +39,26 @@ def test_suggested_default_always_fits() -> None:
         load_capacity()["targets"], SIZES, (1, 2, 8), (1, 4)
     ):
         budget = budget_for(target, size)
-        answers = {"cloud_target": target, "db_size": size,
-                   "api_replicas": str(replicas), "api_workers": str(workers)}
+        answers = {
+            "cloud_target": target,
+            "db_size": size,
+            "api_replicas": str(replicas),
+            "api_workers": str(workers),
+        }
         pool = suggested_pool_max(answers)
         used = replicas * workers * pool + budget.reserved + budget.headroom
         assert 1 <= pool <= load_capacity()["suggested_pool_max"]
         assert used <= budget.max_connections, (target, size, replicas, workers)
+
+
+def test_template_tooling_is_lint_and_format_clean() -> None:
+    """The template's own Python (tests, local_extensions.py) meets the bar it sets."""
+    root = README.parent
+    paths = ["tests", "local_extensions.py"]
+    ruff = Path(sys.executable).parent / "ruff"
+    check = subprocess.run([ruff, "check", *paths], cwd=root, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    formatted = subprocess.run(
+        [ruff, "format", "--check", *paths], cwd=root, capture_output=True, text=True
+    )
+    assert formatted.returncode == 0, formatted.stdout

@@ -18,9 +18,20 @@ def render(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess[str]:
     output = tmp_path / "out"
     output.mkdir(parents=True)
     return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input",
-         "--output-dir", str(output), "run_checks=no", *answers],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            str(TEMPLATE),
+            "--no-input",
+            "--output-dir",
+            str(output),
+            "run_checks=no",
+            *answers,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -43,9 +54,14 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
         (["api_replicas=0"], "api_replicas='0': out of range; accepted: a whole number 1..1000"),
         (["db_pool_max_size=-3"], "db_pool_max_size='-3': out of range"),
         (["db_pool_min_size=1.5"], "db_pool_min_size='1.5': not an integer"),
-        (["db_pool_min_size=9", "db_pool_max_size=4"],
-         "db_pool_min_size=9: above db_pool_max_size=4; accepted: a min_size from 1 to 4"),
-        (["db_pool_acquire_timeout_seconds=0"], "db_pool_acquire_timeout_seconds='0': out of range"),
+        (
+            ["db_pool_min_size=9", "db_pool_max_size=4"],
+            "db_pool_min_size=9: above db_pool_max_size=4; accepted: a min_size from 1 to 4",
+        ),
+        (
+            ["db_pool_acquire_timeout_seconds=0"],
+            "db_pool_acquire_timeout_seconds='0': out of range",
+        ),
         (["db_pool_max_lifetime_seconds=0"], "db_pool_max_lifetime_seconds='0': out of range"),
         (["author_email=nobody"], "author_email='nobody': not an email address"),
         (['project_name=Evil "quote"'], "project_name='Evil \"quote\"': not plain text"),
@@ -67,7 +83,9 @@ def test_every_problem_gets_its_own_line(tmp_path: Path) -> None:
     result = render(tmp_path, "api_workers=x", "api_replicas=y", "author_email=z")
     assert result.returncode != 0
     assert [line.split("=")[0] for line in error_lines(result)] == [
-        "error: author_email", "error: api_workers", "error: api_replicas"
+        "error: author_email",
+        "error: api_workers",
+        "error: api_replicas",
     ]
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -78,8 +96,13 @@ def test_capacity_rule_accepts_the_largest_pool_and_rejects_one_more(
 ) -> None:
     budget = budget_for(cloud_target, "small")
     largest = budget.largest_pool(replicas=3, workers=4)
-    common = [f"cloud_target={cloud_target}", "db_size=small", "api_replicas=3",
-              "api_workers=4", "db_pool_min_size=1"]
+    common = [
+        f"cloud_target={cloud_target}",
+        "db_size=small",
+        "api_replicas=3",
+        "api_workers=4",
+        "db_pool_min_size=1",
+    ]
     fits = render(tmp_path / "fits", *common, f"db_pool_max_size={largest}")
     assert fits.returncode == 0, fits.stderr
 

@@ -30,7 +30,9 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_every_choice_value_is_in_a_supported_variant() -> None:
     for key, values in choice_values().items():
         covered = {answers_with_defaults(variant)[key] for variant in SUPPORTED}
-        assert covered == set(values), f"{key}: no supported variant renders {set(values) - covered}"
+        assert covered == set(values), (
+            f"{key}: no supported variant renders {set(values) - covered}"
+        )
 
 
 def test_manifest_names_every_choice_and_only_real_paths() -> None:

@@ -13,14 +13,21 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[1]
 REPRESENTATIVE = [
     pytest.param([], id="defaults"),
-    pytest.param(["example_domain=none", "include_frontend=no", "cloud_target=kubernetes"],
-                 id="skeleton"),
+    pytest.param(
+        ["example_domain=none", "include_frontend=no", "cloud_target=kubernetes"], id="skeleton"
+    ),
 ]
 
 
 def make(project: Path, *targets: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", *targets], cwd=project, capture_output=True, text=True,
-                          check=False, env=os.environ | {"PATH": _path_with_venv()})
+    return subprocess.run(
+        ["make", *targets],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"PATH": _path_with_venv()},
+    )
 
 
 def _path_with_venv() -> str:
@@ -31,9 +38,19 @@ def _path_with_venv() -> str:
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("rendered")
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input",
-         "--output-dir", str(output), *request.param],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            str(TEMPLATE),
+            "--no-input",
+            "--output-dir",
+            str(output),
+            *request.param,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
         env={k: v for k, v in os.environ.items() if k != "HIGHCONCURRENCY_SKIP_CHECKS"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,171 @@
+"""The update path: a project rendered by an earlier commit of this template takes
+the current commit's changes with `cruft update`, keeps its owner's edits, and
+reports a conflicting edit (conflict markers or a reject) instead of overwriting it."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+# The earliest commit whose hooks run under cruft (which renders without _repo_dir).
+EARLIER_COMMIT = "c82af29ce8f99fa293a46304bf7bf0fca84273ff"
+BIN = Path(sys.executable).parent
+USER_LINE = "# kept by the team: our own note\n"
+CONFLICTING_LINE = "# the team rewrote this line\n"
+
+
+def run(command: list[str], cwd: Path) -> str:
+    env = os.environ | {
+        "HIGHCONCURRENCY_SKIP_CHECKS": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def render(template: Path, commit: str, output: Path) -> Path:
+    run(["git", "checkout", "--quiet", commit], template)
+    run([str(BIN / "cookiecutter"), str(template), "--no-input", "-o", str(output)], output.parent)
+    (project,) = output.iterdir()
+    return project
+
+
+def differing_files(old: Path, new: Path) -> tuple[list[str], list[str]]:
+    """(files in both with different content, files identical in both)."""
+    changed, same = [], []
+    for path in sorted(new.rglob("*")):
+        relative = path.relative_to(new)
+        if path.is_file() and (old / relative).is_file():
+            equal = filecmp.cmp(path, old / relative, shallow=False)
+            (same if equal else changed).append(str(relative))
+    return changed, same
+
+
+def first_changed_line(old: Path, new: Path) -> int:
+    old_lines, new_lines = old.read_text().splitlines(), new.read_text().splitlines()
+    for number, (before, after) in enumerate(zip(old_lines, new_lines, strict=False)):
+        if before != after:
+            return number
+    return min(len(old_lines), len(new_lines)) - 1
+
+
+@pytest.fixture
+def template_clone(tmp_path: Path) -> tuple[Path, str]:
+    """A clone of this repository and the name of its current branch."""
+    clone = tmp_path / "template"
+    run(["git", "clone", "--quiet", str(TEMPLATE), str(clone)], tmp_path)
+    if run(["git", "cat-file", "-t", EARLIER_COMMIT], clone).strip() != "commit":
+        pytest.fail(f"{EARLIER_COMMIT} is not in this clone's history")
+    return clone, run(["git", "symbolic-ref", "--short", "HEAD"], clone).strip()
+
+
+def test_update_brings_template_changes_and_keeps_user_edits(
+    tmp_path: Path, template_clone: tuple[Path, str]
+) -> None:
+    clone, branch = template_clone
+    current = run(["git", "rev-parse", "HEAD"], clone).strip()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old_render = render(clone, EARLIER_COMMIT, tmp_path / "old")
+    new_render = render(clone, branch, tmp_path / "new")
+    changed, same = differing_files(old_render, new_render)
+    changed = [name for name in changed if name.endswith((".py", ".md", ".yaml", "Makefile"))]
+    assert changed, "the current commit changes no file of the default render"
+
+    # A project created by the earlier commit, as the README says, then committed.
+    (tmp_path / "user").mkdir()
+    run(
+        [
+            str(BIN / "cruft"),
+            "create",
+            str(clone),
+            "--checkout",
+            EARLIER_COMMIT,
+            "--no-input",
+            "--output-dir",
+            str(tmp_path / "user"),
+        ],
+        tmp_path,
+    )
+    (project,) = (tmp_path / "user").iterdir()
+    # What a plain `cruft create` back then recorded: that commit, no pinned checkout.
+    state = json.loads((project / ".cruft.json").read_text())
+    (project / ".cruft.json").write_text(json.dumps(state | {"checkout": None}, indent=2))
+    run(["git", "init", "--quiet"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "--quiet", "-m", "rendered"], project)
+
+    # The owner's edits: one in a file the template leaves alone, one on a line it changes.
+    untouched = next(name for name in same if name.endswith(".yaml"))
+    with (project / untouched).open("a") as handle:
+        handle.write(USER_LINE)
+    conflicted = changed[0]
+    lines = (project / conflicted).read_text().splitlines(keepends=True)
+    lines[first_changed_line(old_render / conflicted, new_render / conflicted)] = CONFLICTING_LINE
+    (project / conflicted).write_text("".join(lines))
+    run(["git", "commit", "--quiet", "-am", "our edits"], project)
+
+    run([str(BIN / "cruft"), "update", "--skip-apply-ask", "--project-dir", str(project)], tmp_path)
+
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["commit"] == current
+    assert (project / untouched).read_text().endswith(USER_LINE)
+    text = (project / conflicted).read_text()
+    assert CONFLICTING_LINE in text
+    # cruft applies the diff three-way (git apply -3): a conflict is left as
+    # conflict markers, or as a <file>.rej reject where the merge cannot be set up.
+    reported = "<<<<<<< ours" in text or (project / f"{conflicted}.rej").is_file()
+    assert reported, "the conflict was not reported"
+    for name in changed[1:]:
+        if not (project / f"{name}.rej").exists() and "<<<<<<<" not in (project / name).read_text():
+            assert filecmp.cmp(project / name, new_render / name, shallow=False), name
+    assert run([str(BIN / "cruft"), "check", "--project-dir", str(project)], tmp_path)
+
+
+def test_replay_file_reproduces_the_project(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    run(
+        [
+            str(BIN / "cookiecutter"),
+            str(TEMPLATE),
+            "--no-input",
+            "-o",
+            str(first),
+            "cloud_target=aws",
+            "db_size=large",
+            "api_workers=3",
+            "include_frontend=no",
+        ],
+        tmp_path,
+    )
+    (project,) = first.iterdir()
+    run(
+        [
+            str(BIN / "cookiecutter"),
+            str(TEMPLATE),
+            "--replay-file",
+            str(project / ".cookiecutter-replay.json"),
+            "-o",
+            str(second),
+        ],
+        tmp_path,
+    )
+    changed, same = differing_files(project, second / project.name)
+    assert changed == []
+    for tree in (project, second / project.name):
+        assert len(same) == sum(1 for path in tree.rglob("*") if path.is_file())
+    replay = json.loads((project / ".cookiecutter-replay.json").read_text())["cookiecutter"]
+    assert (replay["cloud_target"], replay["api_workers"]) == ("aws", "3")
