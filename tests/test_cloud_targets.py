@@ -138,6 +138,10 @@ def test_aws_stack_is_sized_checked_and_migrates_once(render: Renderer) -> None:
             {"Name": "APP_DATABASE__URL", "ValueFrom": {"Ref": "DatabaseUrl"}}]
         assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert resources["DatabaseUrl"]["Type"] == "AWS::SecretsManager::Secret"
+    url = props["DatabaseUrl"]["SecretString"]["Fn::Sub"]
+    assert url == ("postgresql://${DatabaseUser}:{{resolve:secretsmanager:${DatabaseCredentials}"
+                   ":SecretString:password}}@${Database.Endpoint.Address}:"
+                   "${Database.Endpoint.Port}/${DatabaseName}")
     assert api["StopTimeout"] > graceful_shutdown_seconds(project)
 
 
