@@ -24,6 +24,15 @@ def prune():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
+        remove_empty_parents(target)
+
+
+def remove_empty_parents(path):
+    """deploy/ holds one directory per cloud target: drop it once all are pruned."""
+    for parent in path.parents:
+        if parent == PROJECT or not parent.is_dir() or any(parent.iterdir()):
+            return
+        parent.rmdir()
 
 
 def checks_enabled():

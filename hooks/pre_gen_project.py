@@ -90,8 +90,16 @@ def choice_problems():
             yield f"{name}={ANSWERS[name]!r}: not a choice; accepted: {', '.join(accepted)}"
 
 
+def target_problems():
+    if ANSWERS["cloud_target"] == "vercel" and ANSWERS["include_frontend"] != "yes":
+        yield ("cloud_target='vercel': Vercel serves the frontend, which include_frontend="
+               f"{ANSWERS['include_frontend']!r} leaves out; accepted: include_frontend=yes, "
+               "or another cloud_target")
+
+
 def problems():
     yield from choice_problems()
+    yield from target_problems()
     for name, limit in (("project_name", 100), ("author_name", 100), ("description", 200)):
         if problem := text_problem(name, limit):
             yield problem

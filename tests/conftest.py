@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-JINJA_LEFTOVER = re.compile(r"\{\{|\{%|\{#")
+# CloudFormation's dynamic references ({{resolve:secretsmanager:...}}) are not Jinja.
+JINJA_LEFTOVER = re.compile(r"\{\{(?!resolve:)|\{%|\{#")
 
 
 def cookiecutter_json() -> dict[str, Any]:

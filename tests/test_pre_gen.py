@@ -66,6 +66,10 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
         (["author_email=nobody"], "author_email='nobody': not an email address"),
         (['project_name=Evil "quote"'], "project_name='Evil \"quote\"': not plain text"),
         (["description=$(rm -rf /)"], "description='$(rm -rf /)': not plain text"),
+        (
+            ["cloud_target=vercel", "include_frontend=no"],
+            "cloud_target='vercel': Vercel serves the frontend, which include_frontend='no'",
+        ),
     ],
 )
 def test_bad_answer_is_rejected_with_its_reason(

