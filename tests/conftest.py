@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from .variants import SUPPORTED, variant_id
+
 TEMPLATE = Path(__file__).resolve().parents[1]
-JINJA_LEFTOVER = re.compile(r"\{\{|\{%|\{#")
+# `${{ … }}` is a GitHub Actions expression in the rendered workflows, not Jinja.
+JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
 
 def cookiecutter_json() -> dict[str, Any]:
@@ -53,3 +56,41 @@ def bake(cookies: Any) -> Any:
         return cookies.bake(extra_context=context)
 
     return _bake
+
+
+@pytest.fixture(params=SUPPORTED, ids=variant_id)
+def variant(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each supported combination of answers (tests/variants.py); --variant N picks one."""
+    answers: dict[str, str] = request.param
+    return answers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("variants", "split the suite by supported variant (CI matrix)")
+    group.addoption("--variant", type=int, metavar="N",
+                    help="run only the tests of tests/variants.py SUPPORTED[N]")
+    group.addoption("--no-variants", action="store_true",
+                    help="run every test except the per-variant ones")
+
+
+def _variant_of(item: pytest.Item) -> dict[str, str] | None:
+    """The SUPPORTED entry a test is parametrized with (the `variant` fixture), if any."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("variant") if callspec else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    index, no_variants = config.getoption("--variant"), config.getoption("--no-variants")
+    if index is None and not no_variants:
+        return
+    if index is not None:
+
+        def keep(item: pytest.Item) -> bool:
+            return _variant_of(item) == SUPPORTED[index]
+    else:
+
+        def keep(item: pytest.Item) -> bool:
+            return _variant_of(item) is None
+
+    config.hook.pytest_deselected(items=[item for item in items if not keep(item)])
+    items[:] = [item for item in items if keep(item)]
