@@ -76,21 +76,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _variant_of(item: pytest.Item) -> dict[str, str] | None:
     """The SUPPORTED entry a test is parametrized with (the `variant` fixture), if any."""
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("variant") if callspec else None
+    variant: dict[str, str] | None = callspec.params.get("variant") if callspec else None
+    return variant
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     index, no_variants = config.getoption("--variant"), config.getoption("--no-variants")
     if index is None and not no_variants:
         return
-    if index is not None:
-
-        def keep(item: pytest.Item) -> bool:
-            return _variant_of(item) == SUPPORTED[index]
-    else:
-
-        def keep(item: pytest.Item) -> bool:
-            return _variant_of(item) is None
-
-    config.hook.pytest_deselected(items=[item for item in items if not keep(item)])
-    items[:] = [item for item in items if keep(item)]
+    wanted = None if index is None else SUPPORTED[index]
+    config.hook.pytest_deselected(items=[item for item in items if _variant_of(item) != wanted])
+    items[:] = [item for item in items if _variant_of(item) == wanted]

@@ -67,8 +67,9 @@ def instructions(parser: DockerfileParser, name: str) -> list[str]:
 
 
 def final_stage(parser: DockerfileParser) -> list[dict[str, Any]]:
-    starts = [i for i, entry in enumerate(parser.structure) if entry["instruction"] == "FROM"]
-    return parser.structure[starts[-1] :]
+    structure: list[dict[str, Any]] = parser.structure
+    starts = [i for i, entry in enumerate(structure) if entry["instruction"] == "FROM"]
+    return structure[starts[-1] :]
 
 
 def healthcheck_url(text: str) -> tuple[int, str]:
@@ -88,12 +89,16 @@ def effective_server_settings(project: Path, overrides: dict[str, str]) -> dict[
         "paths = sorted(create_app(settings).openapi()['paths'])\n"
         "print(json.dumps({{**settings.server.model_dump(), 'paths': paths}}))\n"
     ).format(package=next((project / "backend" / "src").iterdir()).name)
-    env = os.environ | overrides | {
-        "PYTHONPATH": str(project / "backend" / "src"),
-        "APP_ENVIRONMENT": "production",
-        "APP_CONFIG_DIR": str(project / "backend" / "configuration"),
-        "APP_DATABASE__URL": "postgresql://probe@127.0.0.1:5432/probe",
-    }
+    env = (
+        os.environ
+        | overrides
+        | {
+            "PYTHONPATH": str(project / "backend" / "src"),
+            "APP_ENVIRONMENT": "production",
+            "APP_CONFIG_DIR": str(project / "backend" / "configuration"),
+            "APP_DATABASE__URL": "postgresql://probe@127.0.0.1:5432/probe",
+        }
+    )
     result = run([sys.executable, "-c", probe], project, env)
     assert result.returncode == 0, result.stderr
     settings: dict[str, Any] = json.loads(result.stdout)
@@ -145,8 +150,12 @@ def test_migrations_never_run_in_the_api_entrypoint(shipped: tuple[dict[str, str
 def test_compose_matches_the_compose_spec(shipped: tuple[dict[str, str], Path]) -> None:
     _, project = shipped
     result = run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-         "docker-compose.yml"],
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "docker-compose.yml",
+        ],
         project,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -163,8 +172,11 @@ def test_compose_database_fits_the_connection_budget(
     assert "image" in db and re.search(r":\d+\.\d+", db["image"]), "pinned PostgreSQL version"
     assert "healthcheck" in db
     pool = yaml.safe_load((project / "backend/configuration/base.yaml").read_text())["database"]
-    used = (int(answers["api_replicas"]) * int(answers["api_workers"])
-            * pool["pool"]["max_size"] + budget.reserved + budget.headroom)
+    used = (
+        int(answers["api_replicas"]) * int(answers["api_workers"]) * pool["pool"]["max_size"]
+        + budget.reserved
+        + budget.headroom
+    )
     assert used <= budget.max_connections
 
 
@@ -172,8 +184,10 @@ def test_compose_api_reaches_the_compose_database(shipped: tuple[dict[str, str],
     _, project = shipped
     services = compose(project)["services"]
     url = urlsplit(COMPOSE_DEFAULT.sub(r"\1", services["api"]["environment"]["APP_DATABASE__URL"]))
-    db_env = {key: COMPOSE_DEFAULT.sub(r"\1", value)
-              for key, value in services["db"]["environment"].items()}
+    db_env = {
+        key: COMPOSE_DEFAULT.sub(r"\1", value)
+        for key, value in services["db"]["environment"].items()
+    }
     assert (url.hostname, url.port) == ("db", 5432)
     assert (url.username, url.password) == (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"])
     assert url.path == f"/{db_env['POSTGRES_DB']}"
@@ -193,8 +207,11 @@ def test_port_health_path_and_workers_agree(shipped: tuple[dict[str, str], Path]
     answers, project = shipped
     parser = dockerfile(project)
     api = compose(project)["services"]["api"]
-    overrides = {key: str(value) for key, value in (parser.envs | api["environment"]).items()
-                 if key in SERVER_OVERRIDES}
+    overrides = {
+        key: str(value)
+        for key, value in (parser.envs | api["environment"]).items()
+        if key in SERVER_OVERRIDES
+    }
     server = effective_server_settings(project, overrides)
 
     (exposed,) = instructions(parser, "EXPOSE")
@@ -218,8 +235,11 @@ def test_every_copy_source_is_in_the_build_context(shipped: tuple[dict[str, str]
     assert lock.returncode == 0, lock.stdout + lock.stderr
     context = project / compose(project)["services"]["api"]["build"]["context"]
     assert (context / "Dockerfile").resolve() == (project / "backend" / "Dockerfile").resolve()
-    ignore = [line for line in (context / ".dockerignore").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    ignore = [
+        line
+        for line in (context / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     included = set(exclude_paths(str(context), ignore))
     for value in instructions(dockerfile(project), "COPY"):
         words = json.loads(value) if value.startswith("[") else shlex.split(value)
@@ -228,8 +248,11 @@ def test_every_copy_source_is_in_the_build_context(shipped: tuple[dict[str, str]
         for source in (word for word in words[:-1] if not word.startswith("--")):
             path = context / source
             assert path.exists(), f"COPY {source}: not in the build context {context}"
-            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()
-                                                    and "__pycache__" not in p.parts]
+            files = (
+                [path]
+                if path.is_file()
+                else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+            )
             assert files, f"COPY {source}: empty"
             for file in files:
                 assert str(file.relative_to(context)) in included, f"{file} is .dockerignored"
@@ -255,14 +278,18 @@ def test_yaml_passes_yamllint(shipped: tuple[dict[str, str], Path]) -> None:
 
 def k6_inspect(project: Path, scenario: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"K6_NO_USAGE_REPORT": "true"}
-    return run([str(BIN / "k6"), "inspect", "-e", f"SCENARIO={scenario}", "k6/load_test.js"],
-               project, env)
+    return run(
+        [str(BIN / "k6"), "inspect", "-e", f"SCENARIO={scenario}", "k6/load_test.js"], project, env
+    )
 
 
 def test_k6_script_compiles_with_thresholds(shipped: tuple[dict[str, str], Path]) -> None:
     _, project = shipped
-    executors = {"smoke": "constant-arrival-rate", "load": "constant-arrival-rate",
-                 "spike": "ramping-arrival-rate"}
+    executors = {
+        "smoke": "constant-arrival-rate",
+        "load": "constant-arrival-rate",
+        "spike": "ramping-arrival-rate",
+    }
     for scenario, executor in executors.items():
         result = k6_inspect(project, scenario)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -294,11 +321,19 @@ def test_k6_mix_exercises_the_ledger_only_when_present(
 def test_template_workflows_pass_actionlint_and_yamllint() -> None:
     workflows = sorted(str(path) for path in (TEMPLATE / ".github" / "workflows").glob("*.yml"))
     assert workflows
-    lint = run([str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows],
-               TEMPLATE)
+    lint = run(
+        [str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows], TEMPLATE
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     yamllint = run([str(BIN / "yamllint"), "--strict", "-c", ".yamllint.yml", "."], TEMPLATE)
     assert yamllint.returncode == 0, yamllint.stdout + yamllint.stderr
+
+
+def test_template_scripts_pass_shellcheck() -> None:
+    scripts = sorted(str(path) for path in (TEMPLATE / "scripts").glob("*.sh"))
+    assert scripts
+    result = run([str(BIN / "shellcheck"), *scripts], TEMPLATE)
+    assert result.returncode == 0, result.stdout
 
 
 def test_template_matrix_lists_every_supported_variant() -> None:
@@ -308,9 +343,11 @@ def test_template_matrix_lists_every_supported_variant() -> None:
     output = TEMPLATE / "build" / f"github-output-{os.getpid()}"
     output.parent.mkdir(exist_ok=True)
     try:
-        result = run(["bash", "-euo", "pipefail", "-c", step["run"]], TEMPLATE,
-                     os.environ | {"GITHUB_OUTPUT": str(output),
-                                   "PATH": f"{BIN}:{os.environ['PATH']}"})
+        result = run(
+            ["bash", "-euo", "pipefail", "-c", step["run"]],
+            TEMPLATE,
+            os.environ | {"GITHUB_OUTPUT": str(output), "PATH": f"{BIN}:{os.environ['PATH']}"},
+        )
         assert result.returncode == 0, result.stderr
         name, _, value = output.read_text().strip().partition("=")
     finally:
@@ -323,8 +360,11 @@ def test_template_matrix_lists_every_supported_variant() -> None:
 
 LOAD_VARIANTS = [
     pytest.param({}, id="defaults", marks=pytest.mark.xdist_group("k6-defaults")),
-    pytest.param({"example_domain": "none", "include_frontend": "no"}, id="skeleton",
-                 marks=pytest.mark.xdist_group("k6-skeleton")),
+    pytest.param(
+        {"example_domain": "none", "include_frontend": "no"},
+        id="skeleton",
+        marks=pytest.mark.xdist_group("k6-skeleton"),
+    ),
 ]
 STARTUP_TIMEOUT_SECONDS = 60
 
@@ -371,8 +411,7 @@ def served(
     install = run(["make", "install", f"PYTHON={sys.executable}"], project, env)
     assert install.returncode == 0, install.stdout + install.stderr
     database = f"k6_{uuid.uuid4().hex[:12]}"
-    resolved = run([sys.executable, "scripts/resolve_database.py", "--database", database],
-                   project)
+    resolved = run([sys.executable, "scripts/resolve_database.py", "--database", database], project)
     assert resolved.returncode == 0, f"no PostgreSQL for the k6 run: {resolved.stderr}"
     url = resolved.stdout.strip()
     env["APP_DATABASE__URL"] = url
@@ -380,12 +419,18 @@ def served(
         migrated = run(["make", "init-db"], project, env)
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
         port = free_port()
-        service_env = env | {"APP_ENVIRONMENT": "production", "APP_SERVER__HOST": "127.0.0.1",
-                             "APP_SERVER__PORT": str(port)}
+        service_env = env | {
+            "APP_ENVIRONMENT": "production",
+            "APP_SERVER__HOST": "127.0.0.1",
+            "APP_SERVER__PORT": str(port),
+        }
         with (project / "service.log").open("wb") as log:
             service = subprocess.Popen(
                 [str(project / "backend/.venv/bin/python"), "-m", result.context["package_name"]],
-                cwd=project, env=service_env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=project,
+                env=service_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         base_url = f"http://127.0.0.1:{port}"
         try:
@@ -429,8 +474,14 @@ def test_k6_smoke_passes_its_thresholds(served: tuple[dict[str, str], Path, str]
     assert all(check["fails"] == 0 for check in checks.values()), checks
     exercised = {"live: 200", "ready: 200"}
     if answers["example_domain"] == "ledger":
-        exercised |= {"create account: 201", "read account: 200 with its id",
-                      "list accounts: 200 with items", "transfer: 201", "read transfer: 200"}
+        exercised |= {
+            "create account: 201",
+            "create account: Location",
+            "read account: 200 with its id",
+            "list accounts: 200 with items",
+            "transfer: 201",
+            "read transfer: 200",
+        }
     assert {name for name, check in checks.items() if check["passes"] > 0} == exercised
 
 

@@ -1,14 +1,15 @@
 // Load test for {{ cookiecutter.project_name }}, run with k6 (`make load`, or by hand):
 //   k6 run -e SCENARIO=smoke|load|spike -e BASE_URL=http://127.0.0.1:8000 k6/load_test.js
 // Optional: -e DURATION=1m (smoke, load), -e RATE=50 (requests/s of load and the spike's base),
-// -e SUMMARY_FILE=k6/results/<scenario>-summary.json. Thresholds failing exit with 99.
+// -e SUMMARY_FILE=<scenario>-summary.json (`make load` writes to k6/results/).
+// A failed threshold exits with 99.
 import http from 'k6/http';
 import { check, fail } from 'k6';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '');
 const SCENARIO = __ENV.SCENARIO || 'smoke';
 const RATE = Number(__ENV.RATE || 50);
-const SUMMARY_FILE = __ENV.SUMMARY_FILE || `k6/results/${SCENARIO}-summary.json`;
+const SUMMARY_FILE = __ENV.SUMMARY_FILE || `${SCENARIO}-summary.json`;
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 
 const SCENARIOS = {
