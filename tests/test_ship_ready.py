@@ -29,7 +29,7 @@ from dockerfile_parse import DockerfileParser
 from local_extensions import db_budget
 
 from .conftest import TEMPLATE
-from .variants import SUPPORTED
+from .variants import SUPPORTED, variant_id
 
 BIN = Path(sys.executable).parent
 HEALTHCHECK_URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[\w/]+)")
@@ -47,10 +47,21 @@ def run(
 
 
 @pytest.fixture
-def shipped(variant: dict[str, str], bake: Any) -> tuple[dict[str, str], Path]:
-    result = bake(variant)
-    assert result.exit_code == 0, result.exception
-    return dict(result.context), Path(result.project_path)
+def shipped(
+    variant: dict[str, str], cookies_session: Any, renders: dict[str, tuple[dict[str, str], Path]]
+) -> tuple[dict[str, str], Path]:
+    """The variant rendered (checks off) once per worker; the tests here only read it."""
+    key = variant_id(variant)
+    if key not in renders:
+        result = cookies_session.bake(extra_context={**variant, "run_checks": "no"})
+        assert result.exit_code == 0, result.exception
+        renders[key] = dict(result.context), Path(result.project_path)
+    return renders[key]
+
+
+@pytest.fixture(scope="session")
+def renders() -> dict[str, tuple[dict[str, str], Path]]:
+    return {}
 
 
 def compose(project: Path) -> dict[str, Any]:
@@ -359,12 +370,8 @@ def test_template_matrix_lists_every_supported_variant() -> None:
 # --- A real k6 run against a rendered service on PostgreSQL -------------------------
 
 LOAD_VARIANTS = [
-    pytest.param({}, id="defaults", marks=pytest.mark.xdist_group("k6-defaults")),
-    pytest.param(
-        {"example_domain": "none", "include_frontend": "no"},
-        id="skeleton",
-        marks=pytest.mark.xdist_group("k6-skeleton"),
-    ),
+    pytest.param({}, id="defaults"),
+    pytest.param({"example_domain": "none", "include_frontend": "no"}, id="skeleton"),
 ]
 STARTUP_TIMEOUT_SECONDS = 60
 
@@ -459,6 +466,7 @@ def k6_summary(project: Path, scenario: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("k6")
 def test_k6_smoke_passes_its_thresholds(served: tuple[dict[str, str], Path, str]) -> None:
     answers, project, base_url = served
     result = make_load(project, base_url, "SCENARIO=smoke", "LOAD_DURATION=8s")
@@ -486,6 +494,7 @@ def test_k6_smoke_passes_its_thresholds(served: tuple[dict[str, str], Path, str]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("k6")
 def test_make_load_writes_json_summary_and_html_report(
     served: tuple[dict[str, str], Path, str],
 ) -> None:
