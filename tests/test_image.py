@@ -89,6 +89,7 @@ def image(cookies_session: Any) -> Iterator[tuple[dict[str, Any], Path, dict[str
         "--format",
         "docker",
         "--pull=never",
+        "--layers",
         "--force-rm",
         "--isolation",
         "chroot",
