@@ -31,7 +31,7 @@ const SCENARIOS = {
     preAllocatedVUs: 20,
     maxVUs: 200,
   },
-  // Five times the rate for 20 s, then back: does it shed load and recover?
+  // Five times the rate for 20 s, then back: does it keep up, and recover after?
   spike: {
     executor: 'ramping-arrival-rate',
     startRate: RATE,
