@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test postgres clean
+.PHONY: help demo test image-test postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ demo: $(BIN)/cookiecutter postgres ## Render the defaults into build/demo/ and c
 
 test: $(BIN)/cookiecutter postgres ## Run the template's whole test suite
 	$(BIN)/pytest -n auto --dist loadgroup
+
+image-test: $(BIN)/cookiecutter postgres ## Opt-in: build and run the rendered image with buildah (root, Debian)
+	command -v buildah >/dev/null && command -v debootstrap >/dev/null \
+		|| { apt-get update -qq && apt-get install -y -qq buildah debootstrap; }
+	HIGHCONCURRENCY_IMAGE_TEST=1 $(BIN)/pytest tests/test_image.py
 
 clean: ## Remove the virtual environment and rendered output
 	rm -rf $(VENV) build

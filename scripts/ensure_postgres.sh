@@ -8,7 +8,7 @@ if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     exit 0
 fi
 if command -v pg_ctlcluster >/dev/null && [[ -d /etc/postgresql ]]; then
-    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)"
     echo "starting PostgreSQL $version (cluster main)"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start
 else

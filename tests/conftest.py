@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
+from .variants import SUPPORTED, variant_id
+
 TEMPLATE = Path(__file__).resolve().parents[1]
-# CloudFormation's dynamic references ({{resolve:secretsmanager:...}}) are not Jinja.
-JINJA_LEFTOVER = re.compile(r"\{\{(?!resolve:)|\{%|\{#")
+# Not Jinja: GitHub Actions expressions `${{ … }}` in the rendered workflows, and
+# CloudFormation's dynamic references `{{resolve:secretsmanager:…}}`.
+JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{(?!resolve:)|\{%|\{#")
 
 
 def cookiecutter_json() -> dict[str, Any]:
@@ -54,3 +57,39 @@ def bake(cookies: Any) -> Any:
         return cookies.bake(extra_context=context)
 
     return _bake
+
+
+@pytest.fixture(params=SUPPORTED, ids=variant_id)
+def variant(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Each supported combination of answers (tests/variants.py); --variant N picks one."""
+    answers: dict[str, str] = request.param
+    return answers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("variants", "split the suite by supported variant (CI matrix)")
+    group.addoption(
+        "--variant",
+        type=int,
+        metavar="N",
+        help="run only the tests of tests/variants.py SUPPORTED[N]",
+    )
+    group.addoption(
+        "--no-variants", action="store_true", help="run every test except the per-variant ones"
+    )
+
+
+def _variant_of(item: pytest.Item) -> dict[str, str] | None:
+    """The SUPPORTED entry a test is parametrized with (the `variant` fixture), if any."""
+    callspec = getattr(item, "callspec", None)
+    variant: dict[str, str] | None = callspec.params.get("variant") if callspec else None
+    return variant
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    index, no_variants = config.getoption("--variant"), config.getoption("--no-variants")
+    if index is None and not no_variants:
+        return
+    wanted = None if index is None else SUPPORTED[index]
+    config.hook.pytest_deselected(items=[item for item in items if _variant_of(item) != wanted])
+    items[:] = [item for item in items if _variant_of(item) == wanted]

@@ -17,7 +17,7 @@ from .conftest import (
     manifest,
     project_files,
 )
-from .variants import SUPPORTED, variant_id
+from .variants import SUPPORTED
 
 BIN = Path(sys.executable).parent
 MYPY_CACHE = Path(__file__).resolve().parents[1] / "build" / "mypy-cache"
@@ -46,11 +46,11 @@ def test_manifest_names_every_choice_and_only_real_paths() -> None:
                 assert (template / rendered_path).exists(), f"manifest names missing {path}"
 
 
-@pytest.fixture(params=SUPPORTED, ids=variant_id)
-def rendered(request: pytest.FixtureRequest, bake: Any) -> tuple[dict[str, str], Path]:
-    result = bake(request.param)
+@pytest.fixture
+def rendered(variant: dict[str, str], bake: Any) -> tuple[dict[str, str], Path]:
+    result = bake(variant)
     assert result.exit_code == 0, result.exception
-    return answers_with_defaults(request.param), Path(result.project_path)
+    return answers_with_defaults(variant), Path(result.project_path)
 
 
 def test_no_template_syntax_left(rendered: tuple[dict[str, str], Path]) -> None:

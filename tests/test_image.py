@@ -1,0 +1,195 @@
+"""Opt-in (`make image-test`): build the rendered project's image for real with
+buildah, on a python:3.13-slim-trixie stand-in assembled from Debian packages
+(scripts/local_base_image.sh; no registry is reachable here), then run it as
+compose would: the migration command once, the API with the image's own CMD and
+user, its HEALTHCHECK command, and a k6 smoke run against it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import TEMPLATE
+from .test_ship_ready import BIN, answers_ready, drop_database, run
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("HIGHCONCURRENCY_IMAGE_TEST") != "1",
+    reason="opt-in: `make image-test` builds the image with buildah as root (Debian, ~2 min)",
+)
+STORE = TEMPLATE / "build" / "buildah"
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+def buildah(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    command = ["buildah", "--root", str(STORE / "storage"), "--runroot", str(STORE / "run"), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+
+
+def in_container(container: str, env: dict[str, str]) -> list[str]:
+    """`buildah run` in the image's filesystem, user and environment, on the host network."""
+    variables = [f"--env={key}={value}" for key, value in env.items()]
+    return [
+        "buildah",
+        "--root",
+        str(STORE / "storage"),
+        "--runroot",
+        str(STORE / "run"),
+        "run",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        *variables,
+        container,
+        "--",
+    ]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def image(cookies_session: Any) -> Iterator[tuple[dict[str, Any], Path, dict[str, Any]]]:
+    STORE.mkdir(parents=True, exist_ok=True)
+    base = run(["bash", "scripts/local_base_image.sh", str(STORE)], TEMPLATE)
+    assert base.returncode == 0, base.stdout + base.stderr
+    result = cookies_session.bake(extra_context={"python_version": "3.13", "run_checks": "no"})
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_path)
+    lock = run(["make", "lock"], project, os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert lock.returncode == 0, lock.stdout + lock.stderr
+    tag = f"localhost/{result.context['project_slug']}-api:test"
+    # Docker format keeps HEALTHCHECK (OCI has no field for it).
+    built = buildah(
+        "bud",
+        "--format",
+        "docker",
+        "--pull=never",
+        "--layers",
+        "--force-rm",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        "--tag",
+        tag,
+        str(project / "backend"),
+    )
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    inspected = buildah("inspect", "--type", "image", tag)
+    assert inspected.returncode == 0, inspected.stderr
+    config = json.loads(inspected.stdout)["Docker"]["config"]
+    container = buildah("from", "--pull=never", tag).stdout.strip()
+    try:
+        yield dict(result.context), project, {"config": config, "container": container}
+    finally:
+        buildah("rm", container)
+        buildah("rmi", tag)
+
+
+def test_runtime_image_runs_as_a_user_with_the_configured_command(
+    image: tuple[dict[str, Any], Path, dict[str, Any]],
+) -> None:
+    answers, _, built = image
+    config = built["config"]
+    assert config["User"].split(":")[0] not in {"", "0", "root"}
+    assert config["Cmd"] == ["python", "-m", answers["package_name"]]
+    assert "APP_ENVIRONMENT=production" in config["Env"]
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+
+
+def test_image_migrates_serves_passes_its_healthcheck_and_k6_smoke(
+    image: tuple[dict[str, Any], Path, dict[str, Any]],
+) -> None:
+    _, project, built = image
+    config, container = built["config"], built["container"]
+    (port,) = (int(spec.split("/")[0]) for spec in config["ExposedPorts"])
+    assert port_is_free(port), f"port {port} (EXPOSE) is taken on 127.0.0.1; free it and re-run"
+    server = run(
+        [
+            sys.executable,
+            "scripts/resolve_database.py",
+            "--database",
+            f"image_{uuid.uuid4().hex[:12]}",
+        ],
+        project,
+    )
+    assert server.returncode == 0, server.stderr
+    url = server.stdout.strip()
+    run([sys.executable, "scripts/create_database.py", url], project)
+    env = {"APP_DATABASE__URL": url}
+    try:
+        migrate = yaml.safe_load((project / "docker-compose.yml").read_text())["services"][
+            "migrate"
+        ]["command"]
+        migrated = run([*in_container(container, env), *migrate], project)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+
+        # The image's CMD listens on 0.0.0.0 (production.yaml); here only on 127.0.0.1.
+        api_env = env | {"APP_SERVER__HOST": "127.0.0.1"}
+        with (project / "image.log").open("wb") as log:
+            # A session of its own: `buildah run` does not pass SIGTERM on to uvicorn's
+            # worker processes, so the whole group is signalled at the end.
+            api = subprocess.Popen(
+                [*in_container(container, api_env), *config["Cmd"]],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+            while not answers_ready(base_url):
+                assert api.poll() is None, (project / "image.log").read_text()
+                assert time.monotonic() < deadline, "the container never became ready"
+                time.sleep(0.3)
+            healthcheck = run(
+                [*in_container(container, {}), *config["Healthcheck"]["Test"][1:]], project
+            )
+            assert healthcheck.returncode == 0, healthcheck.stderr
+            smoke = run(
+                [
+                    str(BIN / "k6"),
+                    "run",
+                    "--quiet",
+                    "-e",
+                    "SCENARIO=smoke",
+                    "-e",
+                    "DURATION=5s",
+                    "-e",
+                    f"BASE_URL={base_url}",
+                    "k6/load_test.js",
+                ],
+                project,
+                os.environ | {"K6_NO_USAGE_REPORT": "true"},
+            )
+            assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+            assert (project / "smoke-summary.json").is_file()
+        finally:
+            stop_group(api)
+    finally:
+        drop_database(url)

@@ -1,0 +1,515 @@
+"""What ships with every rendered variant passes its real validator: hadolint on the
+Dockerfile, the compose-spec schema, actionlint, yamllint, `k6 inspect`; and the
+pieces agree with each other and with the service's own configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import yaml
+from docker.utils.build import exclude_paths
+from dockerfile_parse import DockerfileParser
+
+from local_extensions import db_budget
+
+from .conftest import TEMPLATE
+from .variants import SUPPORTED, variant_id
+
+BIN = Path(sys.executable).parent
+HEALTHCHECK_URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[\w/]+)")
+# Compose's `${NAME:-default}` interpolation, the only form the compose file uses.
+COMPOSE_DEFAULT = re.compile(r"\$\{\w+:-([^}]*)\}")
+SERVER_OVERRIDES = ("APP_SERVER__PORT", "APP_SERVER__WORKERS")
+
+
+def run(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, check=False, env=env, timeout=300
+    )
+
+
+@pytest.fixture
+def shipped(
+    variant: dict[str, str], cookies_session: Any, renders: dict[str, tuple[dict[str, str], Path]]
+) -> tuple[dict[str, str], Path]:
+    """The variant rendered (checks off) once per worker; the tests here only read it."""
+    key = variant_id(variant)
+    if key not in renders:
+        result = cookies_session.bake(extra_context={**variant, "run_checks": "no"})
+        assert result.exit_code == 0, result.exception
+        renders[key] = dict(result.context), Path(result.project_path)
+    return renders[key]
+
+
+@pytest.fixture(scope="session")
+def renders() -> dict[str, tuple[dict[str, str], Path]]:
+    return {}
+
+
+def compose(project: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((project / "docker-compose.yml").read_text())
+    return data
+
+
+def dockerfile(project: Path) -> DockerfileParser:
+    return DockerfileParser(path=str(project / "backend" / "Dockerfile"))
+
+
+def instructions(parser: DockerfileParser, name: str) -> list[str]:
+    return [entry["value"] for entry in parser.structure if entry["instruction"] == name]
+
+
+def final_stage(parser: DockerfileParser) -> list[dict[str, Any]]:
+    structure: list[dict[str, Any]] = parser.structure
+    starts = [i for i, entry in enumerate(structure) if entry["instruction"] == "FROM"]
+    return structure[starts[-1] :]
+
+
+def healthcheck_url(text: str) -> tuple[int, str]:
+    match = HEALTHCHECK_URL.search(text)
+    assert match, f"no http://127.0.0.1:<port>/<path> in {text!r}"
+    return int(match[1]), match[2]
+
+
+def effective_server_settings(project: Path, overrides: dict[str, str]) -> dict[str, Any]:
+    """The server settings and routes the service itself computes in production,
+    with the image's and compose's APP_SERVER__* overrides applied."""
+    probe = (
+        "import json\n"
+        "from {package}.configuration import load_settings\n"
+        "from {package}.startup import create_app\n"
+        "settings = load_settings()\n"
+        "paths = sorted(create_app(settings).openapi()['paths'])\n"
+        "print(json.dumps({{**settings.server.model_dump(), 'paths': paths}}))\n"
+    ).format(package=next((project / "backend" / "src").iterdir()).name)
+    env = (
+        os.environ
+        | overrides
+        | {
+            "PYTHONPATH": str(project / "backend" / "src"),
+            "APP_ENVIRONMENT": "production",
+            "APP_CONFIG_DIR": str(project / "backend" / "configuration"),
+            "APP_DATABASE__URL": "postgresql://probe@127.0.0.1:5432/probe",
+        }
+    )
+    result = run([sys.executable, "-c", probe], project, env)
+    assert result.returncode == 0, result.stderr
+    settings: dict[str, Any] = json.loads(result.stdout)
+    return settings
+
+
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, f"unexpected duration {duration!r}"
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_dockerfile_has_no_hadolint_findings(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    result = run([str(BIN / "hadolint"), "backend/Dockerfile"], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_image_is_multi_stage_slim_and_non_root(shipped: tuple[dict[str, str], Path]) -> None:
+    answers, project = shipped
+    parser = dockerfile(project)
+    slim = f"python:{answers['python_version']}-slim-trixie"
+    assert parser.parent_images == [slim, slim], "builder and runtime on the answered Python"
+    runtime = final_stage(parser)
+    (user,) = [entry["value"] for entry in runtime if entry["instruction"] == "USER"]
+    assert user.split(":")[0] not in {"0", "root"}
+    copies = [entry["value"] for entry in runtime if entry["instruction"] == "COPY"]
+    assert not any(value.startswith("src") for value in copies), "the runtime copies no source"
+    assert "--from=builder /opt/venv /opt/venv" in copies
+    assert parser.envs["APP_ENVIRONMENT"] == "production"
+    (command,) = instructions(parser, "CMD")
+    assert json.loads(command) == ["python", "-m", answers["package_name"]]
+
+
+def test_migrations_never_run_in_the_api_entrypoint(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    parser = dockerfile(project)
+    for instruction in ("CMD", "ENTRYPOINT"):
+        assert not any("alembic" in value for value in instructions(parser, instruction))
+    services = compose(project)["services"]
+    api = services["api"]
+    assert "alembic" not in json.dumps([api.get("command"), api.get("entrypoint")])
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert api["depends_on"]["db"] == {"condition": "service_healthy"}
+    assert services["migrate"]["depends_on"]["db"] == {"condition": "service_healthy"}
+
+
+def test_compose_matches_the_compose_spec(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    result = run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "docker-compose.yml",
+        ],
+        project,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_database_fits_the_connection_budget(
+    shipped: tuple[dict[str, str], Path],
+) -> None:
+    answers, project = shipped
+    services = compose(project)["services"]
+    budget = db_budget(answers)
+    db = services["db"]
+    assert f"max_connections={budget.max_connections}" in db["command"]
+    assert "image" in db, "no PostgreSQL image"
+    assert re.search(r":\d+\.\d+", db["image"]), "pinned PostgreSQL version"
+    assert "healthcheck" in db
+    pool = yaml.safe_load((project / "backend/configuration/base.yaml").read_text())["database"]
+    used = (
+        int(answers["api_replicas"]) * int(answers["api_workers"]) * pool["pool"]["max_size"]
+        + budget.reserved
+        + budget.headroom
+    )
+    assert used <= budget.max_connections
+
+
+def test_compose_api_reaches_the_compose_database(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    services = compose(project)["services"]
+    url = urlsplit(COMPOSE_DEFAULT.sub(r"\1", services["api"]["environment"]["APP_DATABASE__URL"]))
+    db_env = {
+        key: COMPOSE_DEFAULT.sub(r"\1", value)
+        for key, value in services["db"]["environment"].items()
+    }
+    assert (url.hostname, url.port) == ("db", 5432)
+    assert (url.username, url.password) == (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"])
+    assert url.path == f"/{db_env['POSTGRES_DB']}"
+    assert services["migrate"]["environment"] == services["api"]["environment"]
+
+
+def test_frontend_is_served_only_when_included(shipped: tuple[dict[str, str], Path]) -> None:
+    answers, project = shipped
+    services = compose(project)["services"]
+    assert ("frontend" in services) == (answers["include_frontend"] == "yes")
+    if "frontend" in services:
+        assert re.search(r":\d+\.\d+", services["frontend"]["image"]), "pinned nginx version"
+        assert services["frontend"]["volumes"][0].startswith("./frontend/public:")
+
+
+def test_port_health_path_and_workers_agree(shipped: tuple[dict[str, str], Path]) -> None:
+    answers, project = shipped
+    parser = dockerfile(project)
+    api = compose(project)["services"]["api"]
+    overrides = {
+        key: str(value)
+        for key, value in (parser.envs | api["environment"]).items()
+        if key in SERVER_OVERRIDES
+    }
+    server = effective_server_settings(project, overrides)
+
+    (exposed,) = instructions(parser, "EXPOSE")
+    (docker_health,) = instructions(parser, "HEALTHCHECK")
+    docker_port, docker_path = healthcheck_url(docker_health)
+    compose_port, compose_path = healthcheck_url(" ".join(api["healthcheck"]["test"]))
+    published = {int(mapping.rsplit(":", 1)[1]) for mapping in api["ports"]}
+
+    assert {int(exposed), docker_port, compose_port} | published == {server["port"]}
+    assert docker_path == compose_path == "/health/live"
+    assert docker_path in server["paths"]
+    assert server["workers"] == int(answers["api_workers"])
+    assert seconds(api["stop_grace_period"]) > server["graceful_shutdown_seconds"]
+
+
+def test_every_copy_source_is_in_the_build_context(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    # uv.lock comes from the project's own lock step (the post-generation install
+    # runs it; these renders skip that step to stay fast).
+    lock = run(["make", "lock"], project, os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"})
+    assert lock.returncode == 0, lock.stdout + lock.stderr
+    context = project / compose(project)["services"]["api"]["build"]["context"]
+    assert (context / "Dockerfile").resolve() == (project / "backend" / "Dockerfile").resolve()
+    ignore = [
+        line
+        for line in (context / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    included = set(exclude_paths(str(context), ignore))
+    for value in instructions(dockerfile(project), "COPY"):
+        words = json.loads(value) if value.startswith("[") else shlex.split(value)
+        if any(word.startswith("--from=") for word in words):
+            continue
+        for source in (word for word in words[:-1] if not word.startswith("--")):
+            path = context / source
+            assert path.exists(), f"COPY {source}: not in the build context {context}"
+            files = (
+                [path]
+                if path.is_file()
+                else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+            )
+            assert files, f"COPY {source}: empty"
+            for file in files:
+                assert str(file.relative_to(context)) in included, f"{file} is .dockerignored"
+
+
+def test_workflows_pass_actionlint(shipped: tuple[dict[str, str], Path]) -> None:
+    answers, project = shipped
+    workflows = sorted(str(path) for path in (project / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    result = run(
+        [str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows], project
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ci = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    assert ci["env"]["PYTHON_VERSION"] == answers["python_version"]
+
+
+def test_yaml_passes_yamllint(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    result = run([str(BIN / "yamllint"), "--strict", "-c", ".yamllint.yml", "."], project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def k6_inspect(project: Path, scenario: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"K6_NO_USAGE_REPORT": "true"}
+    return run(
+        [str(BIN / "k6"), "inspect", "-e", f"SCENARIO={scenario}", "k6/load_test.js"], project, env
+    )
+
+
+def test_k6_script_compiles_with_thresholds(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    executors = {
+        "smoke": "constant-arrival-rate",
+        "load": "constant-arrival-rate",
+        "spike": "ramping-arrival-rate",
+    }
+    for scenario, executor in executors.items():
+        result = k6_inspect(project, scenario)
+        assert result.returncode == 0, result.stdout + result.stderr
+        options = json.loads(result.stdout)
+        assert options["scenarios"][scenario]["executor"] == executor
+        assert set(options["thresholds"]) == {"http_req_failed", "http_req_duration", "checks"}
+        latency = " ".join(options["thresholds"]["http_req_duration"])
+        assert "p(95)<" in latency
+        assert "p(99)<" in latency
+        assert "p(99)" in options["summaryTrendStats"]
+
+
+def test_k6_names_an_unknown_scenario(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    result = k6_inspect(project, "soak")
+    assert result.returncode != 0
+    assert "SCENARIO=soak: not a scenario; accepted: smoke, load, spike" in result.stderr
+
+
+def test_k6_mix_exercises_the_ledger_only_when_present(
+    shipped: tuple[dict[str, str], Path],
+) -> None:
+    answers, project = shipped
+    script = (project / "k6" / "load_test.js").read_text()
+    ledger_calls = ("/v1/accounts", "/v1/transfers", "Idempotency-Key")
+    for call in ledger_calls:
+        assert (call in script) == (answers["example_domain"] == "ledger"), call
+
+
+def test_template_workflows_pass_actionlint_and_yamllint() -> None:
+    workflows = sorted(str(path) for path in (TEMPLATE / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    lint = run(
+        [str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows], TEMPLATE
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    yamllint = run([str(BIN / "yamllint"), "--strict", "-c", ".yamllint.yml", "."], TEMPLATE)
+    assert yamllint.returncode == 0, yamllint.stdout + yamllint.stderr
+
+
+def test_template_scripts_pass_shellcheck() -> None:
+    scripts = sorted(str(path) for path in (TEMPLATE / "scripts").glob("*.sh"))
+    assert scripts
+    result = run([str(BIN / "shellcheck"), *scripts], TEMPLATE)
+    assert result.returncode == 0, result.stdout
+
+
+def test_template_matrix_lists_every_supported_variant() -> None:
+    """The workflow's own plan step, run here, yields one matrix entry per variant."""
+    workflow = yaml.safe_load((TEMPLATE / ".github/workflows/template.yml").read_text())
+    (step,) = [step for step in workflow["jobs"]["plan"]["steps"] if step.get("id") == "variants"]
+    output = TEMPLATE / "build" / f"github-output-{os.getpid()}"
+    output.parent.mkdir(exist_ok=True)
+    try:
+        result = run(
+            ["bash", "-euo", "pipefail", "-c", step["run"]],
+            TEMPLATE,
+            os.environ | {"GITHUB_OUTPUT": str(output), "PATH": f"{BIN}:{os.environ['PATH']}"},
+        )
+        assert result.returncode == 0, result.stderr
+        name, _, value = output.read_text().strip().partition("=")
+    finally:
+        output.unlink(missing_ok=True)
+    assert name == "variants"
+    assert [entry["index"] for entry in json.loads(value)] == list(range(len(SUPPORTED)))
+
+
+# --- A real k6 run against a rendered service on PostgreSQL -------------------------
+
+LOAD_VARIANTS = [
+    pytest.param({}, id="defaults"),
+    pytest.param({"example_domain": "none", "include_frontend": "no"}, id="skeleton"),
+]
+STARTUP_TIMEOUT_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def answers_ready(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/health/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def drop_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="module", params=LOAD_VARIANTS)
+def served(
+    request: pytest.FixtureRequest, cookies_session: Any
+) -> Iterator[tuple[dict[str, str], Path, str]]:
+    """A rendered project, installed and migrated into a database of its own, served
+    as the image serves it (production settings, the configured workers)."""
+    result = cookies_session.bake(extra_context={**request.param, "run_checks": "no"})
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_path)
+    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
+    install = run(["make", "install", f"PYTHON={sys.executable}"], project, env)
+    assert install.returncode == 0, install.stdout + install.stderr
+    database = f"k6_{uuid.uuid4().hex[:12]}"
+    resolved = run([sys.executable, "scripts/resolve_database.py", "--database", database], project)
+    assert resolved.returncode == 0, f"no PostgreSQL for the k6 run: {resolved.stderr}"
+    url = resolved.stdout.strip()
+    env["APP_DATABASE__URL"] = url
+    try:
+        migrated = run(["make", "init-db"], project, env)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        port = free_port()
+        service_env = env | {
+            "APP_ENVIRONMENT": "production",
+            "APP_SERVER__HOST": "127.0.0.1",
+            "APP_SERVER__PORT": str(port),
+        }
+        with (project / "service.log").open("wb") as log:
+            service = subprocess.Popen(
+                [str(project / "backend/.venv/bin/python"), "-m", result.context["package_name"]],
+                cwd=project,
+                env=service_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+            while not answers_ready(base_url):
+                assert service.poll() is None, (project / "service.log").read_text()
+                assert time.monotonic() < deadline, "the service never became ready"
+                time.sleep(0.2)
+            yield dict(result.context), project, base_url
+        finally:
+            service.terminate()
+            service.wait(timeout=60)
+    finally:
+        drop_database(url)
+
+
+def make_load(project: Path, base_url: str, *variables: str) -> subprocess.CompletedProcess[str]:
+    return run(["make", "load", f"BASE_URL={base_url}", *variables], project)
+
+
+def k6_summary(project: Path, scenario: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(
+        (project / "k6" / "results" / f"{scenario}-summary.json").read_text()
+    )
+    return data
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("k6")
+def test_k6_smoke_passes_its_thresholds(served: tuple[dict[str, str], Path, str]) -> None:
+    answers, project, base_url = served
+    result = make_load(project, base_url, "SCENARIO=smoke", "LOAD_DURATION=8s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = k6_summary(project, "smoke")
+    thresholds = {
+        f"{name} {expression}": outcome["ok"]
+        for name, metric in summary["metrics"].items()
+        for expression, outcome in metric.get("thresholds", {}).items()
+    }
+    assert len(thresholds) == 4, thresholds
+    assert all(thresholds.values()), thresholds
+    checks = {check["name"]: check for check in summary["root_group"]["checks"]}
+    assert all(check["fails"] == 0 for check in checks.values()), checks
+    exercised = {"live: 200", "ready: 200"}
+    if answers["example_domain"] == "ledger":
+        exercised |= {
+            "create account: 201",
+            "create account: Location",
+            "read account: 200 with its id",
+            "list accounts: 200 with items",
+            "transfer: 201",
+            "read transfer: 200",
+        }
+    assert {name for name, check in checks.items() if check["passes"] > 0} == exercised
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("k6")
+def test_make_load_writes_json_summary_and_html_report(
+    served: tuple[dict[str, str], Path, str],
+) -> None:
+    _, project, base_url = served
+    result = make_load(project, base_url, "LOAD_DURATION=5s")
+    # 99 is k6's "a threshold failed": the reports are written either way, and the
+    # smoke test above is the one that holds the service to its thresholds.
+    assert result.returncode in (0, 99), result.stdout + result.stderr
+    summary = k6_summary(project, "load")
+    assert summary["metrics"]["http_reqs"]["values"]["count"] > 0
+    assert "p(99)" in summary["metrics"]["http_req_duration"]["values"]
+    report = (project / "k6" / "results" / "load-report.html").read_text()
+    # k6's dashboard report: one self-contained page with the run's data embedded.
+    assert report.rstrip().endswith("</html>")
+    assert '<script id="data"' in report
