@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,20 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 # Not Jinja: GitHub Actions expressions `${{ … }}` in the rendered workflows, and
 # CloudFormation's dynamic references `{{resolve:secretsmanager:…}}`.
 JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{(?!resolve:)|\{%|\{#")
+
+
+def render_cli(
+    output: Path, *answers: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`cookiecutter <template> --no-input -o <output> key=value…`, as a user runs it."""
+    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input"]
+    return subprocess.run(
+        [*command, "--output-dir", str(output), *answers],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
 
 
 def cookiecutter_json() -> dict[str, Any]:

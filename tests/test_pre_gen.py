@@ -4,35 +4,19 @@ problem (answer, what is wrong, what is accepted) and leaves nothing on disk."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from local_extensions import budget_for
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from .conftest import render_cli
 
 
 def render(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess[str]:
     output = tmp_path / "out"
     output.mkdir(parents=True)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            str(TEMPLATE),
-            "--no-input",
-            "--output-dir",
-            str(output),
-            "run_checks=no",
-            *answers,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return render_cli(output, "run_checks=no", *answers)
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from .conftest import render_cli
+
 REPRESENTATIVE = [
     pytest.param([], id="defaults"),
     pytest.param(
@@ -61,22 +62,7 @@ def project(
     database = f"rendered_{uuid.uuid4().hex[:12]}"
     output = tmp_path_factory.mktemp("rendered") / database
     output.mkdir()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            str(TEMPLATE),
-            "--no-input",
-            "--output-dir",
-            str(output),
-            *request.param,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=environment(database),
-    )
+    result = render_cli(output, *request.param, env=environment(database))
     try:
         assert result.returncode == 0, result.stdout + result.stderr
         for step in ("install", "init-db", "smoke"):
