@@ -45,7 +45,8 @@ function accountRow(account) {
     el("td", {}, account.owner),
     el("td", { class: "number" }, money(account.balance_minor, account.currency),
       el("span", { class: "minor" }, `${account.balance_minor} minor`)),
-    el("td", {}, new Date(account.created_at).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" })),
+    el("td", { class: "optional" },
+      new Date(account.created_at).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" })),
     el("td", {}, el("div", { class: "actions" },
       el("button", { type: "button", class: "secondary small", "aria-label": `Send from account #${id}`,
         onclick: () => useAccount("transfer-from", id) }, "From"),
@@ -98,7 +99,7 @@ async function openAccount(event) {
   const account = result.data;
   showMessage(output, "ok", `Opened account #${account.id}`,
     `${account.owner}: ${money(account.balance_minor, account.currency)}.`);
-  form.owner.value = "";
+  form.reset(); // the next account starts blank (and not marked invalid for being empty)
   await loadAccounts();
 }
 
