@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if settings.cors.allowed_origins:
         # Origins are the gate; the requests carry no credentials, so any method,
-        # request header and readable response header (Idempotent-Replayed, say) is
+        # request header and readable response header (Location, say) is
         # fine for them. Added first, so it runs inside the request context: a
         # preflight is logged with a request id. With no origins, no middleware.
         app.add_middleware(
