@@ -41,8 +41,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Generous functional bound for anything the page does after a click.
-UI_TIMEOUT_MS = 15_000
+# Generous functional bound for anything the page does after a click, for actions
+# and assertions alike (the machine may be busy with other tests).
+UI_TIMEOUT_MS = 30_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
 SCREEN = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 800}
 
