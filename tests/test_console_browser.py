@@ -271,6 +271,12 @@ def test_ledger_console_end_to_end(ledger_console: dict[str, Any], watched: Watc
     moved = api_json(console, f"/v1/accounts/{grace}/transfers")["items"]
     assert [item["id"] for item in moved] == [transfer_id], "no second transfer"
 
+    page.click(f'button[aria-label="Transfers of account #{grace}"]')
+    expect(page.locator("#history-body tr")).to_have_count(1)
+    expect(page.locator("#history-body")).to_contain_text(f"#{transfer_id}")
+
+    screenshot(page, "console-ledger.png")  # accounts, the transfer and its replay
+
     # Invalid transfers show the API's own problem: title and detail.
     for body, status in (
         ({"from_account_id": grace, "to_account_id": ada, "amount_minor": 999_999}, 409),
@@ -284,15 +290,11 @@ def test_ledger_console_end_to_end(ledger_console: dict[str, Any], watched: Watc
         expect(result).to_contain_text(f"type {problem['type']}")
     expect_balances(page, console, {ada: 7_500, grace: 2_500})
 
-    page.click(f'button[aria-label="Transfers of account #{grace}"]')
-    expect(page.locator("#history-body tr")).to_have_count(1)
-    expect(page.locator("#history-body")).to_contain_text(f"#{transfer_id}")
-
     bars = page.locator("#latency-chart rect.bar")
     assert bars.count() >= 10, "a bar per request"
     expect(page.locator("#latency-summary")).to_contain_text("median")
     assert page.locator("#latency-chart rect.bar.client-error").count() >= 2
-    screenshot(page, "console-ledger.png")
+    screenshot(page, "console-ledger-problem.png")
     assert failed_loads(watched.errors, {409, 422}) == []
 
 
