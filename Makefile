@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test image-test postgres clean
+.PHONY: help demo test test-deps image-test postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,10 @@ demo: $(BIN)/cookiecutter postgres ## Render the defaults into build/demo/ and c
 	rm -rf build/demo
 	$(BIN)/cookiecutter . --no-input --output-dir build/demo
 
-test: $(BIN)/cookiecutter postgres ## Run the template's whole test suite
+test-deps: ## Chromium (apt) and the npm test tools, for the console's browser and vercel.json tests
+	bash scripts/install_test_deps.sh
+
+test: $(BIN)/cookiecutter postgres test-deps ## Run the template's whole test suite
 	$(BIN)/pytest -n auto --dist loadgroup
 
 image-test: $(BIN)/cookiecutter postgres ## Opt-in: build and run the rendered image with buildah (root, Debian)

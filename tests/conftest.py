@@ -109,3 +109,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     wanted = None if index is None else SUPPORTED[index]
     config.hook.pytest_deselected(items=[item for item in items if _variant_of(item) != wanted])
     items[:] = [item for item in items if _variant_of(item) == wanted]
+
+
+@pytest.fixture
+def shipped(
+    variant: dict[str, str], cookies_session: Any, renders: dict[str, tuple[dict[str, str], Path]]
+) -> tuple[dict[str, str], Path]:
+    """The variant rendered (checks off) once per worker; tests using it only read it."""
+    key = variant_id(variant)
+    if key not in renders:
+        result = cookies_session.bake(extra_context={**variant, "run_checks": "no"})
+        assert result.exit_code == 0, result.exception
+        renders[key] = dict(result.context), Path(result.project_path)
+    return renders[key]
+
+
+@pytest.fixture(scope="session")
+def renders() -> dict[str, tuple[dict[str, str], Path]]:
+    return {}

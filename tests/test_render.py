@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -65,11 +65,21 @@ def test_no_template_syntax_left(rendered: tuple[dict[str, str], Path]) -> None:
 def test_holds_exactly_the_chosen_options_files(rendered: tuple[dict[str, str], Path]) -> None:
     answers, project = rendered
     package = "ledger_api"
-    for option, owners in manifest().items():
-        for value, paths in owners.items():
-            for path in paths:
-                exists = (project / path.format(package_name=package)).exists()
-                assert exists == (value == answers[option]), f"{option}={value}: {path}"
+    owned = [
+        (option, value, PurePosixPath(path.format(package_name=package)))
+        for option, owners in manifest().items()
+        for value, paths in owners.items()
+        for path in paths
+    ]
+    for option, value, path in owned:
+        # Chosen: its own value and that of every directory owning it (frontend/ for
+        # frontend/public/js/ledger.js).
+        chosen = all(
+            answers[other] == other_value
+            for other, other_value, owner in owned
+            if owner == path or owner in path.parents
+        )
+        assert (project / path).exists() == chosen, f"{option}={value}: {path}"
 
 
 def test_python_is_lint_and_format_clean(rendered: tuple[dict[str, str], Path]) -> None:

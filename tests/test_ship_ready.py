@@ -5,6 +5,7 @@ pieces agree with each other and with the service's own configuration."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -29,7 +30,7 @@ from dockerfile_parse import DockerfileParser
 from local_extensions import db_budget
 
 from .conftest import TEMPLATE
-from .variants import SUPPORTED, variant_id
+from .variants import SUPPORTED
 
 BIN = Path(sys.executable).parent
 HEALTHCHECK_URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[\w/]+)")
@@ -44,24 +45,6 @@ def run(
     return subprocess.run(
         command, cwd=cwd, capture_output=True, text=True, check=False, env=env, timeout=300
     )
-
-
-@pytest.fixture
-def shipped(
-    variant: dict[str, str], cookies_session: Any, renders: dict[str, tuple[dict[str, str], Path]]
-) -> tuple[dict[str, str], Path]:
-    """The variant rendered (checks off) once per worker; the tests here only read it."""
-    key = variant_id(variant)
-    if key not in renders:
-        result = cookies_session.bake(extra_context={**variant, "run_checks": "no"})
-        assert result.exit_code == 0, result.exception
-        renders[key] = dict(result.context), Path(result.project_path)
-    return renders[key]
-
-
-@pytest.fixture(scope="session")
-def renders() -> dict[str, tuple[dict[str, str], Path]]:
-    return {}
 
 
 def compose(project: Path) -> dict[str, Any]:
@@ -407,13 +390,14 @@ def drop_database(url: str) -> None:
     asyncio.run(drop())
 
 
-@pytest.fixture(scope="module", params=LOAD_VARIANTS)
-def served(
-    request: pytest.FixtureRequest, cookies_session: Any
+@contextlib.contextmanager
+def serve_rendered(
+    cookies_session: Any, extra_context: dict[str, str], service_env: dict[str, str] | None = None
 ) -> Iterator[tuple[dict[str, str], Path, str]]:
     """A rendered project, installed and migrated into a database of its own, served
-    as the image serves it (production settings, the configured workers)."""
-    result = cookies_session.bake(extra_context={**request.param, "run_checks": "no"})
+    as the image serves it (production settings, the configured workers), with
+    `service_env` on top; yields its answers, directory and base URL."""
+    result = cookies_session.bake(extra_context={**extra_context, "run_checks": "no"})
     assert result.exit_code == 0, result.exception
     project = Path(result.project_path)
     env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -421,7 +405,7 @@ def served(
     assert install.returncode == 0, install.stdout + install.stderr
     database = f"k6_{uuid.uuid4().hex[:12]}"
     resolved = run([sys.executable, "scripts/resolve_database.py", "--database", database], project)
-    assert resolved.returncode == 0, f"no PostgreSQL for the k6 run: {resolved.stderr}"
+    assert resolved.returncode == 0, f"no PostgreSQL for the service: {resolved.stderr}"
     url = resolved.stdout.strip()
     env["APP_DATABASE__URL"] = url
     try:
@@ -432,6 +416,7 @@ def served(
             "APP_ENVIRONMENT": "production",
             "APP_SERVER__HOST": "127.0.0.1",
             "APP_SERVER__PORT": str(port),
+            **(service_env or {}),
         }
         with (project / "service.log").open("wb") as log:
             service = subprocess.Popen(
@@ -454,6 +439,14 @@ def served(
             service.wait(timeout=60)
     finally:
         drop_database(url)
+
+
+@pytest.fixture(scope="module", params=LOAD_VARIANTS)
+def served(
+    request: pytest.FixtureRequest, cookies_session: Any
+) -> Iterator[tuple[dict[str, str], Path, str]]:
+    with serve_rendered(cookies_session, request.param) as served_project:
+        yield served_project
 
 
 def make_load(project: Path, base_url: str, *variables: str) -> subprocess.CompletedProcess[str]:

@@ -4,10 +4,12 @@ then APP_* environment variables ("__" separates nested keys), each overriding t
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,6 +28,10 @@ from pydantic_settings import (
 Environment = Literal["local", "test", "production"]
 ENVIRONMENTS: tuple[Environment, ...] = ("local", "test", "production")
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "configuration"
+# A browser origin as browsers send it in the Origin header: scheme, lowercase host,
+# optional port, nothing after. CORS compares origins as strings, so "…/" or a path
+# would never match; they are refused here instead of failing silently.
+ORIGIN = re.compile(r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 class ConfigurationError(Exception):
@@ -66,6 +72,22 @@ class PoolSettings(_Section):
             msg = f"min_size ({self.min_size}) must not exceed max_size ({self.max_size})"
             raise ValueError(msg)
         return self
+
+
+def _origin(value: str) -> str:
+    if not ORIGIN.fullmatch(value):
+        msg = (
+            f"{value!r} is not an origin; accepted: scheme://host[:port] in lowercase with "
+            "no path or trailing slash, such as https://console.example.com"
+        )
+        raise ValueError(msg)
+    return value
+
+
+class CorsSettings(_Section):
+    """Browser origins (a frontend on another origin) allowed to call the API."""
+
+    allowed_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
 
 
 class DatabaseSettings(_Section):
@@ -116,6 +138,7 @@ class Settings(BaseSettings):
     application: ApplicationSettings
     server: ServerSettings
     logging: LoggingSettings
+    cors: CorsSettings
     database: DatabaseSettings
 {%- if cookiecutter.example_domain == "ledger" %}
     ledger: LedgerSettings

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from .configuration import Settings, load_settings
 from .db.pool import Database
@@ -43,6 +44,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
+    if settings.cors.allowed_origins:
+        # Origins are the gate; the requests carry no credentials, so any method,
+        # request header and readable response header (Location, say) is
+        # fine for them. Added first, so it runs inside the request context: a
+        # preflight is logged with a request id. With no origins, no middleware.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors.allowed_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware)
     register_problem_handlers(app)
     app.include_router(health.router)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond Python packages: a Chromium for the browser test
+# of the rendered console (Debian's package; Playwright never downloads one), and
+# the npm packages that validate vercel.json (tests/node/package-lock.json).
+# Run by `make test`, so a fresh clone (.ci/run) gets them too.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+sudo_if_needed() {
+    if [[ "$(id -u)" -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if ((${#missing[@]})); then
+    echo "installing ${missing[*]} with apt-get"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+lock=tests/node/package-lock.json
+stamp=tests/node/node_modules/.package-lock.json
+if [[ ! -f "$stamp" || "$lock" -nt "$stamp" ]]; then
+    npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi
