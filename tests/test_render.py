@@ -3,6 +3,7 @@ lint-, format-, type- and shellcheck-clean."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -21,7 +22,12 @@ from .conftest import (
 from .variants import SUPPORTED, variant_id
 
 BIN = Path(sys.executable).parent
-MYPY_CACHE = Path(__file__).resolve().parents[1] / "build" / "mypy-cache"
+# One cache per xdist worker: mypy's cache is not safe for concurrent writers.
+MYPY_CACHE = (
+    Path(__file__).resolve().parents[1]
+    / "build"
+    / f"mypy-cache-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+)
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
