@@ -1,0 +1,174 @@
+"""The benchmark's baseline: the least a service can do for the same three endpoints.
+
+A raw ASGI app (no framework, no validation models, no middleware, no logging) on
+the same uvicorn (uvloop, httptools), with asyncpg and orjson, sending the same SQL
+as the rendered project's db/ layer. Run by bench/run.py with the rendered
+project's interpreter, so every library is the same version:
+
+    BENCH_DATABASE_URL=... BENCH_POOL_MIN=2 BENCH_POOL_MAX=10 \\
+        python -m uvicorn baseline:app --app-dir bench --workers 2 --loop uvloop --http httptools
+
+Hand-written on purpose: it is the yardstick, so it must stay free of any library
+that a comparison would then measure twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# The rendered db/accounts.py, db/transfers.py and db/idempotency.py, verbatim.
+GET_ACCOUNT = "SELECT id, owner, currency, balance_minor, created_at FROM accounts WHERE id = $1"
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))"
+FIND_KEY = """
+SELECT fingerprint, status_code, content_type, location, body FROM idempotency_keys
+WHERE scope = $1 AND key = $2 AND expires_at > now()
+"""
+LOCK_ACCOUNTS = """
+SELECT id, currency, balance_minor FROM accounts
+WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+"""
+WRITE_TRANSFER = """
+WITH moved AS (
+    UPDATE accounts AS account SET balance_minor = account.balance_minor + change.amount
+    FROM unnest($1::bigint[], $2::bigint[]) AS change (account_id, amount)
+    WHERE account.id = change.account_id
+), transfer AS (
+    INSERT INTO transfers (from_account_id, to_account_id, amount_minor, currency)
+    VALUES ($3, $4, $5, $6)
+    RETURNING id, from_account_id, to_account_id, amount_minor, currency, created_at
+), entries AS (
+    INSERT INTO ledger_entries (account_id, transfer_id, kind, amount_minor)
+    SELECT entry.account_id, transfer.id, entry.kind, entry.amount
+    FROM transfer,
+        unnest($1::bigint[], $7::text[], $2::bigint[]) AS entry (account_id, kind, amount)
+)
+SELECT id, from_account_id, to_account_id, amount_minor, currency, created_at FROM transfer
+"""
+SAVE_KEY = """
+INSERT INTO idempotency_keys
+    (scope, key, fingerprint, status_code, content_type, location, body, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+ON CONFLICT (scope, key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, status_code = excluded.status_code,
+    content_type = excluded.content_type, location = excluded.location,
+    body = excluded.body, created_at = now(), expires_at = excluded.expires_at
+WHERE idempotency_keys.expires_at <= now()
+"""
+SCOPE = "POST /v1/transfers"
+RETENTION_SECONDS = 86400.0
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+pool: asyncpg.Pool | None = None
+
+
+async def respond(send: Send, status: int, body: bytes, headers: list[Any] | None = None) -> None:
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def get_account(send: Send, account_id: int) -> None:
+    assert pool is not None
+    async with pool.acquire() as connection:
+        row = await connection.fetchrow(GET_ACCOUNT, account_id)
+    if row is None:
+        await respond(send, 404, b'{"status":404}')
+        return
+    await respond(send, 200, orjson.dumps(dict(row)))
+
+
+async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
+    assert pool is not None
+    body = orjson.loads(await read_body(receive))
+    key = next((v.decode() for k, v in scope["headers"] if k == b"idempotency-key"), "")
+    source, destination, amount = body["from_account_id"], body["to_account_id"], body["amount_minor"]
+    fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
+    async with pool.acquire() as connection, connection.transaction():
+        if not await connection.fetchval(TRY_LOCK, SCOPE, key):
+            await respond(send, 409, b'{"status":409}')
+            return
+        stored = await connection.fetchrow(FIND_KEY, SCOPE, key)
+        if stored is not None:
+            await respond(send, stored["status_code"], bytes(stored["body"]))
+            return
+        rows = await connection.fetch(LOCK_ACCOUNTS, sorted((source, destination)))
+        if len(rows) != 2:  # noqa: PLR2004
+            await respond(send, 404, b'{"status":404}')
+            return
+        (row,) = await connection.fetch(
+            WRITE_TRANSFER,
+            [source, destination],
+            [-amount, amount],
+            source,
+            destination,
+            amount,
+            rows[0]["currency"],
+            ["debit", "credit"],
+        )
+        created = orjson.dumps(dict(row))
+        location = f"/v1/transfers/{row['id']}"
+        await connection.execute(
+            SAVE_KEY, SCOPE, key, fingerprint, 201, "application/json", location, created,
+            RETENTION_SECONDS,
+        )
+    await respond(send, 201, created, [*JSON_HEADERS, (b"location", location.encode())])
+
+
+async def ready(send: Send) -> None:
+    assert pool is not None
+    async with pool.acquire() as connection:
+        await connection.fetchval("SELECT 1")
+    await respond(send, 200, b'{"status":"ready"}')
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    global pool  # noqa: PLW0603 - one pool per worker process, as in the rendered app
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            pool = await asyncpg.create_pool(
+                os.environ["BENCH_DATABASE_URL"],
+                min_size=int(os.environ.get("BENCH_POOL_MIN", "2")),
+                max_size=int(os.environ.get("BENCH_POOL_MAX", "10")),
+            )
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if pool is not None:
+                await pool.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+        return
+    path, method = scope["path"], scope["method"]
+    if method == "GET" and path.startswith("/v1/accounts/"):
+        await get_account(send, int(path.rsplit("/", 1)[1]))
+    elif method == "POST" and path == "/v1/transfers":
+        await create_transfer(scope, receive, send)
+    elif method == "GET" and path == "/health/ready":
+        await ready(send)
+    else:
+        await respond(send, 404, b'{"status":404}')
