@@ -101,7 +101,8 @@ async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
     assert pool is not None
     body = orjson.loads(await read_body(receive))
     key = next((v.decode() for k, v in scope["headers"] if k == b"idempotency-key"), "")
-    source, destination, amount = body["from_account_id"], body["to_account_id"], body["amount_minor"]
+    source, destination = body["from_account_id"], body["to_account_id"]
+    amount = body["amount_minor"]
     fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).digest()
     async with pool.acquire() as connection, connection.transaction():
         if not await connection.fetchval(TRY_LOCK, SCOPE, key):
@@ -112,7 +113,7 @@ async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
             await respond(send, stored["status_code"], bytes(stored["body"]))
             return
         rows = await connection.fetch(LOCK_ACCOUNTS, sorted((source, destination)))
-        if len(rows) != 2:  # noqa: PLR2004
+        if len(rows) != 2:
             await respond(send, 404, b'{"status":404}')
             return
         (row,) = await connection.fetch(
@@ -128,7 +129,14 @@ async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
         created = orjson.dumps(dict(row))
         location = f"/v1/transfers/{row['id']}"
         await connection.execute(
-            SAVE_KEY, SCOPE, key, fingerprint, 201, "application/json", location, created,
+            SAVE_KEY,
+            SCOPE,
+            key,
+            fingerprint,
+            201,
+            "application/json",
+            location,
+            created,
             RETENTION_SECONDS,
         )
     await respond(send, 201, created, [*JSON_HEADERS, (b"location", location.encode())])

@@ -105,18 +105,23 @@ class Server:
         with self.log.open("wb") as log:
             # A session of its own, so one killpg ends the supervisor and every worker.
             self.process = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                self.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         deadline = started + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at startup; see {self.log}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as response:
-                    if response.status == 200:  # noqa: PLR2004
-                        self.start_to_ready_s = time.monotonic() - started
-                        return
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as response,
+            ):
+                if response.status == 200:
+                    self.start_to_ready_s = time.monotonic() - started
+                    return
             time.sleep(0.02)
         raise RuntimeError(f"{self.name} not ready within 30 s; see {self.log}")
 
@@ -200,8 +205,16 @@ class Bench:
     work: Path
     runs: list[Run] = field(default_factory=list)
 
-    def k6(self, server: Server, endpoint: str, rate: int, seconds: int, kind: str,
-           round_number: int) -> Run:
+    def k6(
+        self,
+        server: Server,
+        endpoint: str,
+        rate: int,
+        *,
+        seconds: int,
+        kind: str,
+        round_number: int,
+    ) -> Run:
         summary_file = self.work / f"k6-{uuid.uuid4().hex}.json"
         env = {
             **os.environ,
@@ -218,16 +231,26 @@ class Bench:
         cpu_before = server.cpu_seconds()
         subprocess.run(
             [str(BIN / "k6"), "run", "--quiet", "--no-color", str(BENCH / "scenario.js")],
-            env=env, check=True, timeout=seconds + 60, stdout=subprocess.DEVNULL,
+            env=env,
+            check=True,
+            timeout=seconds + 60,
+            stdout=subprocess.DEVNULL,
         )
         cpu = server.cpu_seconds() - cpu_before
         summary = json.loads(summary_file.read_text())
         run = Run(
-            server=server.name, endpoint=endpoint, round=round_number, rate=rate, kind=kind,
-            requests=summary["requests"], failed_rate=summary["failed_rate"],
+            server=server.name,
+            endpoint=endpoint,
+            round=round_number,
+            rate=rate,
+            kind=kind,
+            requests=summary["requests"],
+            failed_rate=summary["failed_rate"],
             dropped_iterations=summary["dropped_iterations"],
-            p50_ms=summary["p50_ms"] or 0.0, p95_ms=summary["p95_ms"] or 0.0,
-            p99_ms=summary["p99_ms"] or 0.0, cpu_seconds=cpu,
+            p50_ms=summary["p50_ms"] or 0.0,
+            p95_ms=summary["p95_ms"] or 0.0,
+            p99_ms=summary["p99_ms"] or 0.0,
+            cpu_seconds=cpu,
         )
         self.runs.append(run)
         verdict = "ok" if run.sustained else "FAIL"
@@ -246,8 +269,14 @@ class Bench:
         rate = hint or self.mode.first_rates[endpoint]
         best, failed = 0, None
         for _ in range(self.mode.max_steps):
-            if self.k6(server, endpoint, rate, self.mode.step_seconds, "search",
-                       round_number).sustained:
+            if self.k6(
+                server,
+                endpoint,
+                rate,
+                seconds=self.mode.step_seconds,
+                kind="search",
+                round_number=round_number,
+            ).sustained:
                 best = rate
             else:
                 failed = rate
@@ -263,8 +292,14 @@ class Bench:
             middle = int(math.sqrt(best * failed))
             if middle in (best, failed):
                 break
-            if self.k6(server, endpoint, middle, self.mode.step_seconds, "search",
-                       round_number).sustained:
+            if self.k6(
+                server,
+                endpoint,
+                middle,
+                seconds=self.mode.step_seconds,
+                kind="search",
+                round_number=round_number,
+            ).sustained:
                 best = middle
             else:
                 failed = middle
@@ -284,9 +319,17 @@ def run_command(command: list[str], cwd: Path, env: dict[str, str], timeout: int
 
 def render(work: Path) -> Path:
     run_command(
-        [str(BIN / "cookiecutter"), str(TEMPLATE), "--no-input", "--output-dir", str(work),
-         "run_checks=no"],
-        cwd=work, env=dict(os.environ), timeout=120,
+        [
+            str(BIN / "cookiecutter"),
+            str(TEMPLATE),
+            "--no-input",
+            "--output-dir",
+            str(work),
+            "run_checks=no",
+        ],
+        cwd=work,
+        env=dict(os.environ),
+        timeout=120,
     )
     (project,) = [path for path in work.iterdir() if (path / "backend").is_dir()]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -307,7 +350,8 @@ async def seed(url: str) -> int:
         first = await connection.fetchval(
             "INSERT INTO accounts (owner, currency, balance_minor) "
             "SELECT 'bench ' || n, 'EUR', $2 FROM generate_series(1, $1) AS n RETURNING id",
-            ACCOUNTS, OPENING_BALANCE,
+            ACCOUNTS,
+            OPENING_BALANCE,
         )
         await connection.execute("ANALYZE")
         return int(await connection.fetchval("SELECT min(id) FROM accounts") or first)
@@ -351,18 +395,44 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
     for name, extra in (("rendered", {}), (LOGGING_OFF, {"APP_LOGGING__LEVEL": "warning"})):
         port = free_port()
         found[name] = Server(
-            name, [python, "-m", PACKAGE],
-            {**rendered_env, **extra, "APP_SERVER__PORT": str(port)}, port, work / f"{name}.log",
+            name,
+            [python, "-m", PACKAGE],
+            {**rendered_env, **extra, "APP_SERVER__PORT": str(port)},
+            port,
+            work / f"{name}.log",
         )
     port = free_port()
     found["baseline"] = Server(
         "baseline",
-        [python, "-m", "uvicorn", "baseline:app", "--app-dir", str(BENCH), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
-         "httptools", "--no-access-log", "--log-level", "warning"],
-        {**base_env, "BENCH_DATABASE_URL": url, "BENCH_POOL_MIN": pool_min,
-         "BENCH_POOL_MAX": pool_max},
-        port, work / "baseline.log",
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "baseline:app",
+            "--app-dir",
+            str(BENCH),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        {
+            **base_env,
+            "BENCH_DATABASE_URL": url,
+            "BENCH_POOL_MIN": pool_min,
+            "BENCH_POOL_MAX": pool_max,
+        },
+        port,
+        work / "baseline.log",
     )
     return found
 
@@ -373,15 +443,19 @@ def spread(values: list[float]) -> dict[str, float] | None:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def summarize(bench: Bench, best: dict[tuple[str, str], list[int]],
-              fixed_rates: dict[str, int]) -> dict[str, Any]:
+def summarize(
+    bench: Bench, best: dict[tuple[str, str], list[int]], fixed_rates: dict[str, int]
+) -> dict[str, Any]:
     endpoints: dict[str, Any] = {}
     for endpoint in ENDPOINTS:
         names = [*SERVERS, *([LOGGING_OFF] if endpoint == "account" else [])]
         entry: dict[str, Any] = {"fixed_rate": fixed_rates.get(endpoint), "servers": {}}
         for name in names:
-            fixed = [r for r in bench.runs
-                     if r.server == name and r.endpoint == endpoint and r.kind == "fixed"]
+            fixed = [
+                r
+                for r in bench.runs
+                if r.server == name and r.endpoint == endpoint and r.kind == "fixed"
+            ]
             entry["servers"][name] = {
                 "max_sustained_rate": spread([float(rate) for rate in best[name, endpoint]]),
                 "max_sustained_rate_per_round": best[name, endpoint],
@@ -393,19 +467,25 @@ def summarize(bench: Bench, best: dict[tuple[str, str], list[int]],
                     [r.cpu_seconds / r.requests * 1000 for r in fixed if r.requests]
                 ),
             }
-        entry["ratio_rendered_to_baseline"] = spread([
-            rendered / baseline
-            for rendered, baseline in zip(best["rendered", endpoint], best["baseline", endpoint],
-                                          strict=True)
-            if baseline
-        ])
+        entry["ratio_rendered_to_baseline"] = spread(
+            [
+                rendered / baseline
+                for rendered, baseline in zip(
+                    best["rendered", endpoint], best["baseline", endpoint], strict=True
+                )
+                if baseline
+            ]
+        )
         if endpoint == "account":
-            entry["ratio_logging_on_to_off"] = spread([
-                on / off
-                for on, off in zip(best["rendered", endpoint], best[LOGGING_OFF, endpoint],
-                                   strict=True)
-                if off
-            ])
+            entry["ratio_logging_on_to_off"] = spread(
+                [
+                    on / off
+                    for on, off in zip(
+                        best["rendered", endpoint], best[LOGGING_OFF, endpoint], strict=True
+                    )
+                    if off
+                ]
+            )
         endpoints[endpoint] = entry
     return endpoints
 
@@ -414,8 +494,7 @@ def markdown(results: dict[str, Any]) -> str:
     def fmt(value: dict[str, float] | None, digits: int = 0) -> str:
         if value is None:
             return "n/a"
-        return (f"{value['median']:.{digits}f} ({value['min']:.{digits}f}–"
-                f"{value['max']:.{digits}f})")
+        return f"{value['median']:.{digits}f} ({value['min']:.{digits}f}–{value['max']:.{digits}f})"
 
     meta = results["meta"]
     lines = [
@@ -446,8 +525,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "| measure | median (min–max) | goal |", "|---|---|---|"]
     goals = {"account": "≥ 0.85", "transfer": "≥ 0.80", "ready": "—"}
     for endpoint, entry in results["endpoints"].items():
-        lines.append(f"| {endpoint}: rendered / baseline max rate | "
-                     f"{fmt(entry['ratio_rendered_to_baseline'], 2)} | {goals[endpoint]} |")
+        lines.append(
+            f"| {endpoint}: rendered / baseline max rate | "
+            f"{fmt(entry['ratio_rendered_to_baseline'], 2)} | {goals[endpoint]} |"
+        )
     logging_ratio = results["endpoints"]["account"].get("ratio_logging_on_to_off")
     lines.append(f"| account: logging on / off max rate | {fmt(logging_ratio, 2)} | ≥ 0.90 |")
     for name, server in results["servers"].items():
@@ -468,11 +549,21 @@ def chart(runs: list[Run], path: Path) -> None:
     colors = {"rendered": "tab:blue", "baseline": "tab:orange", LOGGING_OFF: "tab:green"}
     for axis, endpoint in zip(axes, ENDPOINTS, strict=True):
         for name, color in colors.items():
-            points = sorted((r.rate, r.p99_ms) for r in runs
-                            if r.server == name and r.endpoint == endpoint and r.requests)
+            points = sorted(
+                (r.rate, r.p99_ms)
+                for r in runs
+                if r.server == name and r.endpoint == endpoint and r.requests
+            )
             if points:
-                axis.plot(*zip(*points, strict=True), "o-", color=color, label=name,
-                          markersize=3, linewidth=0.8, alpha=0.8)
+                axis.plot(
+                    *zip(*points, strict=True),
+                    "o-",
+                    color=color,
+                    label=name,
+                    markersize=3,
+                    linewidth=0.8,
+                    alpha=0.8,
+                )
         axis.axhline(MAX_P99_MS, color="grey", linestyle="--", linewidth=0.8)
         axis.set_title(endpoint)
         axis.set_xlabel("constant arrival rate (req/s)")
@@ -485,8 +576,9 @@ def chart(runs: list[Run], path: Path) -> None:
 
 
 def k6_version() -> str:
-    output = subprocess.run([str(BIN / "k6"), "version"], capture_output=True, text=True,
-                            check=True, timeout=30).stdout
+    output = subprocess.run(
+        [str(BIN / "k6"), "version"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
     return output.split()[1] if output else "unknown"
 
 
@@ -508,8 +600,14 @@ def measure(bench: Bench) -> tuple[dict[tuple[str, str], list[int]], dict[str, i
                 slowest = min(best[name, endpoint][0] for name in names)
                 fixed_rates[endpoint] = max(slowest // 2, 10)
             for name in names:
-                bench.k6(bench.servers[name], endpoint, fixed_rates[endpoint],
-                         bench.mode.fixed_seconds, "fixed", round_number)
+                bench.k6(
+                    bench.servers[name],
+                    endpoint,
+                    fixed_rates[endpoint],
+                    seconds=bench.mode.fixed_seconds,
+                    kind="fixed",
+                    round_number=round_number,
+                )
     return best, fixed_rates
 
 
@@ -522,8 +620,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke for CI")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server")
-    parser.add_argument("--output", type=Path, default=BENCH / "results",
-                        help="where results.json, results.md and rate_vs_p99.png go")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=BENCH / "results",
+        help="where results.json, results.md and rate_vs_p99.png go",
+    )
     arguments = parser.parse_args()
     mode = QUICK if arguments.quick else FULL
     arguments.output.mkdir(parents=True, exist_ok=True)
@@ -535,8 +637,12 @@ def main() -> None:
         work = Path(directory)
         try:
             project = render(work)
-            run_command(["make", "init-db"], cwd=project,
-                        env={**os.environ, "APP_DATABASE__URL": url}, timeout=120)
+            run_command(
+                ["make", "init-db"],
+                cwd=project,
+                env={**os.environ, "APP_DATABASE__URL": url},
+                timeout=120,
+            )
             first_account = asyncio.run(seed(url))
             found = servers(project, url, arguments.workers, work)
             for server in found.values():
@@ -546,7 +652,7 @@ def main() -> None:
             bench = Bench(mode, found, first_account, work)
             for server in found.values():  # warm up: pools filled, statements prepared
                 for endpoint in ENDPOINTS:
-                    bench.k6(server, endpoint, 20, 1, "warmup", 0)
+                    bench.k6(server, endpoint, 20, seconds=1, kind="warmup", round_number=0)
             bench.runs.clear()
             best, fixed_rates = measure(bench)
             results = {
@@ -561,8 +667,11 @@ def main() -> None:
                     "rounds": mode.rounds,
                     "step_seconds": mode.step_seconds,
                     "fixed_seconds": mode.fixed_seconds,
-                    "criteria": {"max_error_rate": MAX_ERROR_RATE, "max_p99_ms": MAX_P99_MS,
-                                 "dropped_iterations": 0},
+                    "criteria": {
+                        "max_error_rate": MAX_ERROR_RATE,
+                        "max_p99_ms": MAX_P99_MS,
+                        "dropped_iterations": 0,
+                    },
                 },
                 "servers": {
                     server.name: {
