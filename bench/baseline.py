@@ -71,6 +71,13 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 pool: asyncpg.Pool | None = None
 
 
+class Connection(asyncpg.Connection):
+    """No reset query on release, as in the rendered db/pool.py: the same SQL."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def respond(send: Send, status: int, body: bytes, headers: list[Any] | None = None) -> None:
     await send(
         {"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS}
@@ -158,6 +165,10 @@ async def lifespan(receive: Receive, send: Send) -> None:
                 os.environ["BENCH_DATABASE_URL"],
                 min_size=int(os.environ.get("BENCH_POOL_MIN", "2")),
                 max_size=int(os.environ.get("BENCH_POOL_MAX", "10")),
+                connection_class=Connection,
+                server_settings={
+                    "application_name": os.environ.get("BENCH_APPLICATION_NAME", "baseline")
+                },
             )
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -72,8 +72,8 @@ FULL = Mode(
     rounds=3,
     step_seconds=4,
     fixed_seconds=5,
-    first_rates={"account": 800, "transfer": 300, "ready": 800},
-    refine_steps=2,
+    first_rates={"account": 200, "transfer": 100, "ready": 200},
+    refine_steps=3,
     max_steps=7,
 )
 QUICK = Mode(
@@ -86,6 +86,32 @@ QUICK = Mode(
 )
 
 
+def cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """user + system clock ticks of each process (/proc/<pid>/stat fields 14 and 15)."""
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU used in between; a process that started in between counts from zero."""
+    return sum(ticks - before.get(pid, 0) for pid, ticks in after.items()) / CLK_TCK
+
+
+async def backend_pids(database_url: str, application_name: str) -> list[int]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", application_name
+        )
+    finally:
+        await connection.close()
+    return [row["pid"] for row in rows]
+
+
 @dataclass
 class Server:
     name: str
@@ -93,6 +119,7 @@ class Server:
     env: dict[str, str]
     port: int
     log: Path
+    application_name: str
     process: subprocess.Popen[bytes] | None = None
     start_to_ready_s: float | None = None
 
@@ -151,13 +178,9 @@ class Server:
                     found.append(int(entry.name))
         return found
 
-    def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / CLK_TCK
+    def backend_pids(self, database_url: str) -> list[int]:
+        """The PostgreSQL backends serving this server's connections (on this machine)."""
+        return asyncio.run(backend_pids(database_url, self.application_name))
 
     def peak_rss_per_worker_mb(self) -> list[float]:
         """VmHWM (the kernel's peak resident set) of each uvicorn worker process."""
@@ -186,6 +209,7 @@ class Run:
     p95_ms: float
     p99_ms: float
     cpu_seconds: float
+    db_cpu_seconds: float
 
     @property
     def sustained(self) -> bool:
@@ -203,6 +227,7 @@ class Bench:
     servers: dict[str, Server]
     first_account: int
     work: Path
+    database_url: str
     runs: list[Run] = field(default_factory=list)
 
     def k6(
@@ -228,7 +253,8 @@ class Bench:
             "RUN_ID": uuid.uuid4().hex,
             "SUMMARY_FILE": str(summary_file),
         }
-        cpu_before = server.cpu_seconds()
+        server_before = cpu_ticks(server.pids())
+        db_before = cpu_ticks(server.backend_pids(self.database_url))
         subprocess.run(
             [str(BIN / "k6"), "run", "--quiet", "--no-color", str(BENCH / "scenario.js")],
             env=env,
@@ -236,7 +262,8 @@ class Bench:
             timeout=seconds + 60,
             stdout=subprocess.DEVNULL,
         )
-        cpu = server.cpu_seconds() - cpu_before
+        cpu = cpu_seconds_between(server_before, cpu_ticks(server.pids()))
+        db_cpu = cpu_seconds_between(db_before, cpu_ticks(server.backend_pids(self.database_url)))
         summary = json.loads(summary_file.read_text())
         run = Run(
             server=server.name,
@@ -251,6 +278,7 @@ class Bench:
             p95_ms=summary["p95_ms"] or 0.0,
             p99_ms=summary["p99_ms"] or 0.0,
             cpu_seconds=cpu,
+            db_cpu_seconds=db_cpu,
         )
         self.runs.append(run)
         verdict = "ok" if run.sustained else "FAIL"
@@ -263,27 +291,19 @@ class Bench:
         return run
 
     def search(self, server: Server, endpoint: str, hint: int | None, round_number: int) -> int:
-        """The highest sustained rate: bracket it (doubling from the first rate, or
-        stepping 1.25x from the last round's result), then bisect in log space."""
-        factor = 2.0 if hint is None else 1.25
+        """The highest sustained rate: bracket it by doubling or halving from the last
+        round's result (or the endpoint's first rate), then bisect in log space."""
         rate = hint or self.mode.first_rates[endpoint]
         best, failed = 0, None
         for _ in range(self.mode.max_steps):
-            if self.k6(
-                server,
-                endpoint,
-                rate,
-                seconds=self.mode.step_seconds,
-                kind="search",
-                round_number=round_number,
-            ).sustained:
+            if self.step(server, endpoint, rate, round_number):
                 best = rate
             else:
                 failed = rate
             if failed is None:
-                rate = int(rate * factor)
+                rate *= 2
             elif best == 0:
-                rate = max(int(rate / factor), 1)
+                rate = max(rate // 2, 1)
             else:
                 break
         for _ in range(self.mode.refine_steps):
@@ -292,18 +312,22 @@ class Bench:
             middle = int(math.sqrt(best * failed))
             if middle in (best, failed):
                 break
-            if self.k6(
-                server,
-                endpoint,
-                middle,
-                seconds=self.mode.step_seconds,
-                kind="search",
-                round_number=round_number,
-            ).sustained:
+            if self.step(server, endpoint, middle, round_number):
                 best = middle
             else:
                 failed = middle
         return best
+
+    def step(self, server: Server, endpoint: str, rate: int, round_number: int) -> bool:
+        run = self.k6(
+            server,
+            endpoint,
+            rate,
+            seconds=self.mode.step_seconds,
+            kind="search",
+            round_number=round_number,
+        )
+        return run.sustained
 
 
 def free_port() -> int:
@@ -394,12 +418,20 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
     found = {}
     for name, extra in (("rendered", {}), (LOGGING_OFF, {"APP_LOGGING__LEVEL": "warning"})):
         port = free_port()
+        # application.name is PostgreSQL's application_name: it finds each server's backends.
+        application_name = f"bench-{name}"
         found[name] = Server(
             name,
             [python, "-m", PACKAGE],
-            {**rendered_env, **extra, "APP_SERVER__PORT": str(port)},
+            {
+                **rendered_env,
+                **extra,
+                "APP_SERVER__PORT": str(port),
+                "APP_APPLICATION__NAME": application_name,
+            },
             port,
             work / f"{name}.log",
+            application_name,
         )
     port = free_port()
     found["baseline"] = Server(
@@ -430,9 +462,11 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
             "BENCH_DATABASE_URL": url,
             "BENCH_POOL_MIN": pool_min,
             "BENCH_POOL_MAX": pool_max,
+            "BENCH_APPLICATION_NAME": "bench-baseline",
         },
         port,
         work / "baseline.log",
+        "bench-baseline",
     )
     return found
 
@@ -465,6 +499,9 @@ def summarize(
                 },
                 "cpu_seconds_per_1000_requests": spread(
                     [r.cpu_seconds / r.requests * 1000 for r in fixed if r.requests]
+                ),
+                "postgres_cpu_seconds_per_1000_requests": spread(
+                    [r.db_cpu_seconds / r.requests * 1000 for r in fixed if r.requests]
                 ),
             }
         entry["ratio_rendered_to_baseline"] = spread(
@@ -507,11 +544,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Max rate: the highest constant arrival rate with < 1% errors, p99 < 50 ms and no "
         "dropped iterations; median of the rounds (min–max). CPU: seconds of the server's "
-        "processes per 1,000 requests at the fixed rate.",
+        "processes (supervisor and workers), and of the PostgreSQL backends serving its "
+        "connections, per 1,000 requests at the fixed rate.",
         "",
         "| endpoint | server | max rate (req/s) | p50 / p95 / p99 at fixed rate (ms) "
-        "| CPU s / 1k req |",
-        "|---|---|---|---|---|",
+        "| CPU s / 1k req | PostgreSQL CPU s / 1k req |",
+        "|---|---|---|---|---|---|",
     ]
     for endpoint, entry in results["endpoints"].items():
         for name, server in entry["servers"].items():
@@ -520,7 +558,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {endpoint} @ {entry['fixed_rate']}/s | {name} | "
                 f"{fmt(server['max_sustained_rate'])} | "
                 f"{' / '.join(fmt(latency[s], 1) for s in ('p50', 'p95', 'p99'))} | "
-                f"{fmt(server['cpu_seconds_per_1000_requests'], 3)} |"
+                f"{fmt(server['cpu_seconds_per_1000_requests'], 3)} | "
+                f"{fmt(server['postgres_cpu_seconds_per_1000_requests'], 3)} |"
             )
     lines += ["", "| measure | median (min–max) | goal |", "|---|---|---|"]
     goals = {"account": "≥ 0.85", "transfer": "≥ 0.80", "ready": "—"}
@@ -649,7 +688,7 @@ def main() -> None:
                 running.append(server)
                 server.start()
                 print(f"{server.name} ready in {server.start_to_ready_s:.2f} s", flush=True)
-            bench = Bench(mode, found, first_account, work)
+            bench = Bench(mode, found, first_account, work, url)
             for server in found.values():  # warm up: pools filled, statements prepared
                 for endpoint in ENDPOINTS:
                     bench.k6(server, endpoint, 20, seconds=1, kind="warmup", round_number=0)
