@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,34 +291,6 @@ class Bench:
         )
         return run
 
-    def search(self, server: Server, endpoint: str, hint: int | None, round_number: int) -> int:
-        """The highest sustained rate: bracket it by doubling or halving from the last
-        round's result (or the endpoint's first rate), then bisect in log space."""
-        rate = hint or self.mode.first_rates[endpoint]
-        best, failed = 0, None
-        for _ in range(self.mode.max_steps):
-            if self.step(server, endpoint, rate, round_number):
-                best = rate
-            else:
-                failed = rate
-            if failed is None:
-                rate *= 2
-            elif best == 0:
-                rate = max(rate // 2, 1)
-            else:
-                break
-        for _ in range(self.mode.refine_steps):
-            if best == 0 or failed is None:
-                break
-            middle = int(math.sqrt(best * failed))
-            if middle in (best, failed):
-                break
-            if self.step(server, endpoint, middle, round_number):
-                best = middle
-            else:
-                failed = middle
-        return best
-
     def step(self, server: Server, endpoint: str, rate: int, round_number: int) -> bool:
         run = self.k6(
             server,
@@ -328,6 +301,60 @@ class Bench:
             round_number=round_number,
         )
         return run.sustained
+
+    def search_all(
+        self, names: list[str], endpoint: str, hints: dict[str, int | None], round_number: int
+    ) -> dict[str, int]:
+        """Every server's search, one step each in turn (A B A B ...), so a burst of
+        load from elsewhere on the machine hits every server alike."""
+        searches = {
+            name: bracket_search(
+                hints[name] or self.mode.first_rates[endpoint],
+                self.mode.max_steps,
+                self.mode.refine_steps,
+            )
+            for name in names
+        }
+        pending = {name: next(search) for name, search in searches.items()}
+        best: dict[str, int] = {}
+        while pending:
+            for name in list(pending):
+                sustained = self.step(self.servers[name], endpoint, pending[name], round_number)
+                try:
+                    pending[name] = searches[name].send(sustained)
+                except StopIteration as finished:
+                    best[name] = finished.value
+                    del pending[name]
+        return best
+
+
+def bracket_search(first: int, max_steps: int, refine_steps: int) -> Generator[int, bool, int]:
+    """Yields the rates to try and is sent whether each was sustained; returns the
+    highest sustained one. Brackets it by doubling or halving from `first`, then
+    bisects in log space."""
+    rate, best, failed = first, 0, None
+    for _ in range(max_steps):
+        if (yield rate):
+            best = rate
+        else:
+            failed = rate
+        if failed is None:
+            rate *= 2
+        elif best == 0:
+            rate = max(rate // 2, 1)
+        else:
+            break
+    for _ in range(refine_steps):
+        if best == 0 or failed is None:
+            break
+        middle = int(math.sqrt(best * failed))
+        if middle in (best, failed):
+            break
+        if (yield middle):
+            best = middle
+        else:
+            failed = middle
+    return best
 
 
 def free_port() -> int:
@@ -622,18 +649,21 @@ def k6_version() -> str:
 
 
 def measure(bench: Bench) -> tuple[dict[tuple[str, str], list[int]], dict[str, int]]:
-    """Each round: per endpoint, every server's search in turn, then every server at
-    the endpoint's fixed rate. Returns the best rates per round and the fixed rates."""
+    """Each round: per endpoint, every server's search, step by step in turn, then
+    every server at the endpoint's fixed rate. Returns the best rates per round and
+    the fixed rates."""
     best: dict[tuple[str, str], list[int]] = {}
     fixed_rates: dict[str, int] = {}
     for round_number in range(1, bench.mode.rounds + 1):
         print(f"round {round_number}/{bench.mode.rounds}", flush=True)
         for endpoint in ENDPOINTS:
             names = [*SERVERS, *([LOGGING_OFF] if endpoint == "account" else [])]
-            for name in names:
-                history = best.setdefault((name, endpoint), [])
-                hint = history[-1] if history else None
-                history.append(bench.search(bench.servers[name], endpoint, hint, round_number))
+            hints = {
+                name: (best[name, endpoint][-1] if (name, endpoint) in best else None)
+                for name in names
+            }
+            for name, rate in bench.search_all(names, endpoint, hints, round_number).items():
+                best.setdefault((name, endpoint), []).append(rate)
             if endpoint not in fixed_rates:
                 # Half of what the slowest server sustained in the first round: all hold it.
                 slowest = min(best[name, endpoint][0] for name in names)
