@@ -1,8 +1,8 @@
 """The benchmark's baseline: the least a service can do for the same three endpoints.
 
 A raw ASGI app (no framework, no validation models, no middleware, no logging) on
-the same uvicorn (uvloop, httptools), with asyncpg and orjson, sending the same SQL
-as the rendered project's db/ layer. Run by bench/run.py with the rendered
+the same uvicorn (uvloop, httptools), with asyncpg and orjson, sending the SQL of
+the rendered project's db/ layer. Run by bench/run.py with the rendered
 project's interpreter, so every library is the same version:
 
     BENCH_DATABASE_URL=... BENCH_POOL_MIN=2 BENCH_POOL_MAX=10 \\
@@ -21,49 +21,20 @@ from typing import Any
 
 import asyncpg
 import orjson
+from ledger_api.db import accounts, idempotency, transfers
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-# The rendered db/accounts.py, db/transfers.py and db/idempotency.py, verbatim.
-GET_ACCOUNT = "SELECT id, owner, currency, balance_minor, created_at FROM accounts WHERE id = $1"
-TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))"
-FIND_KEY = """
-SELECT fingerprint, status_code, content_type, location, body FROM idempotency_keys
-WHERE scope = $1 AND key = $2 AND expires_at > now()
-"""
-LOCK_ACCOUNTS = """
-SELECT id, currency, balance_minor FROM accounts
-WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
-"""
-WRITE_TRANSFER = """
-WITH moved AS (
-    UPDATE accounts AS account SET balance_minor = account.balance_minor + change.amount
-    FROM unnest($1::bigint[], $2::bigint[]) AS change (account_id, amount)
-    WHERE account.id = change.account_id
-), transfer AS (
-    INSERT INTO transfers (from_account_id, to_account_id, amount_minor, currency)
-    VALUES ($3, $4, $5, $6)
-    RETURNING id, from_account_id, to_account_id, amount_minor, currency, created_at
-), entries AS (
-    INSERT INTO ledger_entries (account_id, transfer_id, kind, amount_minor)
-    SELECT entry.account_id, transfer.id, entry.kind, entry.amount
-    FROM transfer,
-        unnest($1::bigint[], $7::text[], $2::bigint[]) AS entry (account_id, kind, amount)
-)
-SELECT id, from_account_id, to_account_id, amount_minor, currency, created_at FROM transfer
-"""
-SAVE_KEY = """
-INSERT INTO idempotency_keys
-    (scope, key, fingerprint, status_code, content_type, location, body, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
-ON CONFLICT (scope, key) DO UPDATE SET
-    fingerprint = excluded.fingerprint, status_code = excluded.status_code,
-    content_type = excluded.content_type, location = excluded.location,
-    body = excluded.body, created_at = now(), expires_at = excluded.expires_at
-WHERE idempotency_keys.expires_at <= now()
-"""
+# The rendered db/ layer's own statements, imported so they cannot drift apart
+# (the import costs the baseline some startup and memory, not time per request).
+GET_ACCOUNT = accounts._GET
+TRY_LOCK = idempotency._TRY_LOCK
+FIND_KEY = idempotency._FIND
+SAVE_KEY = idempotency._SAVE
+LOCK_ACCOUNTS = transfers._LOCK_ACCOUNTS
+WRITE_TRANSFER = transfers._WRITE
 SCOPE = "POST /v1/transfers"
 RETENTION_SECONDS = 86400.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
