@@ -67,6 +67,7 @@ class Mode:
     first_rates: dict[str, int]
     refine_steps: int  # bisections after the bracket is found
     max_steps: int  # runs per search, whatever happens
+    warmup: bool  # a first second per server and endpoint, not counted
 
 
 FULL = Mode(
@@ -76,6 +77,7 @@ FULL = Mode(
     first_rates={"account": 200, "transfer": 100, "ready": 200},
     refine_steps=3,
     max_steps=7,
+    warmup=True,
 )
 QUICK = Mode(
     rounds=1,
@@ -84,6 +86,7 @@ QUICK = Mode(
     first_rates={"account": 50, "transfer": 50, "ready": 50},
     refine_steps=0,
     max_steps=1,
+    warmup=False,
 )
 
 
@@ -719,8 +722,8 @@ def main() -> None:
                 server.start()
                 print(f"{server.name} ready in {server.start_to_ready_s:.2f} s", flush=True)
             bench = Bench(mode, found, first_account, work, url)
-            for server in found.values():  # warm up: pools filled, statements prepared
-                for endpoint in ENDPOINTS:
+            for server in found.values() if mode.warmup else ():
+                for endpoint in ENDPOINTS:  # pools filled, statements prepared
                     bench.k6(server, endpoint, 20, seconds=1, kind="warmup", round_number=0)
             bench.runs.clear()
             best, fixed_rates = measure(bench)
