@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test test-deps image-test postgres clean
+.PHONY: help demo test test-deps bench bench-quick image-test postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ test-deps: ## Chromium (apt) and the npm test tools, for the console's browser a
 
 test: $(BIN)/cookiecutter postgres test-deps ## Run the template's whole test suite
 	$(BIN)/pytest -n auto --dist loadgroup
+
+bench: $(BIN)/cookiecutter postgres ## Benchmark the rendered service against a raw baseline (≤ 15 min); bench/results/
+	$(BIN)/python bench/run.py
+
+bench-quick: $(BIN)/cookiecutter postgres ## A one-minute smoke of the benchmark (writes to build/bench-quick/)
+	$(BIN)/python bench/run.py --quick --output build/bench-quick
 
 image-test: $(BIN)/cookiecutter postgres ## Opt-in: build and run the rendered image with buildah (root, Debian)
 	command -v buildah >/dev/null && command -v debootstrap >/dev/null \

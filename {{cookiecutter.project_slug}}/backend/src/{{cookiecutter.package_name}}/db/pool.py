@@ -37,6 +37,16 @@ class AgedConnection(asyncpg.Connection):
 
     retire_at: float
 
+    def get_reset_query(self) -> str:
+        """No reset query on release: it would cost a round trip per request (bench/).
+
+        asyncpg's default (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`)
+        undoes session state, and this service keeps none: advisory locks are
+        transaction-scoped, cursors live in transactions, nothing LISTENs or SETs.
+        asyncpg still rolls back a transaction left open, whatever this returns.
+        """
+        return ""
+
 
 PooledConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 

@@ -1,0 +1,46 @@
+"""A smoke of the benchmark (bench/run.py --quick): it renders, starts every
+server, measures each endpoint with the real k6 and writes its three files.
+Speed is the benchmark's business, so nothing here asserts a timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import TEMPLATE
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("k6")
+def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(TEMPLATE / "bench" / "run.py"), "--quick", "--output", str(tmp_path)],
+        check=True,
+        timeout=240,
+    )
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["endpoints"]) == {"account", "transfer", "ready"}
+    for endpoint, entry in results["endpoints"].items():
+        assert set(entry["servers"]) >= {"rendered", "baseline"}, endpoint
+        for name, server in entry["servers"].items():
+            assert server["fixed_rate_latency_ms"]["p99"] is not None, (endpoint, name)
+    measured = {(run["server"], run["endpoint"]) for run in results["runs"] if run["requests"]}
+    assert measured == {
+        (server, endpoint)
+        for server in ("rendered", "baseline")
+        for endpoint in ("account", "transfer", "ready")
+    } | {("rendered_logging_off", "account")}
+    for name, server in results["servers"].items():
+        assert server["start_to_ready_s"] is not None, name
+        assert len(server["peak_rss_per_worker_mb"]) == 2, name  # the default two workers
+    table = (tmp_path / "results.md").read_text()
+    assert "| account @" in table
+    assert "rendered / baseline" in table
+    assert (tmp_path / "rate_vs_p99.png").read_bytes().startswith(PNG_SIGNATURE)
