@@ -3,6 +3,7 @@ lint-, format-, type- and shellcheck-clean."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,25 @@ def test_shell_scripts_are_shellcheck_clean(rendered: tuple[dict[str, str], Path
     assert scripts, "no shell scripts rendered"
     result = run([str(BIN / "shellcheck"), *scripts], project)
     assert result.returncode == 0, result.stdout
+
+
+SKELETONS = [
+    variant for variant in SUPPORTED if answers_with_defaults(variant)["example_domain"] == "none"
+]
+# Words only the ledger example uses; the dependency lists are shared by both variants.
+EXAMPLE_WORDS = re.compile(r"\b(account|transfer|idempoten|ledger_entr|currenc)", re.IGNORECASE)
+SHARED_FILES = {"backend/pyproject.toml", "backend/uv.lock"}
+
+
+@pytest.mark.parametrize("variant", SKELETONS, ids=variant_id)
+def test_the_skeleton_holds_no_example_code_or_tables(variant: dict[str, str], bake: Any) -> None:
+    result = bake(variant)
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_path)
+    for path in project_files(project):
+        relative = path.relative_to(project).as_posix()
+        if path.is_file() and relative not in SHARED_FILES:
+            found = EXAMPLE_WORDS.search(path.read_text(errors="replace"))
+            assert found is None, f"{relative}: {found.group(0) if found else ''}"
+    migrations = sorted(path.name for path in (project / "backend/migrations/versions").iterdir())
+    assert migrations == ["0001_baseline.py"]

@@ -1,6 +1,6 @@
 """Start the service, check it answers as deployed code must, and stop it.
 
-Checks: /health/live, /health/ready, and a real database-backed request.
+Checks: /health/live, /health/ready, and real database-backed requests.
 Uses $APP_DATABASE__URL (set by `make smoke`). Exit 1 with the service's log on failure.
 """
 
@@ -83,6 +83,16 @@ def check(base: str) -> None:
     if not body["schema_revision"]:
         raise SmokeTestError(f"GET /version: the database is not migrated: {body}")
     print(f"  ✓ schema at revision {body['schema_revision']}")
+{%- if cookiecutter.example_domain == "ledger" %}
+    status, account = request(
+        base, "POST", "/v1/accounts", {"owner": "smoke test", "currency": "EUR"}
+    )
+    expect("POST /v1/accounts", status, 201, account)
+    status, body = request(base, "GET", f"/v1/accounts/{account['id']}")
+    expect(f"GET /v1/accounts/{account['id']}", status, 200, body)
+    if body != account:
+        raise SmokeTestError(f"the account read back differs: {body} != {account}")
+{%- endif %}
 
 
 def main() -> int:

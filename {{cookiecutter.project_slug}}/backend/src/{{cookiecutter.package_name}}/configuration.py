@@ -83,6 +83,19 @@ class DatabaseSettings(_Section):
         return self
 
 
+{% if cookiecutter.example_domain == "ledger" -%}
+class IdempotencySettings(_Section):
+    retention_seconds: int = Field(ge=1)
+    cleanup_interval_seconds: float = Field(gt=0)
+    cleanup_batch_size: int = Field(ge=1, le=100_000)
+
+
+class LedgerSettings(_Section):
+    transaction_attempts: int = Field(ge=1, le=10)
+    idempotency: IdempotencySettings
+
+
+{% endif -%}
 def config_dir() -> Path:
     return Path(os.environ.get("APP_CONFIG_DIR", DEFAULT_CONFIG_DIR))
 
@@ -104,6 +117,9 @@ class Settings(BaseSettings):
     server: ServerSettings
     logging: LoggingSettings
     database: DatabaseSettings
+{%- if cookiecutter.example_domain == "ledger" %}
+    ledger: LedgerSettings
+{%- endif %}
 
     @classmethod
     def settings_customise_sources(

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from .configuration import Settings, load_settings
 from .db.pool import Database
-from .handlers import health
+from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
 from .handlers.middleware import RequestContextMiddleware
 from .handlers.problems import register_problem_handlers
 from .telemetry import configure_logging
@@ -46,4 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     register_problem_handlers(app)
     app.include_router(health.router)
+{%- if cookiecutter.example_domain == "ledger" %}
+    app.include_router(ledger.create_router(settings.ledger))
+{%- endif %}
     return app

@@ -1,0 +1,119 @@
+"""Transfers: one transaction locks both accounts in id order, applies the domain's
+plan, and writes the transfer with its debit and credit entries."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from ..domain.accounts import AccountId
+from ..domain.money import Amount, Balance, Currency
+from ..domain.pagination import Cursor, Page, page_of
+from ..domain.transfers import (
+    AccountState,
+    Transfer,
+    TransferId,
+    TransferRequest,
+    plan_transfer,
+)
+from .pool import Database, PooledConnection
+
+LISTING = "transfers"
+
+# Always in id order: two transfers between the same accounts, in either
+# direction, then queue for the same first lock instead of deadlocking.
+_LOCK_ACCOUNTS = """
+SELECT id, currency, balance_minor FROM accounts
+WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+"""
+# One statement for the writes: both balances, the transfer and its two entries.
+_WRITE = """
+WITH moved AS (
+    UPDATE accounts AS account SET balance_minor = account.balance_minor + change.amount
+    FROM unnest($1::bigint[], $2::bigint[]) AS change (account_id, amount)
+    WHERE account.id = change.account_id
+), transfer AS (
+    INSERT INTO transfers (from_account_id, to_account_id, amount_minor, currency)
+    VALUES ($3, $4, $5, $6)
+    RETURNING id, from_account_id, to_account_id, amount_minor, currency, created_at
+), entries AS (
+    INSERT INTO ledger_entries (account_id, transfer_id, kind, amount_minor)
+    SELECT entry.account_id, transfer.id, entry.kind, entry.amount
+    FROM transfer,
+        unnest($1::bigint[], $7::text[], $2::bigint[]) AS entry (account_id, kind, amount)
+)
+SELECT id, from_account_id, to_account_id, amount_minor, currency, created_at FROM transfer
+"""
+_GET = """
+SELECT id, from_account_id, to_account_id, amount_minor, currency, created_at
+FROM transfers WHERE id = $1
+"""
+# Through the account's ledger entries (indexed by account, transfer), which list
+# each of its transfers once, whichever side the account was on.
+_LIST_FOR_ACCOUNT = """
+SELECT t.id, t.from_account_id, t.to_account_id, t.amount_minor, t.currency, t.created_at
+FROM ledger_entries AS e JOIN transfers AS t ON t.id = e.transfer_id
+WHERE e.account_id = $1 AND e.transfer_id > $2
+ORDER BY e.transfer_id LIMIT $3
+"""
+
+
+def transfer_from(row: asyncpg.Record) -> Transfer:
+    return Transfer(
+        id=TransferId(row["id"]),
+        source=AccountId(row["from_account_id"]),
+        destination=AccountId(row["to_account_id"]),
+        amount=Amount(row["amount_minor"]),
+        currency=Currency(row["currency"]),
+        created_at=row["created_at"],
+    )
+
+
+async def lock_accounts(
+    connection: PooledConnection, account_ids: list[AccountId]
+) -> dict[AccountId, AccountState]:
+    rows = await connection.fetch(_LOCK_ACCOUNTS, account_ids)
+    return {
+        AccountId(row["id"]): AccountState(
+            AccountId(row["id"]), Currency(row["currency"]), Balance(row["balance_minor"])
+        )
+        for row in rows
+    }
+
+
+async def create_transfer(connection: PooledConnection, request: TransferRequest) -> Transfer:
+    """Within the caller's transaction: raises the domain's TransferRejectedError
+    (having written nothing) when a rule refuses the transfer."""
+    accounts = await lock_accounts(connection, [request.source, request.destination])
+    plan = plan_transfer(request, accounts)
+    entries = (plan.debit, plan.credit)
+    row = await connection.fetchrow(
+        _WRITE,
+        [entry.account_id for entry in entries],
+        [entry.amount_minor for entry in entries],
+        request.source,
+        request.destination,
+        request.amount.minor_units,
+        plan.currency.code,
+        [entry.kind for entry in entries],
+    )
+    if row is None:
+        message = "INSERT … RETURNING returned no row"
+        raise RuntimeError(message)
+    return transfer_from(row)
+
+
+async def get_transfer(database: Database, transfer_id: TransferId) -> Transfer | None:
+    async with database.connection() as connection:
+        row = await connection.fetchrow(_GET, transfer_id)
+    return None if row is None else transfer_from(row)
+
+
+async def list_account_transfers(
+    database: Database, account_id: AccountId, cursor: Cursor, limit: int
+) -> Page[Transfer] | None:
+    """The account's transfers in id order, or None if the account does not exist."""
+    async with database.connection() as connection:
+        if await connection.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id) is None:
+            return None
+        rows = await connection.fetch(_LIST_FOR_ACCOUNT, account_id, cursor.after_id, limit + 1)
+    return page_of([transfer_from(row) for row in rows], limit, cursor, lambda t: t.id)

@@ -1,0 +1,33 @@
+"""The ledger's tables come in their own revision, which downgrades cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import command
+from alembic.config import Config
+
+from ..support.databases import BACKEND, migrate
+from ..support.ledger import connect
+
+LEDGER_TABLES = ["accounts", "idempotency_keys", "ledger_entries", "transfers"]
+
+
+async def tables(database_url: str) -> list[str]:
+    async with connect(database_url) as connection:
+        rows = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version' ORDER BY tablename"
+        )
+    return [row["tablename"] for row in rows]
+
+
+def test_revision_0002_adds_the_ledger_and_removes_it_again(database_url: str) -> None:
+    assert asyncio.run(tables(database_url)) == LEDGER_TABLES
+    config = Config(str(BACKEND / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.downgrade(config, "0001")
+    assert asyncio.run(tables(database_url)) == []
+    migrate(database_url)
+    assert asyncio.run(tables(database_url)) == LEDGER_TABLES

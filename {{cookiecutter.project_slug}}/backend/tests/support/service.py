@@ -1,0 +1,56 @@
+"""The service as deployed: `python -m <package>` with uvicorn on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+STARTUP_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _live(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/health/live", timeout=1) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def running_service(environment: dict[str, str]) -> Iterator[str]:
+    """Start the service with these APP_* settings, yield its base URL, stop it."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = os.environ | environment | {"APP_SERVER__PORT": str(port), "APP_SERVER__WORKERS": "1"}
+    with tempfile.TemporaryFile() as log:
+        service = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", PACKAGE], env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while not _live(base_url):
+                if service.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    message = f"the service did not start:\n{log.read().decode(errors='replace')}"
+                    raise RuntimeError(message)
+                time.sleep(0.1)
+            yield base_url
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
