@@ -61,6 +61,7 @@ async def test_wrong_method_is_a_problem(client: httpx.AsyncClient) -> None:
     response = await client.post("/health/live")
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM
+    assert response.headers["allow"] == "GET"
     assert response.json()["title"] == "Method Not Allowed"
 
 

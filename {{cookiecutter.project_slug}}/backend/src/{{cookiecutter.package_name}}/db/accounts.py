@@ -42,12 +42,9 @@ def account_from(row: asyncpg.Record) -> Account:
 
 async def create_account(database: Database, new: NewAccount) -> Account:
     async with database.connection() as connection:
-        row = await connection.fetchrow(
+        (row,) = await connection.fetch(
             _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
         )
-    if row is None:
-        message = "INSERT … RETURNING returned no row"
-        raise RuntimeError(message)
     return account_from(row)
 
 

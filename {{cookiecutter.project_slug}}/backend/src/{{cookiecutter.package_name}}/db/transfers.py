@@ -86,7 +86,7 @@ async def create_transfer(connection: PooledConnection, request: TransferRequest
     accounts = await lock_accounts(connection, [request.source, request.destination])
     plan = plan_transfer(request, accounts)
     entries = (plan.debit, plan.credit)
-    row = await connection.fetchrow(
+    (row,) = await connection.fetch(
         _WRITE,
         [entry.account_id for entry in entries],
         [entry.amount_minor for entry in entries],
@@ -96,9 +96,6 @@ async def create_transfer(connection: PooledConnection, request: TransferRequest
         plan.currency.code,
         [entry.kind for entry in entries],
     )
-    if row is None:
-        message = "INSERT … RETURNING returned no row"
-        raise RuntimeError(message)
     return transfer_from(row)
 
 
