@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from .. import metrics
 from ..db.errors import DatabaseUnavailableError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -47,12 +48,35 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     invalid_params: list[InvalidParam] | None = None,
 ) -> JSONResponse:
+    return problem_at(
+        request.url.path,
+        status,
+        detail=detail,
+        problem_type=problem_type,
+        title=title,
+        headers=headers,
+        invalid_params=invalid_params,
+    )
+
+
+def problem_at(
+    path: str,
+    status: int,
+    *,
+    detail: str | None = None,
+    problem_type: str = "about:blank",
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    invalid_params: list[InvalidParam] | None = None,
+) -> JSONResponse:
+    """The problem response for a request to `path`; also an ASGI app, which the
+    middleware that answer before routing (limits) call directly."""
     problem = Problem(
         type=problem_type,
         title=title or HTTPStatus(status).phrase,
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=path,
         invalid_params=invalid_params,
     )
     return JSONResponse(
@@ -113,7 +137,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
-    logger.warning("database unavailable", reason=str(exc))
+    logger.warning("database unavailable", reason=str(exc), cause=exc.cause)
+    metrics.REQUESTS_SHED.labels(cause=exc.cause).inc()
     return problem_response(
         request,
         503,
