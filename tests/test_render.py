@@ -18,7 +18,7 @@ from .conftest import (
     manifest,
     project_files,
 )
-from .variants import SUPPORTED
+from .variants import SUPPORTED, variant_id
 
 BIN = Path(sys.executable).parent
 MYPY_CACHE = Path(__file__).resolve().parents[1] / "build" / "mypy-cache"

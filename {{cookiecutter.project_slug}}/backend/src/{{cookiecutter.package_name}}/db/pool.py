@@ -163,7 +163,13 @@ class Database:
     async def _release(
         self, pool: asyncpg.Pool[asyncpg.Record], connection: PooledConnection
     ) -> None:
-        if connection.is_closed():
+        try:
+            closed = connection.is_closed()
+        except asyncpg.InterfaceError:
+            # The server went away mid-request: asyncpg has already taken the lost
+            # connection back and detached this proxy (found by the restart fault test).
+            return
+        if closed:
             await pool.release(connection)
         elif time.monotonic() >= _retire_at(connection):
             logger.debug("retiring connection past its lifetime")
