@@ -14,7 +14,9 @@ from local_extensions import budget_for
 TEMPLATE = Path(__file__).resolve().parents[1]
 
 
-def render(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+def render(
+    tmp_path: Path, *answers: str, env: dict[str, str] | None = None, checks: bool = False
+) -> subprocess.CompletedProcess[str]:
     output = tmp_path / "out"
     output.mkdir(parents=True)
     return subprocess.run(
@@ -26,12 +28,13 @@ def render(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess[str]:
             "--no-input",
             "--output-dir",
             str(output),
-            "run_checks=no",
+            f"run_checks={'yes' if checks else 'no'}",
             *answers,
         ],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
 
 

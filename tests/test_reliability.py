@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,11 @@ from .conftest import TEMPLATE
 from .harness import (
     PASSWORD,
     Service,
+    StartupRecorder,
     ThrowawayCluster,
     running,
     server_bindir,
+    startup_parameters,
 )
 
 pytestmark = [
@@ -151,6 +153,15 @@ def assert_secret_never_logged(service: Service) -> None:
     assert lines == [], lines
 
 
+@contextmanager
+def serving(project: Path, environment: dict[str, str]) -> Iterator[Service]:
+    """The service running; once the test is done with it, its log is checked: no
+    line holds the database password (connection errors included)."""
+    with running(project, environment) as service:
+        yield service
+        assert_secret_never_logged(service)
+
+
 @asynccontextmanager
 async def locked_schema_table(cluster: ThrowawayCluster) -> AsyncIterator[asyncpg.Connection]:
     """Hold an ACCESS EXCLUSIVE lock on alembic_version: GET /version waits for it."""
@@ -223,7 +234,7 @@ def test_starts_without_the_database_and_recovers_without_a_restart(
     project: Path, database: ThrowawayCluster
 ) -> None:
     database.stop()
-    with running(project, settings(database)) as service:
+    with serving(project, settings(database)) as service:
 
         async def scenario() -> None:
             async with httpx.AsyncClient(
@@ -248,7 +259,6 @@ def test_starts_without_the_database_and_recovers_without_a_restart(
         assert service.process is not None
         assert service.process.poll() is None, "the service restarted or exited"
         assert "database unreachable at startup" in service.log()
-        assert_secret_never_logged(service)
 
 
 def test_database_restart_under_load_fails_only_during_the_outage(
@@ -256,7 +266,7 @@ def test_database_restart_under_load_fails_only_during_the_outage(
 ) -> None:
     request_timeout = 5.0
     environment = settings(database, http__request_timeout_seconds=request_timeout)
-    with running(project, environment) as service:
+    with serving(project, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], float, float]:
             outcomes: list[Outcome] = []
@@ -299,7 +309,6 @@ def test_database_restart_under_load_fails_only_during_the_outage(
         after = [o for o in outcomes if o.started > outage_end + recovery]
         assert before, "no request before the outage"
         assert after, "no request after the recovery"
-        assert_secret_never_logged(service)
 
         # Both workers served; /metrics sums them, whichever worker answers the scrape.
         pids = {entry["pid"] for entry in log_entries(service) if entry.get("path") == "/version"}
@@ -325,7 +334,7 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
         database__pool__max_size=slots,
         metrics__pool_sample_seconds=0.1,
     )
-    with running(project, environment) as service:
+    with serving(project, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], list[Outcome], str]:
             async with httpx.AsyncClient(
@@ -386,7 +395,7 @@ def test_sigterm_drains_accepted_requests_closes_the_pool_and_exits(
     environment = settings(
         database, server__graceful_shutdown_seconds=grace, http__request_timeout_seconds=grace - 1
     )
-    with running(project, environment) as service:
+    with serving(project, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], list[Outcome], float, float, int]:
             quick: list[Outcome] = []
@@ -443,3 +452,157 @@ def test_sigterm_drains_accepted_requests_closes_the_pool_and_exits(
 
 async def _waiting(holder: asyncpg.Connection, count: int) -> bool:
     return await backends(holder, waiting_on_lock=True) >= count
+
+
+def test_body_and_time_limits_answer_problems_and_free_the_database(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    limit, request_timeout = 1024, 1.0
+    environment = settings(
+        database, http__max_body_bytes=limit, http__request_timeout_seconds=request_timeout
+    )
+    with serving(project, environment) as service:
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+                body = json.dumps({"owner": "x" * 2 * limit}).encode()
+                declared = await client.post("/v1/accounts", content=body)
+                assert str(limit) in assert_problem(declared, 413)["detail"]
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    for start in range(0, len(body), 256):
+                        yield body[start : start + 256]
+
+                streamed = await client.post("/v1/accounts", content=chunks())
+                assert_problem(streamed, 413)
+                within = await client.post("/v1/accounts", json={"owner": "x"})
+                assert within.status_code == 422, within.text
+
+                async with locked_schema_table(database) as holder:
+                    outcome = await timed_get(client, "/version")
+                    assert outcome.response is not None, outcome.error
+                    body_504 = assert_problem(outcome.response, 504)
+                    assert body_504["type"] == "/problems/request-timeout"
+                    assert request_timeout <= outcome.seconds < request_timeout + 0.5
+                    # Cancelled in PostgreSQL too: no query of the service waits on.
+                    await until(lambda: _none_waiting(holder), 2.0, "the timed-out query cancelled")
+                assert (await client.get("/version")).status_code == 200
+                # Production: no API docs unless enabled; security headers everywhere.
+                assert_problem(await client.get("/docs"), 404)
+                assert_problem(await client.get("/openapi.json"), 404)
+                plain = await client.get("/health/live")
+                behind_tls = await client.get(
+                    "/health/live", headers={"X-Forwarded-Proto": "https"}
+                )
+                for response in (declared, outcome.response, plain, behind_tls):
+                    assert response.headers["x-content-type-options"] == "nosniff"
+                    assert response.headers["x-frame-options"] == "DENY"
+                    assert response.headers["referrer-policy"] == "no-referrer"
+                assert "strict-transport-security" not in plain.headers
+                hsts = behind_tls.headers["strict-transport-security"]
+                assert hsts.startswith("max-age=31536000")
+
+        asyncio.run(scenario())
+
+
+async def _none_waiting(holder: asyncpg.Connection) -> bool:
+    return await backends(holder, waiting_on_lock=True) == 0
+
+
+def test_session_timeouts_are_set_on_every_connection(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    statement_ms, idle_ms = 700, 4321
+    with StartupRecorder(database.port) as recorder:
+        environment = settings(
+            database,
+            database__url=database.url(DATABASE).replace(str(database.port), str(recorder.port)),
+            database__statement_timeout_ms=statement_ms,
+            database__idle_in_transaction_session_timeout_ms=idle_ms,
+            database__pool__min_size=2,
+            http__request_timeout_seconds=5,
+        )
+        with serving(project, environment) as service:
+
+            async def scenario() -> Outcome:
+                async with httpx.AsyncClient(
+                    base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30
+                ) as client:
+                    # Enough at once that the pools open connections beyond min_size.
+                    burst = [client.get("/version") for _ in range(12)]
+                    assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
+                    async with locked_schema_table(database):
+                        return await timed_get(client, "/version")
+
+            stuck = asyncio.run(scenario())
+        openings = list(recorder.openings)
+    # statement_timeout: the server cancels the stuck query; the client gets a 503.
+    assert stuck.response is not None, stuck.error
+    assert_shed(stuck.response)
+    assert statement_ms / 1000 <= stuck.seconds < statement_ms / 1000 + 1.0
+    parameters = [startup_parameters(opening) for opening in openings]
+    assert len(parameters) > 4, "min_size x 2 workers, and more under the burst"
+    for connection in parameters:
+        assert connection["statement_timeout"] == str(statement_ms), connection
+        assert connection["idle_in_transaction_session_timeout"] == str(idle_ms), connection
+        assert connection["application_name"] == APPLICATION_NAME
+
+
+def test_a_refused_password_is_not_logged_either(project: Path, database: ThrowawayCluster) -> None:
+    """The other tests check that the password never appears in the service's log,
+    connection errors included; here the server refuses it, with debug logging on."""
+    wrong = "Wrong-" + PASSWORD
+    refused = Service(
+        project,
+        settings(
+            database,
+            database__url=database.url(DATABASE, wrong),
+            server__workers=1,
+            logging__level="debug",
+        ),
+    )
+    try:
+        with pytest.raises(AssertionError, match=r"exited|did not start"):
+            refused.start()
+        log = refused.log()
+    finally:
+        refused.stop()
+    assert "password authentication failed" in log
+    assert wrong not in log
+
+
+def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(
+    project: Path, database: ThrowawayCluster, tmp_path: Path
+) -> None:
+    environment = settings(database, application__docs_enabled="true")
+    with serving(project, environment) as service:
+        funded = []
+        for _ in range(2):
+            opened = httpx.post(
+                f"{service.base_url}/v1/accounts",
+                json={"owner": "fuzz", "currency": "EUR", "opening_balance_minor": 10**12},
+                timeout=10,
+            )
+            assert opened.status_code == 201, opened.text
+            funded.append(opened.json()["id"])
+        config = tmp_path / "schemathesis.toml"
+        shared = project / "backend" / "tests" / "schemathesis.toml"
+        config.write_text(f"{shared.read_text()}\n[dictionaries.funded]\nvalues = {funded}\n")
+        result = subprocess.run(
+            [
+                str(project / "backend" / ".venv" / "bin" / "st"),
+                "--config-file", str(config),
+                "run", f"{service.base_url}/openapi.json",
+                "--checks", "all",
+                "--max-examples", str(FUZZ_EXAMPLES_PER_OPERATION),
+                "--workers", "1",  # hypothesis before CPython 3.11.8 (gh-106905)
+                "--no-color",
+            ],
+            capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        errors = errors_logged(service)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert errors == []
+    generated = re.search(r"Test cases:\s+(\d+) generated", result.stdout)
+    assert generated, result.stdout[-3000:]
+    assert int(generated[1]) >= 500, result.stdout[-3000:]
