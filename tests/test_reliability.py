@@ -66,17 +66,23 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     (project,) = output.iterdir()
-    installed = subprocess.run(
-        ["make", "install"],
+    make(project, "install")
+    return project
+
+
+def make(project: Path, target: str, **environment: str) -> None:
+    """A target of the project's Makefile, with uv from this environment."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        ["make", target],
         cwd=project,
-        env=os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+        env=os.environ | {"PATH": path, **environment},
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
     )
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    return project
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -87,16 +93,7 @@ def cluster(project: Path) -> Iterator[ThrowawayCluster]:
     try:
         cluster.create()
         cluster.start()
-        migrated = subprocess.run(
-            ["make", "init-db"],
-            cwd=project,
-            env=os.environ | {"APP_DATABASE__URL": cluster.url(DATABASE)},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        make(project, "init-db", APP_DATABASE__URL=cluster.url(DATABASE))
         yield cluster
     finally:
         cluster.remove()

@@ -13,7 +13,6 @@ from . import metrics
 from .configuration import Settings, load_settings
 from .db.pool import Database
 from .handlers import health, instrumentation{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
-from .handlers.instrumentation import MetricsMiddleware
 from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
 from .handlers.middleware import RequestContextMiddleware
 from .handlers.problems import register_problem_handlers
@@ -63,7 +62,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hsts_max_age_seconds=settings.http.hsts_max_age_seconds,
         hsts_always=settings.http.hsts_always,
     )
-    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     register_problem_handlers(app)
     app.include_router(health.router)

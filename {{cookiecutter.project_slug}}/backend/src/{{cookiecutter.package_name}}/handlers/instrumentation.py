@@ -1,16 +1,15 @@
-"""Request metrics as pure ASGI middleware, and GET /metrics.
+"""GET /metrics, and the request metrics RequestContextMiddleware records.
 
 Hand-written rather than a FastAPI instrumentation package: FastAPI already puts
 the matched route in the scope ("route"), so labelling by route template costs a
-dictionary lookup here, where such packages match every route again per request.
+dictionary lookup here, where such packages match every route again per request,
+in a middleware layer of their own.
 """
 
 from __future__ import annotations
 
-import time
-
 from fastapi import APIRouter, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from .. import metrics
 from .dependencies import DatabaseDep
@@ -32,30 +31,8 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
 
 
-class MetricsMiddleware:
-    """Latency and status of every HTTP request, labelled by route template."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500  # if the app fails before answering, the server sends a 500
-        started = time.perf_counter()
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        metrics.REQUESTS_IN_PROGRESS.inc()
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            metrics.REQUESTS_IN_PROGRESS.dec()
-            route, method = _route_template(scope), scope["method"]
-            metrics.REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
-            metrics.REQUESTS.labels(method, route, str(status)).inc()
+def record_request(scope: Scope, status: int, seconds: float) -> None:
+    """Latency and status of one answered request (RequestContextMiddleware calls this)."""
+    route, method = _route_template(scope), scope["method"]
+    metrics.REQUEST_DURATION.labels(method, route).observe(seconds)
+    metrics.REQUESTS.labels(method, route, str(status)).inc()

@@ -8,9 +8,10 @@ import asyncio
 import structlog
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import problem_at
+from .problems import problem_response
 
 logger = structlog.get_logger("http")
 
@@ -32,8 +33,8 @@ class BodySizeLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = problem_at(
-                scope["path"],
+            response = problem_response(
+                Request(scope),
                 413,
                 detail=f"The request body is larger than {self.max_body_bytes} bytes.",
                 headers={"Connection": "close"},
@@ -71,8 +72,8 @@ class RequestTimeoutMiddleware:
             if not deadline.expired() or started:
                 raise
             logger.warning("request timed out", timeout_seconds=self.timeout_seconds)
-            response = problem_at(
-                scope["path"],
+            response = problem_response(
+                Request(scope),
                 504,
                 problem_type="/problems/request-timeout",
                 title="Request timed out",

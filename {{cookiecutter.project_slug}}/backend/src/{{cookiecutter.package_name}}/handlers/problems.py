@@ -48,35 +48,12 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     invalid_params: list[InvalidParam] | None = None,
 ) -> JSONResponse:
-    return problem_at(
-        request.url.path,
-        status,
-        detail=detail,
-        problem_type=problem_type,
-        title=title,
-        headers=headers,
-        invalid_params=invalid_params,
-    )
-
-
-def problem_at(
-    path: str,
-    status: int,
-    *,
-    detail: str | None = None,
-    problem_type: str = "about:blank",
-    title: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    invalid_params: list[InvalidParam] | None = None,
-) -> JSONResponse:
-    """The problem response for a request to `path`; also an ASGI app, which the
-    middleware that answer before routing (limits) call directly."""
     problem = Problem(
         type=problem_type,
         title=title or HTTPStatus(status).phrase,
         status=status,
         detail=detail,
-        instance=path,
+        instance=request.url.path,
         invalid_params=invalid_params,
     )
     return JSONResponse(
