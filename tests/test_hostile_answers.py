@@ -104,6 +104,7 @@ def test_shell_metacharacters_are_rejected_and_never_run(tmp_path: Path, payload
 )
 def test_jinja_in_an_answer_cannot_reach_python_internals(tmp_path: Path, template: str) -> None:
     result = render(tmp_path, f"description={template.format(touch=touch(tmp_path))}")
+    assert not (tmp_path / MARKER).exists(), "the answer ran a command"
     assert result.returncode != 0
     assert result.stdout.startswith("Unable to render variable 'description'"), result.stdout[:500]
     assert "is unsafe" in result.stdout.splitlines()[1]
