@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,27 +219,33 @@ class StartupRecorder:
 
     async def _relay(self, client: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
         server, server_out = await asyncio.open_connection("127.0.0.1", self.target_port)
-        opening = bytearray()
         self.openings.append(b"")
         index = len(self.openings) - 1
 
-        async def client_to_server() -> None:
-            while data := await client.read(65536):
-                if len(opening) < 4096:
-                    opening.extend(data)
-                    self.openings[index] = bytes(opening)
-                server_out.write(data)
-                await server_out.drain()
+        def record(data: bytes) -> None:
+            if len(self.openings[index]) < 4096:
+                self.openings[index] += data
 
-        async def server_to_client() -> None:
-            while data := await server.read(65536):
-                client_out.write(data)
-                await client_out.drain()
+        await asyncio.gather(
+            _pipe(client, server_out, record), _pipe(server, client_out), return_exceptions=True
+        )
 
-        with contextlib.suppress(OSError):
-            await asyncio.gather(client_to_server(), server_to_client())
-        for writer in (client_out, server_out):
-            writer.close()
+
+async def _pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tap: Callable[[bytes], None] | None = None,
+) -> None:
+    """Copy until end of stream, then close the other side: a peer that waits for
+    the connection to close (asyncpg after its Terminate message) sees it close."""
+    try:
+        while data := await reader.read(65536):
+            if tap is not None:
+                tap(data)
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
 
 
 def startup_parameters(opening: bytes) -> dict[str, str]:
