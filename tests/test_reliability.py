@@ -235,6 +235,11 @@ async def keep_requesting(
             await asyncio.sleep(0.05)  # refused: the server is going away
 
 
+def clients_of(service: Service) -> httpx.AsyncClient:
+    """An HTTP client to the service that opens a connection per request."""
+    return httpx.AsyncClient(base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30)
+
+
 def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -250,9 +255,7 @@ def test_starts_without_the_database_and_recovers_without_a_restart(
     with serving(project, settings(database)) as service:
 
         async def scenario() -> None:
-            async with httpx.AsyncClient(
-                base_url=service.base_url, limits=NO_KEEPALIVE, timeout=10
-            ) as client:
+            async with clients_of(service) as client:
                 assert (await client.get("/health/live")).status_code == 200
                 for _ in range(6):  # new connections: both workers answer
                     assert_problem(await client.get("/health/ready"), 503)
@@ -285,9 +288,7 @@ def test_database_restart_under_load_fails_only_during_the_outage(
         async def scenario() -> tuple[list[Outcome], float, float]:
             outcomes: list[Outcome] = []
             stop = asyncio.Event()
-            async with httpx.AsyncClient(
-                base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30
-            ) as client:
+            async with clients_of(service) as client:
                 load = [
                     asyncio.create_task(keep_requesting(client, "/version", stop, outcomes))
                     for _ in range(8)
@@ -353,9 +354,7 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
     with serving(project, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], list[Outcome], str]:
-            async with httpx.AsyncClient(
-                base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30
-            ) as client:
+            async with clients_of(service) as client:
                 async with locked_schema_table(database) as holder:
                     slow = [
                         asyncio.create_task(timed_get(client, "/version"))
@@ -423,9 +422,7 @@ def test_sigterm_drains_accepted_requests_closes_the_pool_and_exits(
         async def scenario() -> tuple[list[Outcome], list[Outcome], float, float, int]:
             quick: list[Outcome] = []
             stop = asyncio.Event()
-            async with httpx.AsyncClient(
-                base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30
-            ) as client:
+            async with clients_of(service) as client:
                 async with locked_schema_table(database) as holder:
                     slow = [
                         asyncio.create_task(timed_get(client, "/version"))
@@ -550,9 +547,7 @@ def test_session_timeouts_are_set_on_every_connection(
         with serving(project, environment) as service:
 
             async def scenario() -> Outcome:
-                async with httpx.AsyncClient(
-                    base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30
-                ) as client:
+                async with clients_of(service) as client:
                     # Enough at once that the pools open connections beyond min_size.
                     burst = [client.get("/version") for _ in range(12)]
                     assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
