@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.ext import Extension
+from jinja2.sandbox import SandboxedEnvironment
 
 CAPACITY_FILE = Path(__file__).with_name("capacity.yaml")
 MANIFEST_FILE = Path(__file__).with_name("manifest.yaml")
@@ -140,11 +142,49 @@ def replay_json(answers: dict[str, Any]) -> str:
     return json.dumps({"cookiecutter": public}, indent=2, ensure_ascii=False)
 
 
+class UnsafeAnswerError(SecurityError, UndefinedError):
+    """An answer's Jinja reached for an unsafe attribute. An UndefinedError too, so
+    cookiecutter reports it as "Unable to render variable '<answer>'" and exits 1
+    instead of printing a traceback."""
+
+
+class AnswerSandbox(SandboxedEnvironment):
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        return self.undefined(
+            f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe",
+            name=attribute,
+            obj=obj,
+            exc=UnsafeAnswerError,
+        )
+
+
+def sandbox(environment: Any) -> None:
+    """Turn cookiecutter's Jinja environment into a sandboxed one, in place.
+
+    cookiecutter renders every answer as a Jinja template before any hook sees it
+    (`project_name={{ 7*7 }}` arrives as "49"), in a plain, unsandboxed environment:
+    an answer such as `{{ lipsum.__globals__.os.popen(...) }}` would run a command on
+    the rendering machine. cookiecutter offers no setting for this, and it builds
+    every environment (prompts, files, hooks) with the `_extensions` of
+    cookiecutter.json, so this extension is the one place to close it. Jinja's own
+    SandboxedEnvironment does the work: it refuses `_`-prefixed and other unsafe
+    attributes, and templates compiled afterwards route calls through it.
+    """
+    base = type(environment)
+    if not issubclass(base, AnswerSandbox):
+        environment.__class__ = type(f"Sandboxed{base.__name__}", (AnswerSandbox, base), {})
+        # What SandboxedEnvironment.__init__ would have set.
+        environment.globals["range"] = SandboxedEnvironment().globals["range"]
+        environment.binop_table = dict(SandboxedEnvironment.default_binop_table)
+        environment.unop_table = dict(SandboxedEnvironment.default_unop_table)
+
+
 class CapacityExtension(Extension):
-    """Registers the filters above."""
+    """Sandboxes the environment and registers the filters above."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        sandbox(environment)
         environment.filters["suggested_pool_max"] = suggested_pool_max
         environment.filters["db_budget"] = db_budget
         environment.filters["replay_json"] = replay_json

@@ -24,12 +24,21 @@ SHADOWED = {"test", "alembic", "asyncpg", "fastapi", "httpx", "orjson", "pydanti
                 "pydantic_settings", "pytest", "sqlalchemy", "starlette", "structlog",
                 "uvicorn", "uvloop", "yaml"}
 MAX_NAME = 64
+SHOWN = 60
+
+
+def shown(value):
+    """The answer as a Python literal, cut short: a 10 000-character answer would
+    drown the reason it was rejected."""
+    if len(value) <= SHOWN:
+        return repr(value)
+    return f"{value[:SHOWN]!r}... ({len(value)} characters)"
 
 
 def text_problem(name, limit):
     value = ANSWERS[name]
     if not TEXT.fullmatch(value) or len(value) > limit:
-        return (f"{name}={value!r}: not plain text; accepted: up to {limit} letters, digits, "
+        return (f"{name}={shown(value)}: not plain text; accepted: up to {limit} letters, digits, "
                 "spaces and . , ' ( ) & + / - (no quotes, braces, $ or backslashes)")
     return None
 
@@ -37,10 +46,10 @@ def text_problem(name, limit):
 def slug_problems():
     slug, package = ANSWERS["project_slug"], ANSWERS["package_name"]
     if not SLUG.fullmatch(slug) or len(slug) > MAX_NAME:
-        yield (f"project_slug={slug!r}: not a valid slug; accepted: lowercase letters and "
+        yield (f"project_slug={shown(slug)}: not a valid slug; accepted: lowercase letters and "
                f"digits in dash-separated words, starting with a letter, at most {MAX_NAME}")
     if not PACKAGE.fullmatch(package) or len(package) > MAX_NAME:
-        yield (f"package_name={package!r}: not a valid Python package name; accepted: "
+        yield (f"package_name={shown(package)}: not a valid Python package name; accepted: "
                f"lowercase letters, digits and _, starting with a letter, at most {MAX_NAME}")
     elif keyword.iskeyword(package) or keyword.issoftkeyword(package):
         yield f"package_name={package!r}: a Python keyword; accepted: any other name"
@@ -55,9 +64,9 @@ def integer(name, low, high):
     try:
         number = int(value)
     except ValueError:
-        return None, f"{name}={value!r}: not an integer; accepted: a whole number {low}..{high}"
+        return None, f"{name}={shown(value)}: not an integer; accepted: a whole number {low}..{high}"
     if not low <= number <= high:
-        return None, f"{name}={value!r}: out of range; accepted: a whole number {low}..{high}"
+        return None, f"{name}={shown(value)}: out of range; accepted: a whole number {low}..{high}"
     return number, None
 
 
@@ -87,7 +96,7 @@ def choice_problems():
     """cookiecutter checks choices given on the command line; replay files it does not."""
     for name, accepted in CHOICES.items():
         if ANSWERS[name] not in accepted:
-            yield f"{name}={ANSWERS[name]!r}: not a choice; accepted: {', '.join(accepted)}"
+            yield f"{name}={shown(ANSWERS[name])}: not a choice; accepted: {', '.join(accepted)}"
 
 
 def target_problems():
@@ -104,7 +113,7 @@ def problems():
         if problem := text_problem(name, limit):
             yield problem
     if not EMAIL.fullmatch(ANSWERS["author_email"]):
-        yield (f"author_email={ANSWERS['author_email']!r}: not an email address; "
+        yield (f"author_email={shown(ANSWERS['author_email'])}: not an email address; "
                "accepted: name@example.com")
     yield from slug_problems()
     yield from number_problems()

@@ -13,10 +13,12 @@ from local_extensions import budget_for
 from .conftest import render_cli
 
 
-def render(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+def render(
+    tmp_path: Path, *answers: str, env: dict[str, str] | None = None, checks: bool = False
+) -> subprocess.CompletedProcess[str]:
     output = tmp_path / "out"
     output.mkdir(parents=True)
-    return render_cli(output, "run_checks=no", *answers)
+    return render_cli(output, f"run_checks={'yes' if checks else 'no'}", *answers, env=env)
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

@@ -48,7 +48,7 @@ def request(
         headers={"content-type": "application/json", **(headers or {})},
     )
     try:
-        with urllib.request.urlopen(req, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=5) as response:  # noqa: S310  # nosec B310
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")

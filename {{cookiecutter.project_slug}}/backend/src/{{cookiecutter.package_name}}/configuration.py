@@ -54,6 +54,20 @@ class ServerSettings(_Section):
     graceful_shutdown_seconds: int = Field(ge=1)
 
 
+class HttpSettings(_Section):
+    """Limits and headers every request gets (handlers/limits.py, handlers/security.py)."""
+
+    max_body_bytes: int = Field(ge=0)
+    request_timeout_seconds: float = Field(gt=0)
+    hsts_max_age_seconds: int = Field(ge=0)
+    hsts_always: bool = False
+
+
+class MetricsSettings(_Section):
+    enabled: bool = True
+    pool_sample_seconds: float = Field(gt=0)
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -137,12 +151,27 @@ class Settings(BaseSettings):
     environment: Environment = "local"
     application: ApplicationSettings
     server: ServerSettings
+    http: HttpSettings
+    metrics: MetricsSettings
     logging: LoggingSettings
     cors: CorsSettings
     database: DatabaseSettings
 {%- if cookiecutter.example_domain == "ledger" %}
     ledger: LedgerSettings
 {%- endif %}
+
+    @model_validator(mode="after")
+    def _requests_end_before_shutdown_does(self) -> Self:
+        # On SIGTERM uvicorn waits graceful_shutdown_seconds for in-flight requests,
+        # then cancels them (the client sees a 500): the request timeout must come first.
+        timeout = self.http.request_timeout_seconds
+        if timeout >= self.server.graceful_shutdown_seconds:
+            msg = (
+                f"http.request_timeout_seconds ({timeout}) must be below "
+                f"server.graceful_shutdown_seconds ({self.server.graceful_shutdown_seconds})"
+            )
+            raise ValueError(msg)
+        return self
 
     @classmethod
     def settings_customise_sources(

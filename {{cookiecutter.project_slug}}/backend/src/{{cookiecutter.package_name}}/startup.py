@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,11 +10,14 @@ import structlog
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from . import metrics
 from .configuration import Settings, load_settings
 from .db.pool import Database
-from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
+from .handlers import health, instrumentation{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
+from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
 from .handlers.middleware import RequestContextMiddleware
 from .handlers.problems import register_problem_handlers
+from .handlers.security import SecurityHeadersMiddleware
 from .telemetry import configure_logging
 
 logger = structlog.get_logger("startup")
@@ -28,11 +32,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = await Database.open(settings.database, settings.application.name)
         app.state.database = database
+        sampler = asyncio.create_task(
+            metrics.sample_pool(database.stats, settings.metrics.pool_sample_seconds)
+        )
         logger.info("started", environment=settings.environment, pool=database.stats())
         try:
             yield
         finally:
+            sampler.cancel()
             await database.close()
+            metrics.worker_stopped()
             logger.info("stopped")
 
     docs = settings.application.docs_enabled
@@ -57,9 +66,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["*"],
             max_age=600,
         )
+    # Each add_middleware wraps the ones before: the first added runs innermost.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        RequestTimeoutMiddleware, timeout_seconds=settings.http.request_timeout_seconds
+    )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts_max_age_seconds=settings.http.hsts_max_age_seconds,
+        hsts_always=settings.http.hsts_always,
+    )
     app.add_middleware(RequestContextMiddleware)
     register_problem_handlers(app)
     app.include_router(health.router)
+    if settings.metrics.enabled:
+        app.include_router(instrumentation.router)
 {%- if cookiecutter.example_domain == "ledger" %}
     app.include_router(ledger.create_router(settings.ledger))
 {%- endif %}

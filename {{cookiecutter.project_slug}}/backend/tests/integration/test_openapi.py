@@ -112,23 +112,7 @@ def test_headers_and_problem_types_are_documented(document: dict[str, Any]) -> N
     assert {kind for kind in PROBLEM_TYPES if f"`{kind}`" in descriptions} == PROBLEM_TYPES
 
 
-SCHEMATHESIS_CONFIG = r"""
-# Refusals of schema-valid requests that no JSON Schema can express.
-[[operations]]
-include-path-regex = '^/v1/accounts(/\{account_id\}/transfers)?$'
-include-method = "GET"
-# A well-formed cursor this listing never issued: 400 /problems/invalid-cursor.
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404"]
-
-[[operations]]
-include-path = "/v1/transfers"
-include-method = "POST"
-# A transfer to the same account, or across currencies: 422.
-checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "422"]
-# Half the time, accounts with money, so that transfers succeed too.
-parameters."body.from_account_id" = { dictionary = "funded", probability = 0.5 }
-parameters."body.to_account_id" = { dictionary = "funded", probability = 0.5 }
-"""
+SCHEMATHESIS_CONFIG = (Path(__file__).parents[1] / "schemathesis.toml").read_text()
 
 
 def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> None:

@@ -75,3 +75,14 @@ def test_non_postgres_url_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_DATABASE__URL", "mysql://root@127.0.0.1/db")
     with pytest.raises(ConfigurationError, match=r"database"):
         load_settings()
+
+
+def test_request_timeout_must_end_before_the_graceful_shutdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APP_HTTP__REQUEST_TIMEOUT_SECONDS", "20")
+    with pytest.raises(
+        ConfigurationError,
+        match=r"http\.request_timeout_seconds \(20\.0\) must be below server\.graceful_shutdown",
+    ):
+        load_settings()

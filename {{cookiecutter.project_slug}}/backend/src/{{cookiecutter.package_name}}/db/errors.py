@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+# Why a request was shed: the label of the http_requests_shed_total metric.
+ShedCause = Literal["pool_exhausted", "unreachable", "statement_timeout", "busy"]
+
 
 class DatabaseUnavailableError(Exception):
     """No connection could be had in time, or the server went away mid-request.
@@ -9,6 +14,9 @@ class DatabaseUnavailableError(Exception):
     The HTTP layer answers 503 with Retry-After: the client may try again.
     """
 
-    def __init__(self, reason: str, *, retry_after_seconds: float) -> None:
+    def __init__(
+        self, reason: str, *, retry_after_seconds: float, cause: ShedCause = "busy"
+    ) -> None:
         super().__init__(reason)
         self.retry_after_seconds = retry_after_seconds
+        self.cause: ShedCause = cause

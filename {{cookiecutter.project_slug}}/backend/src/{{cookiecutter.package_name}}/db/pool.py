@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 import structlog
@@ -18,6 +18,8 @@ from .errors import DatabaseUnavailableError
 
 logger = structlog.get_logger("db")
 REOPEN_INTERVAL_SECONDS = 1.0
+# A statement cancelled by statement_timeout: the database is busy; worth a retry soon.
+BUSY_RETRY_AFTER_SECONDS = 1.0
 
 # Errors meaning "the server cannot be reached or dropped us", as opposed to a
 # bad query: these become 503 + Retry-After instead of a 500.
@@ -59,6 +61,7 @@ class Database:
         self._application_name = application_name
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._reopening: asyncio.Task[None] | None = None
+        self._waiting = 0  # requests waiting for a connection (asyncpg does not count them)
 
     @classmethod
     async def open(cls, settings: DatabaseSettings, application_name: str) -> Database:
@@ -138,17 +141,31 @@ class Database:
         wait = wait_seconds or self._settings.pool.acquire_timeout_seconds
         retry_after = self._settings.pool.acquire_timeout_seconds
         pool = self.pool  # release to the pool it came from, even if reopened meanwhile
+        self._waiting += 1
         try:
             connection = await pool.acquire(timeout=wait)
         except CONNECTION_ERRORS as error:
             raise DatabaseUnavailableError(
-                f"no connection within {wait}s: {error!r}", retry_after_seconds=retry_after
+                f"no connection within {wait}s: {error!r}",
+                retry_after_seconds=retry_after,
+                cause="pool_exhausted" if isinstance(error, TimeoutError) else "unreachable",
             ) from error
+        finally:
+            self._waiting -= 1
         try:
             yield connection
         except CONNECTION_ERRORS as error:
             raise DatabaseUnavailableError(
-                f"connection failed: {error!r}", retry_after_seconds=retry_after
+                f"connection failed: {error!r}",
+                retry_after_seconds=retry_after,
+                cause="unreachable",
+            ) from error
+        except asyncpg.QueryCanceledError as error:
+            # statement_timeout (or a cancel from the server): busy, not a bug.
+            raise DatabaseUnavailableError(
+                f"query cancelled: {error!r}",
+                retry_after_seconds=BUSY_RETRY_AFTER_SECONDS,
+                cause="statement_timeout",
             ) from error
         finally:
             await self._release(pool, connection)
@@ -156,7 +173,13 @@ class Database:
     async def _release(
         self, pool: asyncpg.Pool[asyncpg.Record], connection: PooledConnection
     ) -> None:
-        if connection.is_closed():
+        try:
+            closed = connection.is_closed()
+        except asyncpg.InterfaceError:
+            # The server went away mid-request: asyncpg has already taken the lost
+            # connection back and detached this proxy (found by the restart fault test).
+            return
+        if closed:
             await pool.release(connection)
         elif time.monotonic() >= _retire_at(connection):
             logger.debug("retiring connection past its lifetime")
@@ -177,11 +200,15 @@ class Database:
                     "SELECT 1 timed out", retry_after_seconds=timeout
                 ) from error
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, int]:
+        """The pool's connections (size = in_use + idle), its bounds, and the waiters."""
         pool = self.pool
+        size, idle = pool.get_size(), pool.get_idle_size()
         return {
-            "size": pool.get_size(),
-            "idle": pool.get_idle_size(),
+            "size": size,
+            "in_use": size - idle,
+            "idle": idle,
+            "waiting": self._waiting,
             "min_size": pool.get_min_size(),
             "max_size": pool.get_max_size(),
         }

@@ -11,6 +11,9 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import metrics
+from .instrumentation import record_request
+
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's id is kept only if it is short and plain, so it cannot forge log fields.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -29,7 +32,8 @@ def _request_id_from(scope: Scope) -> str:
 
 class RequestContextMiddleware:
     """Binds a request id to every log line of the request, echoes it in the
-    response and logs one line per request with its status and duration."""
+    response, logs one line per request with its status and duration, and records
+    the same in the metrics, labelled by route template (instrumentation.py)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,13 +55,17 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
             await send(message)
 
+        metrics.REQUESTS_IN_PROGRESS.inc()
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
+            seconds = time.perf_counter() - started
+            metrics.REQUESTS_IN_PROGRESS.dec()
+            record_request(scope, status, seconds)
             logger.info(
                 "request finished",
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
             )

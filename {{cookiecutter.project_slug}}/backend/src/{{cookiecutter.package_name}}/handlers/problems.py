@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from .. import metrics
 from ..db.errors import DatabaseUnavailableError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -113,7 +114,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
-    logger.warning("database unavailable", reason=str(exc))
+    logger.warning("database unavailable", reason=str(exc), cause=exc.cause)
+    metrics.REQUESTS_SHED.labels(cause=exc.cause).inc()
     return problem_response(
         request,
         503,

@@ -1,0 +1,260 @@
+"""Real parts for the fault tests: a throwaway PostgreSQL cluster that can be stopped
+and started, the rendered service as deployed (`python -m <package>`, uvicorn
+workers), and a TCP relay that records what the service sends to the database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+# A password the service is given and must never print (tests/test_reliability.py).
+PASSWORD = "Reliability-Secret-7Qx"
+STARTUP_SECONDS = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def server_bindir() -> Path | None:
+    """PostgreSQL's server binaries (initdb, pg_ctl), if installed."""
+    if shutil.which("pg_config") is None:
+        return None
+    bindir = subprocess.run(
+        ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return Path(bindir) if (Path(bindir) / "initdb").exists() else None
+
+
+def as_server_user(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root.
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+class ThrowawayCluster:
+    """A PostgreSQL cluster of its own on a free 127.0.0.1 port, with password
+    authentication over TCP, so that stopping it hurts nobody else."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="reliability-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self.data = self.root / "data"
+        self.port = free_port()
+
+    def url(self, database: str, password: str = PASSWORD) -> str:
+        return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *command: str) -> None:
+        result = subprocess.run(
+            as_server_user([str(self.bindir / command[0]), *command[1:]]),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def create(self) -> None:
+        password_file = self.root / "password"
+        password_file.write_text(PASSWORD)
+        if os.geteuid() == 0:
+            shutil.chown(password_file, "postgres")
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8",
+            "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}",
+        )  # fmt: skip
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=60"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-w",
+                  "-o", options, "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class Service:
+    """The rendered service started as its image starts it, on a free port."""
+
+    project: Path
+    environment: dict[str, str]
+    port: int = field(default_factory=free_port)
+    log_path: Path = field(init=False)
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix="service-", suffix=".log")[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def package(self) -> str:
+        return next((self.project / "backend" / "src").iterdir()).name
+
+    def start(self) -> None:
+        env = os.environ | {
+            "APP_ENVIRONMENT": "production",
+            "APP_CONFIG_DIR": str(self.project / "backend" / "configuration"),
+            "APP_SERVER__HOST": "127.0.0.1",
+            "APP_SERVER__PORT": str(self.port),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.log_path.with_suffix(".metrics")),
+            **self.environment,
+        }
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(self.project / "backend" / ".venv" / "bin" / "python"), "-m", self.package],
+                cwd=self.project / "backend",
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not self.live():
+            assert self.process.poll() is None, f"the service exited:\n{self.log()}"
+            assert time.monotonic() < deadline, f"the service did not start:\n{self.log()}"
+            time.sleep(0.1)
+
+    def live(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health/live", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self) -> int:
+        """SIGTERM, as an orchestrator stops a container; the exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log_path.unlink(missing_ok=True)
+        shutil.rmtree(self.log_path.with_suffix(".metrics"), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running(project: Path, environment: dict[str, str]) -> Iterator[Service]:
+    service = Service(project, environment)
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()
+
+
+class StartupRecorder:
+    """Relays 127.0.0.1:<port> to the database and keeps the first bytes each client
+    connection sends: PostgreSQL's StartupMessage, which carries the session settings
+    (asyncpg's server_settings). Runs its own event loop in a thread."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.openings: list[bytes] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> StartupRecorder:
+        self._thread.start()
+        assert self._ready.wait(10), "the relay did not start"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        )
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+    async def _relay(self, client: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        server, server_out = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.openings.append(b"")
+        index = len(self.openings) - 1
+
+        def record(data: bytes) -> None:
+            if len(self.openings[index]) < 4096:
+                self.openings[index] += data
+
+        await asyncio.gather(
+            _pipe(client, server_out, record), _pipe(server, client_out), return_exceptions=True
+        )
+
+
+async def _pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tap: Callable[[bytes], None] | None = None,
+) -> None:
+    """Copy until end of stream, then close the other side: a peer that waits for
+    the connection to close (asyncpg after its Terminate message) sees it close."""
+    try:
+        while data := await reader.read(65536):
+            if tap is not None:
+                tap(data)
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+def startup_parameters(opening: bytes) -> dict[str, str]:
+    """The parameters of the StartupMessage (protocol 3.0) in a connection's first
+    bytes, after the optional 8-byte SSLRequest (which the cluster declines)."""
+    protocol_3 = (3 << 16).to_bytes(4, "big")
+    start = opening.find(protocol_3)
+    assert start >= 4, f"no StartupMessage in {opening!r}"
+    length = int.from_bytes(opening[start - 4 : start], "big")
+    fields = opening[start + 4 : start - 4 + length].split(b"\0")
+    pairs = zip(fields[0::2], fields[1::2], strict=False)
+    return {name.decode(): value.decode() for name, value in pairs if name}

@@ -1,0 +1,628 @@
+"""Issue 8's faults, injected with real means into the rendered service as deployed
+(`python -m <package>`: uvicorn with two worker processes) and a PostgreSQL cluster
+of its own (tests/harness.py), which these tests stop, crash, lock and restart.
+
+Slowness is real too: a test takes an ACCESS EXCLUSIVE lock on alembic_version, so
+every GET /version (a database-backed route of every variant) waits in PostgreSQL
+until the lock is released. All tests share one xdist group: they start servers
+and stop the shared cluster, so they run one after another on one worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import TEMPLATE
+from .harness import (
+    PASSWORD,
+    Service,
+    StartupRecorder,
+    ThrowawayCluster,
+    running,
+    server_bindir,
+    startup_parameters,
+)
+
+pytestmark = [
+    pytest.mark.xdist_group("reliability"),
+    pytest.mark.skipif(server_bindir() is None, reason="no PostgreSQL server binaries (initdb)"),
+]
+
+PROBLEM = "application/problem+json"
+DATABASE = "app"
+APPLICATION_NAME = "ledger-api"  # the default project's slug: application_name in PostgreSQL
+ACQUIRE_TIMEOUT = 1.0
+# Fresh TCP connections, so that uvicorn's two workers both take requests.
+NO_KEEPALIVE = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+# Seen from the client, a request also waits for the machine (2 shared cores, busy
+# with the other tests): a generous bound that only catches hangs. The service's own
+# timing (its log) is held to the issue's bounds.
+CLIENT_SLACK = 3.0
+VERSION = frozenset({("method", "GET"), ("route", "/version")})
+# Schemathesis cases: at least 500 in every run, more in the scheduled CI job.
+FUZZ_EXAMPLES_PER_OPERATION = int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "60"))
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default variant rendered and installed (uv from this venv)."""
+    output = tmp_path_factory.mktemp("reliability")
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input",
+         "--output-dir", str(output), "run_checks=no"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (project,) = output.iterdir()
+    make(project, "install")
+    return project
+
+
+def make(project: Path, target: str, **environment: str) -> None:
+    """A target of the project's Makefile, with uv from this environment."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        ["make", target],
+        cwd=project,
+        env=os.environ | {"PATH": path, **environment},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def cluster(project: Path) -> Iterator[ThrowawayCluster]:
+    bindir = server_bindir()
+    assert bindir is not None
+    cluster = ThrowawayCluster(bindir)
+    try:
+        cluster.create()
+        cluster.start()
+        make(project, "init-db", APP_DATABASE__URL=cluster.url(DATABASE))
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def database(cluster: ThrowawayCluster) -> ThrowawayCluster:
+    """The cluster, running (a test before may have left it stopped)."""
+    if not (cluster.data / "postmaster.pid").exists():
+        cluster.start()
+    return cluster
+
+
+def settings(cluster: ThrowawayCluster, **overrides: object) -> dict[str, str]:
+    """APP_* variables: two workers on the cluster with the known password."""
+    base = {
+        "APP_DATABASE__URL": cluster.url(DATABASE),
+        "APP_SERVER__WORKERS": "2",
+        "APP_DATABASE__POOL__ACQUIRE_TIMEOUT_SECONDS": str(ACQUIRE_TIMEOUT),
+        "APP_LOGGING__LEVEL": "info",
+    }
+    return base | {f"APP_{key.upper()}": str(value) for key, value in overrides.items()}
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM, response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def assert_shed(response: httpx.Response) -> None:
+    """503 problem+json with a Retry-After of whole seconds."""
+    assert_problem(response, 503)
+    assert re.fullmatch(r"[1-9]\d*", response.headers.get("retry-after", "")), response.headers
+
+
+def log_entries(service: Service) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
+
+
+def seconds_in_service(service: Service, path: str, status: int | None = None) -> list[float]:
+    """How long the service took over each request to `path` (its "request finished"
+    log lines): the service's own timing, whatever the load on the test machine."""
+    return [
+        entry["duration_ms"] / 1000
+        for entry in log_entries(service)
+        if entry["msg"] == "request finished"
+        and entry["path"] == path
+        and status in (None, entry["status"])
+    ]
+
+
+def errors_logged(service: Service) -> list[list[str]]:
+    """The last lines of each error the service logged (level 50: unhandled exceptions)."""
+    return [
+        entry.get("exception", entry["msg"]).splitlines()[-3:]
+        for entry in log_entries(service)
+        if entry["level"] == 50
+    ]
+
+
+def assert_secret_never_logged(service: Service) -> None:
+    lines = [line for line in service.log().splitlines() if PASSWORD in line]
+    assert lines == [], lines
+
+
+@contextmanager
+def serving(project: Path, environment: dict[str, str]) -> Iterator[Service]:
+    """The service running; once the test is done with it, its log is checked: no
+    line holds the database password (connection errors included)."""
+    with running(project, environment) as service:
+        yield service
+        assert_secret_never_logged(service)
+
+
+@asynccontextmanager
+async def locked_schema_table(cluster: ThrowawayCluster) -> AsyncIterator[asyncpg.Connection]:
+    """Hold an ACCESS EXCLUSIVE lock on alembic_version: GET /version waits for it."""
+    connection = await asyncpg.connect(cluster.url(DATABASE))
+    try:
+        async with connection.transaction():
+            await connection.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+            yield connection
+    finally:
+        await connection.close()
+
+
+async def backends(connection: asyncpg.Connection, *, waiting_on_lock: bool = False) -> int:
+    """The service's connections to the database (those waiting for a lock)."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+    if waiting_on_lock:
+        query += " AND wait_event_type = 'Lock'"
+    # Inside a transaction PostgreSQL caches pg_stat_activity: drop that snapshot.
+    await connection.execute("SELECT pg_stat_clear_snapshot()")
+    count: int = await connection.fetchval(query, APPLICATION_NAME)
+    return count
+
+
+async def until(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        await asyncio.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    started: float
+    ended: float
+    response: httpx.Response | None
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
+async def timed_get(client: httpx.AsyncClient, path: str) -> Outcome:
+    started = time.monotonic()
+    try:
+        response = await client.get(path)
+    except httpx.TransportError as error:
+        return Outcome(started, time.monotonic(), None, repr(error))
+    return Outcome(started, time.monotonic(), response)
+
+
+async def keep_requesting(
+    client: httpx.AsyncClient, path: str, stop: asyncio.Event, outcomes: list[Outcome]
+) -> None:
+    while not stop.is_set():
+        outcomes.append(await timed_get(client, path))
+        if outcomes[-1].error:
+            await asyncio.sleep(0.05)  # refused: the server is going away
+
+
+def clients_of(service: Service) -> httpx.AsyncClient:
+    """An HTTP client to the service that opens a connection per request."""
+    return httpx.AsyncClient(base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30)
+
+
+def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_starts_without_the_database_and_recovers_without_a_restart(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    database.stop()
+    with serving(project, settings(database)) as service:
+
+        async def scenario() -> None:
+            async with clients_of(service) as client:
+                assert (await client.get("/health/live")).status_code == 200
+                for _ in range(6):  # new connections: both workers answer
+                    assert_problem(await client.get("/health/ready"), 503)
+                    outcome = await timed_get(client, "/version")
+                    assert outcome.response is not None, outcome.error
+                    assert_shed(outcome.response)
+                    assert outcome.seconds < ACQUIRE_TIMEOUT + CLIENT_SLACK
+                await asyncio.to_thread(database.start)
+                back = time.monotonic()
+                while (await client.get("/health/ready")).status_code != 200:
+                    assert time.monotonic() - back < 2.0, "not ready within 2 s of the database"
+                    await asyncio.sleep(0.05)
+                statuses = [(await client.get("/version")).status_code for _ in range(10)]
+                assert statuses == [200] * 10
+
+        asyncio.run(scenario())
+        assert service.process is not None
+        assert service.process.poll() is None, "the service restarted or exited"
+        assert "database unreachable at startup" in service.log()
+        assert max(seconds_in_service(service, "/version", 503)) < ACQUIRE_TIMEOUT + 0.5
+
+
+def test_database_restart_under_load_fails_only_during_the_outage(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    request_timeout = 5.0
+    environment = settings(database, http__request_timeout_seconds=request_timeout)
+    with serving(project, environment) as service:
+
+        async def scenario() -> tuple[list[Outcome], float, float]:
+            outcomes: list[Outcome] = []
+            stop = asyncio.Event()
+            async with clients_of(service) as client:
+                load = [
+                    asyncio.create_task(keep_requesting(client, "/version", stop, outcomes))
+                    for _ in range(8)
+                ]
+                await asyncio.sleep(1.0)
+                outage_start = time.monotonic()
+                await asyncio.to_thread(database.stop, "immediate")  # a crash
+                await asyncio.sleep(1.0)
+                await asyncio.to_thread(database.start)
+                outage_end = time.monotonic()
+                await asyncio.sleep(3.0)
+                stop.set()
+                await asyncio.gather(*load)
+                # Afterwards, every worker's pool serves: no stale connection fails a request.
+                after = [await timed_get(client, "/version") for _ in range(30)]
+            assert [o.response.status_code if o.response else o.error for o in after] == [200] * 30
+            return outcomes, outage_start, outage_end
+
+        outcomes, outage_start, outage_end = asyncio.run(scenario())
+        recovery = 2.0  # the issue's bound for being ready again
+        assert [o.error for o in outcomes if o.error] == [], "requests without a response"
+        slowest = max(o.seconds for o in outcomes)
+        assert slowest < ACQUIRE_TIMEOUT + CLIENT_SLACK, f"a request took {slowest:.2f} s"
+        # Below the request timeout: answered by the pool's own bounds, never cut off.
+        assert max(seconds_in_service(service, "/version")) < ACQUIRE_TIMEOUT + 1.5
+        failed = [o for o in outcomes if o.response and o.response.status_code != 200]
+        assert errors_logged(service) == []
+        for outcome in failed:
+            assert outcome.response is not None
+            assert_shed(outcome.response)
+            assert outcome.ended >= outage_start, "failed before the outage"
+            assert outcome.started <= outage_end + recovery, "failed after the recovery"
+        assert failed, "the outage was not felt: nothing to check"
+        before = [o for o in outcomes if o.ended < outage_start]
+        after = [o for o in outcomes if o.started > outage_end + recovery]
+        assert before, "no request before the outage"
+        assert after, "no request after the recovery"
+
+        # Both workers served; /metrics sums them, whichever worker answers the scrape.
+        pids = {entry["pid"] for entry in log_entries(service) if entry.get("path") == "/version"}
+        assert len(pids) == 2, pids
+        for _ in range(4):
+            samples = metric_samples(httpx.get(f"{service.base_url}/metrics", timeout=5).text)
+            assert samples[("http_request_duration_seconds_count", VERSION)] == len(outcomes) + 30
+            shed = sum(v for (name, _), v in samples.items() if name == "http_requests_shed_total")
+            assert shed == len(failed)
+
+
+def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    # One worker: how the kernel spreads connections over two would decide how many
+    # requests each pool gets, and so which ones are served.
+    slots = 4
+    concurrent = 10 * slots
+    environment = settings(
+        database,
+        server__workers=1,
+        database__pool__min_size=1,
+        database__pool__max_size=slots,
+        metrics__pool_sample_seconds=0.1,
+    )
+    with serving(project, environment) as service:
+
+        async def scenario() -> tuple[list[Outcome], list[Outcome], str]:
+            async with clients_of(service) as client:
+                async with locked_schema_table(database) as holder:
+                    slow = [
+                        asyncio.create_task(timed_get(client, "/version"))
+                        for _ in range(concurrent)
+                    ]
+                    await until(lambda: _all_slots_waiting(holder, slots), 5.0, "every slot in use")
+                    probes = []
+                    for _ in range(10):
+                        probes.append(await timed_get(client, "/health/live"))
+                        await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.3)  # the pool sampler records the waiters
+                    during = (await client.get("/metrics")).text
+                    await until(
+                        lambda: _all_done_but(slow, slots), ACQUIRE_TIMEOUT + 2.0, "excess shed"
+                    )
+                return list(await asyncio.gather(*slow)), probes, during
+
+        outcomes, probes, during = asyncio.run(scenario())
+        assert all(p.response is not None and p.response.status_code == 200 for p in probes)
+        assert max(p.seconds for p in probes) < 1.0, "liveness slowed down under exhaustion"
+        served = [o for o in outcomes if o.response and o.response.status_code == 200]
+        shed = [o for o in outcomes if o not in served]
+        assert len(served) == slots
+        assert len(shed) == concurrent - slots
+        for outcome in shed:
+            assert outcome.response is not None, outcome.error
+            assert_shed(outcome.response)
+            assert outcome.seconds < ACQUIRE_TIMEOUT + CLIENT_SLACK, "a shed request hung"
+        # Each waited out the acquire timeout and no longer. The last of 36 answers at
+        # once can lag behind on a busy machine: the median holds the issue's bound.
+        shed_in_service = sorted(seconds_in_service(service, "/version", 503))
+        assert len(shed_in_service) == len(shed)
+        assert shed_in_service[0] >= ACQUIRE_TIMEOUT - 0.05
+        assert shed_in_service[len(shed_in_service) // 2] < ACQUIRE_TIMEOUT + 0.5
+        assert shed_in_service[-1] < ACQUIRE_TIMEOUT + 1.5
+
+        gauges = metric_samples(during)
+        assert gauges[("db_pool_in_use", frozenset())] == slots
+        assert gauges[("db_pool_max_size", frozenset())] == slots
+        assert gauges[("db_pool_waiting", frozenset())] > 0
+        samples = metric_samples(httpx.get(f"{service.base_url}/metrics", timeout=5).text)
+        assert samples[("http_requests_total", VERSION | {("status", "503")})] == len(shed)
+        pool_exhausted = frozenset({("cause", "pool_exhausted")})
+        assert samples[("http_requests_shed_total", pool_exhausted)] == len(shed)
+
+
+async def _all_slots_waiting(holder: asyncpg.Connection, slots: int) -> bool:
+    return await backends(holder, waiting_on_lock=True) == slots
+
+
+async def _all_done_but(tasks: list[asyncio.Task[Outcome]], running_count: int) -> bool:
+    return sum(not task.done() for task in tasks) <= running_count
+
+
+def test_sigterm_drains_accepted_requests_closes_the_pool_and_exits(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    grace = 6
+    in_flight_count = 6
+    environment = settings(
+        database, server__graceful_shutdown_seconds=grace, http__request_timeout_seconds=grace - 1
+    )
+    with serving(project, environment) as service:
+
+        async def scenario() -> tuple[list[Outcome], list[Outcome], float, float, int]:
+            quick: list[Outcome] = []
+            stop = asyncio.Event()
+            async with clients_of(service) as client:
+                async with locked_schema_table(database) as holder:
+                    slow = [
+                        asyncio.create_task(timed_get(client, "/version"))
+                        for _ in range(in_flight_count)
+                    ]
+                    load = [
+                        asyncio.create_task(keep_requesting(client, "/health/live", stop, quick))
+                        for _ in range(4)
+                    ]
+                    await until(
+                        lambda: _waiting(holder, in_flight_count), 5.0, "requests in flight"
+                    )
+                    signalled = time.monotonic()
+                    exit_status = asyncio.create_task(asyncio.to_thread(service.terminate))
+                    await asyncio.sleep(1.0)  # in flight across the SIGTERM
+                # The lock is released: the in-flight requests can finish.
+                outcomes = list(await asyncio.gather(*slow))
+                status = await exit_status
+                exited = time.monotonic() - signalled
+                stop.set()
+                await asyncio.gather(*load)
+            return outcomes, quick, signalled, exited, status
+
+        outcomes, quick, signalled, exited, status = asyncio.run(scenario())
+        statuses = [o.response.status_code if o.response else o.error for o in outcomes]
+        assert statuses == [200] * in_flight_count
+        # Quick requests: before SIGTERM all answered; after it, a request either got
+        # its 200 or was never accepted (the listening socket closes at once).
+        assert all(q.response for q in quick if q.ended < signalled)
+        answered = [q.response.status_code for q in quick if q.response]
+        assert set(answered) == {200}, answered
+        assert exited < grace + 2.0, f"exited {exited:.1f} s after SIGTERM"
+        # uvicorn re-raises SIGTERM once drained, so the exit is by that signal.
+        assert status in (0, -15, 143), status
+        log = service.log()
+        assert log.count('"msg":"stopped"') == 2, "each worker closes its pool"
+
+        async def leftover() -> int:
+            connection = await asyncpg.connect(database.url(DATABASE))
+            try:
+                return await backends(connection)
+            finally:
+                await connection.close()
+
+        assert asyncio.run(leftover()) == 0, "connections left open after exit"
+
+
+async def _waiting(holder: asyncpg.Connection, count: int) -> bool:
+    return await backends(holder, waiting_on_lock=True) >= count
+
+
+def test_body_and_time_limits_answer_problems_and_free_the_database(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    limit, request_timeout = 1024, 1.0
+    environment = settings(
+        database, http__max_body_bytes=limit, http__request_timeout_seconds=request_timeout
+    )
+    with serving(project, environment) as service:
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+                body = json.dumps({"owner": "x" * 2 * limit}).encode()
+                declared = await client.post("/v1/accounts", content=body)
+                assert str(limit) in assert_problem(declared, 413)["detail"]
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    for start in range(0, len(body), 256):
+                        yield body[start : start + 256]
+
+                streamed = await client.post("/v1/accounts", content=chunks())
+                assert_problem(streamed, 413)
+                within = await client.post("/v1/accounts", json={"owner": "x"})
+                assert within.status_code == 422, within.text
+
+                async with locked_schema_table(database) as holder:
+                    outcome = await timed_get(client, "/version")
+                    assert outcome.response is not None, outcome.error
+                    body_504 = assert_problem(outcome.response, 504)
+                    assert body_504["type"] == "/problems/request-timeout"
+                    assert request_timeout <= outcome.seconds < request_timeout + CLIENT_SLACK
+                    # Cancelled in PostgreSQL too: no query of the service waits on.
+                    await until(lambda: _none_waiting(holder), 2.0, "the timed-out query cancelled")
+                assert (await client.get("/version")).status_code == 200
+                # Production: no API docs unless enabled; security headers everywhere.
+                assert_problem(await client.get("/docs"), 404)
+                assert_problem(await client.get("/openapi.json"), 404)
+                plain = await client.get("/health/live")
+                behind_tls = await client.get(
+                    "/health/live", headers={"X-Forwarded-Proto": "https"}
+                )
+                for response in (declared, outcome.response, plain, behind_tls):
+                    assert response.headers["x-content-type-options"] == "nosniff"
+                    assert response.headers["x-frame-options"] == "DENY"
+                    assert response.headers["referrer-policy"] == "no-referrer"
+                assert "strict-transport-security" not in plain.headers
+                hsts = behind_tls.headers["strict-transport-security"]
+                assert hsts.startswith("max-age=31536000")
+
+        asyncio.run(scenario())
+        (timed_out,) = seconds_in_service(service, "/version", 504)
+        assert request_timeout <= timed_out < request_timeout + 0.5
+
+
+async def _none_waiting(holder: asyncpg.Connection) -> bool:
+    return await backends(holder, waiting_on_lock=True) == 0
+
+
+def test_session_timeouts_are_set_on_every_connection(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    statement_ms, idle_ms = 700, 4321
+    with StartupRecorder(database.port) as recorder:
+        environment = settings(
+            database,
+            database__url=database.url(DATABASE).replace(str(database.port), str(recorder.port)),
+            database__statement_timeout_ms=statement_ms,
+            database__idle_in_transaction_session_timeout_ms=idle_ms,
+            database__pool__min_size=2,
+            http__request_timeout_seconds=5,
+        )
+        with serving(project, environment) as service:
+
+            async def scenario() -> Outcome:
+                async with clients_of(service) as client:
+                    # Enough at once that the pools open connections beyond min_size.
+                    burst = [client.get("/version") for _ in range(12)]
+                    assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
+                    async with locked_schema_table(database):
+                        return await timed_get(client, "/version")
+
+            stuck = asyncio.run(scenario())
+        openings = list(recorder.openings)
+    # statement_timeout: the server cancels the stuck query; the client gets a 503.
+    assert stuck.response is not None, stuck.error
+    assert_shed(stuck.response)
+    assert statement_ms / 1000 <= stuck.seconds < statement_ms / 1000 + CLIENT_SLACK
+    parameters = [startup_parameters(opening) for opening in openings]
+    assert len(parameters) > 4, "min_size x 2 workers, and more under the burst"
+    for connection in parameters:
+        assert connection["statement_timeout"] == str(statement_ms), connection
+        assert connection["idle_in_transaction_session_timeout"] == str(idle_ms), connection
+        assert connection["application_name"] == APPLICATION_NAME
+
+
+def test_a_refused_password_is_not_logged_either(project: Path, database: ThrowawayCluster) -> None:
+    """The other tests check that the password never appears in the service's log,
+    connection errors included; here the server refuses it, with debug logging on."""
+    wrong = "Wrong-" + PASSWORD
+    refused = Service(
+        project,
+        settings(
+            database,
+            database__url=database.url(DATABASE, wrong),
+            server__workers=1,
+            logging__level="debug",
+        ),
+    )
+    try:
+        with pytest.raises(AssertionError, match=r"exited|did not start"):
+            refused.start()
+        log = refused.log()
+    finally:
+        refused.stop()
+    assert "password authentication failed" in log
+    assert wrong not in log
+
+
+def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(
+    project: Path, database: ThrowawayCluster, tmp_path: Path
+) -> None:
+    environment = settings(database, application__docs_enabled="true")
+    with serving(project, environment) as service:
+        funded = []
+        for _ in range(2):
+            opened = httpx.post(
+                f"{service.base_url}/v1/accounts",
+                json={"owner": "fuzz", "currency": "EUR", "opening_balance_minor": 10**12},
+                timeout=10,
+            )
+            assert opened.status_code == 201, opened.text
+            funded.append(opened.json()["id"])
+        config = tmp_path / "schemathesis.toml"
+        shared = project / "backend" / "tests" / "schemathesis.toml"
+        config.write_text(f"{shared.read_text()}\n[dictionaries.funded]\nvalues = {funded}\n")
+        result = subprocess.run(
+            [
+                str(project / "backend" / ".venv" / "bin" / "st"),
+                "--config-file", str(config),
+                "run", f"{service.base_url}/openapi.json",
+                "--checks", "all",
+                "--max-examples", str(FUZZ_EXAMPLES_PER_OPERATION),
+                "--workers", "1",  # hypothesis before CPython 3.11.8 (gh-106905)
+                "--no-color",
+            ],
+            capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        errors = errors_logged(service)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert errors == []
+    generated = re.search(r"Test cases:\s+(\d+) generated", result.stdout)
+    assert generated, result.stdout[-3000:]
+    assert int(generated[1]) >= 500, result.stdout[-3000:]

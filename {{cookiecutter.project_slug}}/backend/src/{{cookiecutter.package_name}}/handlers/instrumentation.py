@@ -1,0 +1,38 @@
+"""GET /metrics, and the request metrics RequestContextMiddleware records.
+
+Hand-written rather than a FastAPI instrumentation package: FastAPI already puts
+the matched route in the scope ("route"), so labelling by route template costs a
+dictionary lookup here, where such packages match every route again per request,
+in a middleware layer of their own.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from starlette.types import Scope
+
+from .. import metrics
+from .dependencies import DatabaseDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def scrape(database: DatabaseDep) -> Response:
+    """Prometheus text format: every worker's values (metrics.py)."""
+    metrics.record_pool(database.stats())
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
+
+
+def record_request(scope: Scope, status: int, seconds: float) -> None:
+    """Latency and status of one answered request (RequestContextMiddleware calls this)."""
+    route, method = _route_template(scope), scope["method"]
+    metrics.REQUEST_DURATION.labels(method, route).observe(seconds)
+    metrics.REQUESTS.labels(method, route, str(status)).inc()

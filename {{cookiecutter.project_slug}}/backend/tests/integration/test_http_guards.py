@@ -1,0 +1,114 @@
+"""Limits, security headers, docs and metrics, through the real app in process. (The
+template's own suite checks them on the deployed process, under faults.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.startup import create_app
+
+pytestmark = pytest.mark.anyio
+PROBLEM = "application/problem+json"
+
+
+def with_http(settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update={"http": settings.http.model_copy(update=changes)})
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client
+
+
+async def test_security_headers_and_hsts_behind_tls(client: httpx.AsyncClient) -> None:
+    plain = await client.get("/health/live")
+    missing = await client.get("/no/such/route")
+    behind_tls = await client.get("/health/live", headers={"X-Forwarded-Proto": "https"})
+    for response in (plain, missing, behind_tls):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert "strict-transport-security" not in plain.headers
+    assert behind_tls.headers["strict-transport-security"].startswith("max-age=31536000;")
+
+
+async def test_hsts_always_when_configured(settings: Settings) -> None:
+    async with serving(with_http(settings, hsts_always=True, hsts_max_age_seconds=60)) as (
+        _,
+        client,
+    ):
+        response = await client.get("/health/live")
+    assert response.headers["strict-transport-security"] == "max-age=60; includeSubDomains"
+
+
+async def test_body_over_the_limit_is_a_413_problem(settings: Settings) -> None:
+    async with serving(with_http(settings, max_body_bytes=64)) as (app, client):
+
+        @app.post("/probe-body")
+        async def size(request: Request) -> dict[str, int]:
+            return {"size": len(await request.body())}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(5):
+                yield b"x" * 20
+
+        declared = await client.post("/health/live", content=b"x" * 65)
+        streamed = await client.post("/probe-body", content=chunks())
+        within = await client.post("/probe-body", content=b"x" * 64)
+    assert (declared.status_code, declared.headers["content-type"]) == (413, PROBLEM)
+    assert declared.json()["detail"] == "The request body is larger than 64 bytes."
+    assert (streamed.status_code, streamed.headers["content-type"]) == (413, PROBLEM)
+    assert within.json() == {"size": 64}
+
+
+async def test_request_over_the_time_limit_is_a_504_problem(settings: Settings) -> None:
+    async with serving(with_http(settings, request_timeout_seconds=0.2)) as (app, client):
+
+        @app.get("/probe-slow")
+        async def slow() -> dict[str, bool]:
+            await asyncio.sleep(5)
+            return {"done": True}
+
+        response = await client.get("/probe-slow")
+    assert (response.status_code, response.headers["content-type"]) == (504, PROBLEM)
+    assert response.json()["type"] == "/problems/request-timeout"
+
+
+async def test_docs_are_off_unless_enabled(settings: Settings) -> None:
+    disabled = settings.model_copy(
+        update={"application": settings.application.model_copy(update={"docs_enabled": False})}
+    )
+    async with serving(disabled) as (_, client):
+        assert (await client.get("/openapi.json")).status_code == 404
+        assert (await client.get("/docs")).status_code == 404
+    enabled = settings.model_copy(
+        update={"application": settings.application.model_copy(update={"docs_enabled": True})}
+    )
+    async with serving(enabled) as (_, client):
+        assert (await client.get("/openapi.json")).status_code == 200
+
+
+async def test_metrics_label_requests_by_route_template(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    @app.get("/probe-metrics/{number}")
+    async def probe(number: int) -> dict[str, int]:
+        return {"number": number}
+
+    for number in (1, 2, 3):
+        assert (await client.get(f"/probe-metrics/{number}")).status_code == 200
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/probe-metrics/{number}",status="200"}' in text
+    assert "/probe-metrics/1" not in text
+    assert "db_pool_max_size" in text
