@@ -349,7 +349,6 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
         server__workers=1,
         database__pool__min_size=1,
         database__pool__max_size=slots,
-        metrics__pool_sample_seconds=0.1,
     )
     with serving(project, environment) as service:
 
@@ -361,12 +360,12 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
                         for _ in range(concurrent)
                     ]
                     await until(lambda: _all_slots_waiting(holder, slots), 5.0, "every slot in use")
+                    # At once, while the excess waits out its acquire timeout.
+                    during = (await client.get("/metrics")).text
                     probes = []
                     for _ in range(10):
                         probes.append(await timed_get(client, "/health/live"))
                         await asyncio.sleep(0.05)
-                    await asyncio.sleep(0.3)  # the pool sampler records the waiters
-                    during = (await client.get("/metrics")).text
                     await until(
                         lambda: _all_done_but(slow, slots), ACQUIRE_TIMEOUT + 2.0, "excess shed"
                     )
