@@ -618,6 +618,7 @@ def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(
                 "--no-color",
             ],
             capture_output=True, text=True, timeout=900, check=False,
+            cwd=tmp_path,  # schemathesis keeps a cache in the working directory
         )  # fmt: skip
         errors = errors_logged(service)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -173,21 +173,22 @@ class Database:
     async def _release(
         self, pool: asyncpg.Pool[asyncpg.Record], connection: PooledConnection
     ) -> None:
+        """Give the connection back, or retire it past its lifetime. If the server goes
+        away meanwhile (the proxy already detached, or the reset on release fails),
+        asyncpg has terminated the connection and freed its slot: the request's own
+        outcome stands. (Both found by the template's database-restart fault test.)"""
         try:
-            closed = connection.is_closed()
-        except asyncpg.InterfaceError:
-            # The server went away mid-request: asyncpg has already taken the lost
-            # connection back and detached this proxy (found by the restart fault test).
-            return
-        if closed:
-            await pool.release(connection)
-        elif time.monotonic() >= _retire_at(connection):
-            logger.debug("retiring connection past its lifetime")
-            # Closing a pooled connection hands its slot back to the pool, which
-            # opens a fresh one on demand (or in the background, for min_size).
-            await connection.close(timeout=self._settings.pool.acquire_timeout_seconds)
-        else:
-            await pool.release(connection)
+            if connection.is_closed():
+                await pool.release(connection)
+            elif time.monotonic() >= _retire_at(connection):
+                logger.debug("retiring connection past its lifetime")
+                # Closing a pooled connection hands its slot back to the pool, which
+                # opens a fresh one on demand (or in the background, for min_size).
+                await connection.close(timeout=self._settings.pool.acquire_timeout_seconds)
+            else:
+                await pool.release(connection)
+        except CONNECTION_ERRORS as error:
+            logger.info("connection lost while released", error=repr(error))
 
     async def ping(self) -> None:
         """SELECT 1 within the ready timeout, or DatabaseUnavailableError."""
