@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from dockerfile_parse import DockerfileParser
 from local_extensions import db_budget
 
 from .conftest import TEMPLATE
+from .harness import free_port
 from .variants import SUPPORTED
 
 BIN = Path(sys.executable).parent
@@ -359,13 +359,6 @@ LOAD_VARIANTS = [
     pytest.param({"example_domain": "none", "include_frontend": "no"}, id="skeleton"),
 ]
 STARTUP_TIMEOUT_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def answers_ready(base_url: str) -> bool:
