@@ -572,6 +572,31 @@ def test_session_timeouts_are_set_on_every_connection(
         assert connection["application_name"] == APPLICATION_NAME
 
 
+def test_each_request_is_logged_once_with_its_request_id(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    """One "request finished" line per request, from RequestContextMiddleware; no
+    second (access) line from uvicorn for the same request."""
+    request_ids = [f"log-once-{number}" for number in range(20)]
+    with serving(project, settings(database)) as service:
+
+        async def scenario() -> set[int]:
+            async with clients_of(service) as client:
+                sent = [
+                    client.get("/health/live", headers={"X-Request-Id": request_id})
+                    for request_id in request_ids
+                ]
+                return {response.status_code for response in await asyncio.gather(*sent)}
+
+        assert asyncio.run(scenario()) == {200}
+        entries = log_entries(service)
+    for request_id in request_ids:
+        lines = [entry for entry in entries if entry.get("request_id") == request_id]
+        assert [(entry["msg"], entry.get("status")) for entry in lines] == [
+            ("request finished", 200)
+        ], lines
+
+
 def test_a_refused_password_is_not_logged_either(project: Path, database: ThrowawayCluster) -> None:
     """The other tests check that the password never appears in the service's log,
     connection errors included; here the server refuses it, with debug logging on."""

@@ -45,6 +45,7 @@ class _Section(BaseModel):
 class ApplicationSettings(_Section):
     name: str = Field(min_length=1)
     docs_enabled: bool = False
+    opentelemetry: bool = False
 
 
 class ServerSettings(_Section):

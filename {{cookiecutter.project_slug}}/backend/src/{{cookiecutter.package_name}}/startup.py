@@ -45,7 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("stopped")
 
     docs = settings.application.docs_enabled
+    # FastAPI's native OpenTelemetry looks up the global providers on every request,
+    # even when no SDK is configured; this service reports through /metrics and logs.
+    opentelemetry = settings.application.opentelemetry
     app = FastAPI(
+        telemetry={"tracing": opentelemetry, "metrics": opentelemetry, "logs": opentelemetry},
         title="{{ cookiecutter.project_name }}",
         description="{{ cookiecutter.description }}",
         lifespan=lifespan,

@@ -76,6 +76,9 @@ def configure_logging(settings: LoggingSettings, name: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for uvicorn_logger in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # Not "uvicorn.access": __main__ turns uvicorn's access log off, as
+    # RequestContextMiddleware already logs each request once, with its request id
+    # and duration. Letting it propagate here would log every request twice.
+    for uvicorn_logger in ("uvicorn", "uvicorn.error"):
         logging.getLogger(uvicorn_logger).handlers.clear()
         logging.getLogger(uvicorn_logger).propagate = True

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from ..db.pool import Database
 
 
-def get_database(request: Request) -> Database:
+# async, though it awaits nothing: FastAPI runs a plain `def` dependency in a worker
+# thread, which cost a thread hop on every request (bench/, README "Performance").
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 

@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from ..configuration import LedgerSettings
 
 
-def get_ledger_settings(request: Request) -> LedgerSettings:
+# async for the reason given in dependencies.py: no worker thread per request.
+async def get_ledger_settings(request: Request) -> LedgerSettings:
     settings: LedgerSettings = request.app.state.ledger_settings
     return settings
 
