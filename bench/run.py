@@ -67,7 +67,10 @@ class Mode:
     first_rates: dict[str, int]
     refine_steps: int  # bisections after the bracket is found
     max_steps: int  # runs per search, whatever happens
-    warmup: bool  # a first second per server and endpoint, not counted
+    # Seconds per server and endpoint at the search's first rate before round 1, not
+    # counted: pools grown to their working size, statements prepared. (A warm-up at a
+    # trickle left round 1's first step to pay for opening connections.)
+    warmup_seconds: int
 
 
 FULL = Mode(
@@ -77,7 +80,7 @@ FULL = Mode(
     first_rates={"account": 200, "transfer": 100, "ready": 200},
     refine_steps=3,
     max_steps=7,
-    warmup=True,
+    warmup_seconds=4,
 )
 QUICK = Mode(
     rounds=1,
@@ -86,7 +89,7 @@ QUICK = Mode(
     first_rates={"account": 50, "transfer": 50, "ready": 50},
     refine_steps=0,
     max_steps=1,
-    warmup=False,
+    warmup_seconds=0,
 )
 
 
@@ -386,7 +389,9 @@ def render(work: Path) -> Path:
         timeout=120,
     )
     (project,) = [path for path in work.iterdir() if (path / "backend").is_dir()]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # The production dependency set, as in the image: the dev tools would be imported
+    # at startup too (structlog, say, loads rich when it is installed).
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "UV_NO_DEV": "1"}
     run_command(["make", "install"], cwd=project, env=env, timeout=300)
     return project
 
@@ -722,9 +727,16 @@ def main() -> None:
                 server.start()
                 print(f"{server.name} ready in {server.start_to_ready_s:.2f} s", flush=True)
             bench = Bench(mode, found, first_account, work, url)
-            for server in found.values() if mode.warmup else ():
-                for endpoint in ENDPOINTS:  # pools filled, statements prepared
-                    bench.k6(server, endpoint, 20, seconds=1, kind="warmup", round_number=0)
+            for server in found.values() if mode.warmup_seconds else ():
+                for endpoint in ENDPOINTS:
+                    bench.k6(
+                        server,
+                        endpoint,
+                        mode.first_rates[endpoint],
+                        seconds=mode.warmup_seconds,
+                        kind="warmup",
+                        round_number=0,
+                    )
             bench.runs.clear()
             best, fixed_rates = measure(bench)
             results = {

@@ -8,13 +8,12 @@ import time
 import uuid
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import metrics
 from .instrumentation import record_request
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it cannot forge log fields.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -23,7 +22,7 @@ logger = structlog.get_logger("http")
 
 def _request_id_from(scope: Scope) -> str:
     for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER.encode():
+        if name == REQUEST_ID_HEADER:
             candidate = str(value.decode("latin-1"))
             if _VALID_REQUEST_ID.fullmatch(candidate):
                 return candidate
@@ -52,7 +51,8 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                echoed = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
+                message["headers"] = [*message.get("headers", ()), echoed]
             await send(message)
 
         metrics.REQUESTS_IN_PROGRESS.inc()

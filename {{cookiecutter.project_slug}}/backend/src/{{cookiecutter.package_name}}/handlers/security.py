@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # An API answers JSON: nothing may sniff it into another type, frame it, or learn
-# where its users came from.
-STATIC_HEADERS = {
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "content-security-policy": "frame-ancestors 'none'",
-    "referrer-policy": "no-referrer",
-}
+# where its users came from. Raw (bytes) headers, as ASGI sends them: this runs on
+# every response, so nothing is encoded or parsed per request.
+Header = tuple[bytes, bytes]
+STATIC_HEADERS: tuple[Header, ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+)
+HSTS_HEADER = b"strict-transport-security"
 
 
 def _is_https(scope: Scope) -> bool:
     """HTTPS to uvicorn, or to the TLS proxy in front (X-Forwarded-Proto). Trusting the
     header here is safe: HSTS sent over plain HTTP is ignored by browsers."""
-    forwarded = Headers(scope=scope).get("x-forwarded-proto", "")
-    return scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https"
+    if scope.get("scheme") == "https":
+        return True
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            return bool(value.split(b",")[0].strip().lower() == b"https")
+    return False
 
 
 class SecurityHeadersMiddleware:
@@ -30,7 +36,8 @@ class SecurityHeadersMiddleware:
         self, app: ASGIApp, *, hsts_max_age_seconds: int, hsts_always: bool = False
     ) -> None:
         self.app = app
-        self.hsts = f"max-age={hsts_max_age_seconds}; includeSubDomains"
+        hsts = f"max-age={hsts_max_age_seconds}; includeSubDomains"
+        self.hsts: Header = (HSTS_HEADER, hsts.encode())
         self.hsts_max_age_seconds = hsts_max_age_seconds
         self.hsts_always = hsts_always
 
@@ -38,15 +45,16 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(STATIC_HEADERS)
+        added = STATIC_HEADERS
         if self.hsts_max_age_seconds and (self.hsts_always or _is_https(scope)):
-            headers["strict-transport-security"] = self.hsts
+            added = (*STATIC_HEADERS, self.hsts)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                response_headers = MutableHeaders(scope=message)
-                for name, value in headers.items():
-                    response_headers.setdefault(name, value)
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(header for header in added if header[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,162 @@
+"""CPU per request of one server's ASGI app, called in process: no uvicorn, no k6.
+
+    python bench/in_process.py --server rendered --endpoint account --requests 3000 \\
+        --first-account 1 --accounts 10000 --result cpu.json
+
+Run by bench/run.py with the rendered project's interpreter and the same settings as
+its servers (APP_* for the rendered app, BENCH_* for bench/baseline.py). The app gets
+its lifespan, then one request after another against the real database; the figure
+is this process's CPU time per request, after a warm-up. With the HTTP server and
+the load generator out of the picture, it is the app's own cost (framework,
+middleware, logging, metrics, driver), and it is steadier than the load runs on a
+shared machine, as a process's CPU time barely depends on what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+Message = dict[str, Any]
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+WARMUP_REQUESTS = 300
+PACKAGE = "ledger_api"  # the default project's package_name, as in run.py
+
+
+def load_app(server: str) -> ASGIApp:
+    if server == "baseline":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        return importlib.import_module("baseline").app  # type: ignore[no-any-return]
+    startup = importlib.import_module(f"{PACKAGE}.startup")
+    return startup.create_app()  # type: ignore[no-any-return]
+
+
+class Lifespan:
+    """The ASGI lifespan protocol, as uvicorn speaks it: startup before the
+    requests, shutdown after (the same for both apps)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self.from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
+        self.task = asyncio.create_task(self.app(scope, self.to_app.get, self.from_app.put))
+        await self.to_app.put({"type": "lifespan.startup"})
+        reply = await self.from_app.get()
+        if reply["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"startup failed: {reply}")
+        return state
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.to_app.put({"type": "lifespan.shutdown"})
+        await self.from_app.get()
+        assert self.task is not None
+        await self.task
+
+
+def request(
+    endpoint: str, number: int, first_account: int, accounts: int
+) -> tuple[dict[str, Any], bytes]:
+    """The scope and body of the benchmark's request number `number`."""
+    account = first_account + number % accounts
+    headers = [(b"host", b"127.0.0.1"), (b"user-agent", b"in-process"), (b"accept", b"*/*")]
+    method, path, body = "GET", "/health/ready", b""
+    if endpoint == "account":
+        path = f"/v1/accounts/{account}"
+    elif endpoint == "transfer":
+        other = first_account + (number + 1) % accounts
+        method, path = "POST", "/v1/transfers"
+        body = json.dumps(
+            {"from_account_id": account, "to_account_id": other, "amount_minor": 1}
+        ).encode()
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"idempotency-key", uuid.uuid4().hex.encode()),
+        ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    return scope, body
+
+
+async def serve(
+    app: ASGIApp, state: dict[str, Any], arguments: argparse.Namespace, count: int, offset: int
+) -> list[int]:
+    statuses = []
+    for number in range(offset, offset + count):
+        scope, body = request(
+            arguments.endpoint, number, arguments.first_account, arguments.accounts
+        )
+        scope["state"] = dict(state)
+        sent: list[Message] = []
+
+        async def receive(body: bytes = body) -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Message, sent: list[Message] = sent) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        statuses.append(sent[0]["status"])
+    return statuses
+
+
+async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    app = load_app(arguments.server)
+    async with Lifespan(app) as state:
+        await serve(app, state, arguments, WARMUP_REQUESTS, 0)
+        started = time.process_time()
+        statuses = await serve(app, state, arguments, arguments.requests, WARMUP_REQUESTS)
+        cpu = time.process_time() - started
+    # Every request must have succeeded, or the figure would price error paths.
+    expected = 201 if arguments.endpoint == "transfer" else 200
+    unexpected = sorted({status for status in statuses if status != expected})
+    if unexpected:
+        raise SystemExit(f"{arguments.server} {arguments.endpoint}: statuses {unexpected}")
+    return {"requests": arguments.requests, "cpu_us_per_request": cpu / arguments.requests * 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=("rendered", "baseline"), required=True)
+    parser.add_argument("--endpoint", choices=("account", "transfer", "ready"), required=True)
+    parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--first-account", type=int, required=True)
+    parser.add_argument("--accounts", type=int, required=True)
+    parser.add_argument("--result", type=Path, required=True, help="where the JSON figure goes")
+    arguments = parser.parse_args()
+    result = uvloop.run(measure(arguments))
+    arguments.result.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
