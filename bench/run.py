@@ -67,6 +67,7 @@ class Mode:
     first_rates: dict[str, int]
     refine_steps: int  # bisections after the bracket is found
     max_steps: int  # runs per search, whatever happens
+    in_process_requests: int  # per in-process run (bench/in_process.py)
     # Seconds per server and endpoint at the search's first rate before round 1, not
     # counted: pools grown to their working size, statements prepared. (A warm-up at a
     # trickle left round 1's first step to pay for opening connections.)
@@ -81,6 +82,7 @@ FULL = Mode(
     refine_steps=3,
     max_steps=7,
     warmup_seconds=4,
+    in_process_requests=3000,
 )
 QUICK = Mode(
     rounds=1,
@@ -90,6 +92,7 @@ QUICK = Mode(
     refine_steps=0,
     max_steps=1,
     warmup_seconds=0,
+    in_process_requests=100,
 )
 
 
@@ -596,6 +599,20 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{fmt(server['cpu_seconds_per_1000_requests'], 3)} | "
                 f"{fmt(server['postgres_cpu_seconds_per_1000_requests'], 3)} |"
             )
+    lines += [
+        "",
+        "In process (bench/in_process.py): each app called directly, 8 requests at a time, "
+        "no HTTP server and no k6; µs of CPU per request, median of the rounds (min–max).",
+        "",
+        "| endpoint | rendered | rendered, logging off | baseline | rendered − baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for endpoint, entry in results["in_process"].items():
+        cpu = entry["cpu_us_per_request"]
+        lines.append(
+            f"| {endpoint} | {fmt(cpu['rendered'])} | {fmt(cpu.get(LOGGING_OFF))} | "
+            f"{fmt(cpu['baseline'])} | {fmt(entry['rendered_minus_baseline_us'])} |"
+        )
     lines += ["", "| measure | median (min–max) | goal |", "|---|---|---|"]
     goals = {"account": "≥ 0.85", "transfer": "≥ 0.80", "ready": "—"}
     for endpoint, entry in results["endpoints"].items():
@@ -654,6 +671,64 @@ def k6_version() -> str:
         [str(BIN / "k6"), "version"], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     return output.split()[1] if output else "unknown"
+
+
+def in_process(bench: Bench, project: Path) -> dict[str, Any]:
+    """Each round, per endpoint and server in turn: bench/in_process.py with the
+    server's interpreter and settings. Returns µs of CPU per request (median, min,
+    max of the rounds) per endpoint and server, and rendered minus baseline."""
+    python = str(project / "backend" / ".venv" / "bin" / "python")
+    figures: dict[tuple[str, str], list[float]] = {}
+    for round_number in range(1, bench.mode.rounds + 1):
+        for endpoint in ENDPOINTS:
+            for name in [*SERVERS, *([LOGGING_OFF] if endpoint == "account" else [])]:
+                server = bench.servers[name]
+                result = bench.work / f"in-process-{uuid.uuid4().hex}.json"
+                with (bench.work / f"in-process-{name}.log").open("ab") as log:
+                    subprocess.run(
+                        [
+                            python,
+                            str(BENCH / "in_process.py"),
+                            "--server",
+                            "baseline" if name == "baseline" else "rendered",
+                            "--endpoint",
+                            endpoint,
+                            "--requests",
+                            str(bench.mode.in_process_requests),
+                            "--first-account",
+                            str(bench.first_account),
+                            "--accounts",
+                            str(ACCOUNTS),
+                            "--result",
+                            str(result),
+                        ],
+                        env=server.env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        check=True,
+                        timeout=300,
+                    )
+                cpu_us = json.loads(result.read_text())["cpu_us_per_request"]
+                figures.setdefault((endpoint, name), []).append(cpu_us)
+                print(
+                    f"  r{round_number} in-process {name:22} {endpoint:8} "
+                    f"{cpu_us:7.1f} µs CPU/request",
+                    flush=True,
+                )
+    summary: dict[str, Any] = {}
+    for endpoint in ENDPOINTS:
+        servers = {name: spread(values) for (ep, name), values in figures.items() if ep == endpoint}
+        overhead = [
+            rendered - baseline
+            for rendered, baseline in zip(
+                figures[endpoint, "rendered"], figures[endpoint, "baseline"], strict=True
+            )
+        ]
+        summary[endpoint] = {
+            "cpu_us_per_request": servers,
+            "rendered_minus_baseline_us": spread(overhead),
+        }
+    return summary
 
 
 def measure(bench: Bench) -> tuple[dict[tuple[str, str], list[int]], dict[str, int]]:
@@ -739,6 +814,7 @@ def main() -> None:
                     )
             bench.runs.clear()
             best, fixed_rates = measure(bench)
+            app_alone = in_process(bench, project)
             results = {
                 "meta": {
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -765,6 +841,7 @@ def main() -> None:
                     for server in found.values()
                 },
                 "endpoints": summarize(bench, best, fixed_rates),
+                "in_process": app_alone,
                 "runs": [run.__dict__ for run in bench.runs],
             }
             results["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)

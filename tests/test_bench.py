@@ -37,10 +37,17 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
         for server in ("rendered", "baseline")
         for endpoint in ("account", "transfer", "ready")
     } | {("rendered_logging_off", "account")}
+    for endpoint, entry in results["in_process"].items():
+        servers = entry["cpu_us_per_request"]
+        logging_off = {"rendered_logging_off"} if endpoint == "account" else set()
+        expected = {"rendered", "baseline"} | logging_off
+        assert set(servers) == expected, endpoint
+        assert all(server["median"] > 0 for server in servers.values()), (endpoint, servers)
     for name, server in results["servers"].items():
         assert server["start_to_ready_s"] is not None, name
         assert len(server["peak_rss_per_worker_mb"]) == 2, name  # the default two workers
     table = (tmp_path / "results.md").read_text()
     assert "| account @" in table
     assert "rendered / baseline" in table
+    assert "| rendered − baseline |" in table
     assert (tmp_path / "rate_vs_p99.png").read_bytes().startswith(PNG_SIGNATURE)
