@@ -23,6 +23,8 @@ import httpx
 # A password the service is given and must never print (tests/test_reliability.py).
 PASSWORD = "Reliability-Secret-7Qx"
 STARTUP_SECONDS = 30.0
+# Four times the rendered log writer's flush interval (FLUSH_INTERVAL_SECONDS).
+LOG_FLUSH_SECONDS = 0.2
 
 
 def free_port() -> int:
@@ -150,6 +152,10 @@ class Service:
             return False
 
     def log(self) -> str:
+        """Everything logged so far. A running service's log writer writes every
+        50 ms (log_writer.py): the lines of requests just answered are waited for."""
+        if self.process is not None and self.process.poll() is None:
+            time.sleep(LOG_FLUSH_SECONDS)
         return self.log_path.read_text(errors="replace")
 
     def terminate(self) -> int:

@@ -18,7 +18,7 @@ from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
 from .handlers.middleware import RequestContextMiddleware
 from .handlers.problems import register_problem_handlers
 from .handlers.security import SecurityHeadersMiddleware
-from .telemetry import configure_logging
+from .telemetry import configure_logging, finish_logging
 
 logger = structlog.get_logger("startup")
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await database.close()
             metrics.worker_stopped()
             logger.info("stopped")
+            finish_logging()
 
     docs = settings.application.docs_enabled
     # FastAPI's native OpenTelemetry looks up the global providers on every request,

@@ -5,7 +5,8 @@ every request, and the standard library's logging (LogRecord, handler lock,
 formatter) would cost it about twice as much (bench/, README "Performance"). The
 standard library's loggers (uvicorn, asyncpg, alembic) go through the same
 processors in a ProcessorFormatter, so `bunyan` can pretty-print the whole stream
-and a log pipeline can parse every line.
+and a log pipeline can parse every line. Both write through one LogWriter, whose
+thread does the writing (log_writer.py): a slow stdout never stalls a request.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from .configuration import LoggingSettings
+from .log_writer import LogWriter
 
 # Bunyan's numeric levels: https://github.com/trentm/node-bunyan#levels
 BUNYAN_LEVELS = {"debug": 20, "info": 30, "warning": 40, "error": 50, "critical": 60}
@@ -47,8 +49,22 @@ def _serialize(data: Any, **_: Any) -> str:
     return orjson.dumps(data, default=str).decode()
 
 
-def configure_logging(settings: LoggingSettings, name: str) -> None:
-    """Route structlog and the standard library's logging to Bunyan JSON on stdout."""
+# The writer in use: configuring logging again (each worker's create_app, after
+# __main__) closes it first, so its queued lines come before the new writer's.
+_writer: LogWriter | None = None
+
+
+def _report_dropped(count: int) -> None:
+    structlog.get_logger("telemetry").warning("log lines dropped: stdout was stuck", count=count)
+
+
+def configure_logging(settings: LoggingSettings, name: str, stream: TextIO | None = None) -> None:
+    """Route structlog and the standard library's logging to Bunyan JSON on `stream`
+    (stdout by default), written by a LogWriter's thread."""
+    global _writer  # noqa: PLW0603 - one writer per process, replaced as a whole
+    if _writer is not None:
+        _writer.close()
+    _writer = writer = LogWriter(stream or sys.stdout, on_dropped=_report_dropped)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -59,7 +75,8 @@ def configure_logging(settings: LoggingSettings, name: str) -> None:
     level = logging.getLevelNamesMapping()[settings.level.upper()]
     structlog.configure(
         processors=[*shared, structlog.processors.JSONRenderer(serializer=_serialize)],
-        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        # Typed for a TextIO; WriteLogger only calls write and flush, which LogWriter has.
+        logger_factory=structlog.WriteLoggerFactory(writer),  # type: ignore[arg-type]
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
@@ -71,7 +88,7 @@ def configure_logging(settings: LoggingSettings, name: str) -> None:
             structlog.processors.JSONRenderer(serializer=_serialize),
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(writer)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -82,3 +99,11 @@ def configure_logging(settings: LoggingSettings, name: str) -> None:
     for uvicorn_logger in ("uvicorn", "uvicorn.error"):
         logging.getLogger(uvicorn_logger).handlers.clear()
         logging.getLogger(uvicorn_logger).propagate = True
+
+
+def finish_logging() -> None:
+    """Write every queued line and stop the writer thread; lines logged later are
+    written at once. The app calls it when it shuts down: uvicorn re-raises SIGTERM
+    once it has drained, so a worker exits by that signal, without atexit."""
+    if _writer is not None:
+        _writer.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -11,14 +12,15 @@ import pytest
 import structlog
 
 from {{ cookiecutter.package_name }}.configuration import LoggingSettings
-from {{ cookiecutter.package_name }}.telemetry import configure_logging
+from {{ cookiecutter.package_name }}.telemetry import configure_logging, finish_logging
 
 BUNYAN_FIELDS = {"v", "name", "msg", "level", "time", "hostname", "pid"}
 
 
 @pytest.fixture
-def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
-    configure_logging(LoggingSettings(level="info"), "svc")
+def log_lines() -> list[dict[str, object]]:
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(level="info"), "svc", stream)
     structlog.contextvars.bind_contextvars(request_id="abc123")
     try:
         structlog.get_logger("test").info("hello", answer=42)
@@ -26,7 +28,8 @@ def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
         structlog.get_logger("test").debug("below the level")
     finally:
         structlog.contextvars.clear_contextvars()
-    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        finish_logging()
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def test_every_line_is_bunyan_json(log_lines: list[dict[str, object]]) -> None:

@@ -1,0 +1,62 @@
+"""The log writer's thread does the writing: a stuck stdout never blocks a caller."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+from {{ cookiecutter.package_name }}.log_writer import LogWriter
+
+WAIT_SECONDS = 5.0
+
+
+class StuckStream(io.StringIO):
+    """A stream whose first write hangs until released, like a full pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.released.wait(WAIT_SECONDS)
+        return super().write(text)
+
+
+def test_lines_reach_the_stream_in_order() -> None:
+    stream = io.StringIO()
+    writer = LogWriter(stream, on_dropped=lambda count: None)
+    lines = [f"line {number}\n" for number in range(2_000)]
+    for line in lines:
+        writer.write(line)
+    writer.close()
+    assert stream.getvalue() == "".join(lines)
+
+
+def test_after_close_a_line_is_written_at_once() -> None:
+    """Shutdown lines (uvicorn's last ones) come after the app has closed the writer."""
+    stream = io.StringIO()
+    writer = LogWriter(stream, on_dropped=lambda count: None)
+    writer.write("before\n")
+    writer.close()
+    writer.write("after\n")
+    assert stream.getvalue() == "before\nafter\n"
+
+
+def test_a_stuck_stream_blocks_no_caller_and_the_lines_dropped_are_counted() -> None:
+    stream = StuckStream()
+    dropped: list[int] = []
+    writer = LogWriter(stream, on_dropped=dropped.append, max_queued_lines=100)
+    writer.write("first\n")
+    assert stream.entered.wait(WAIT_SECONDS), "the writer thread never wrote"
+    later = [f"later {number}\n" for number in range(150)]
+    caller = threading.Thread(target=lambda: [writer.write(line) for line in later])
+    caller.start()
+    caller.join(WAIT_SECONDS)
+    stuck = caller.is_alive()
+    stream.released.set()
+    writer.close()
+    assert not stuck, "write() waited for the stuck stream"
+    assert stream.getvalue() == "first\n" + "".join(later[:100])
+    assert dropped == [50]
