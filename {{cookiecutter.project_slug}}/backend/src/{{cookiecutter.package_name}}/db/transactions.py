@@ -23,11 +23,9 @@ RETRYABLE: tuple[type[Exception], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
-# Waited too long for a lock or a statement: retrying would only wait again.
-GIVE_UP: tuple[type[Exception], ...] = (
-    asyncpg.QueryCanceledError,
-    asyncpg.LockNotAvailableError,
-)
+# Waited too long for a lock (lock_timeout, NOWAIT): retrying would only wait again.
+# A statement cancelled by statement_timeout is already a 503 in Database.connection.
+GIVE_UP: tuple[type[Exception], ...] = (asyncpg.LockNotAvailableError,)
 BACKOFF_SECONDS = 0.01
 RETRY_AFTER_SECONDS = 1.0
 
