@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from logging.config import fileConfig
 
+import asyncpg
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -23,7 +24,13 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 def database_url() -> str:
     """The URL tests pass in `config.attributes`, else the application's setting."""
     url = config.attributes.get("database_url") or load_settings().database.url.get_secret_value()
-    return str(url).replace("postgresql://", "postgresql+asyncpg://", 1)
+    return str(url)
+
+
+async def connect() -> asyncpg.Connection:
+    # asyncpg reads the URL itself, as the app's pool does: SQLAlchemy would turn its
+    # query parameters (sslmode=require, say) into keywords asyncpg does not take.
+    return await asyncpg.connect(database_url())
 
 
 def run_migrations(connection: Connection) -> None:
@@ -33,14 +40,14 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def run_online() -> None:
-    engine = create_async_engine(database_url())
+    engine = create_async_engine("postgresql+asyncpg://", async_creator=connect)
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()
 
 
 if context.is_offline_mode():
-    context.configure(url=database_url(), literal_binds=True)
+    context.configure(url="postgresql://", literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:
