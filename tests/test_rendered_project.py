@@ -89,6 +89,42 @@ def test_init_db_again_succeeds_and_changes_nothing(project: Path) -> None:
     assert "Running upgrade" not in result.stderr
 
 
+async def _create_migrated_by_another_project(database: str) -> None:
+    admin = await asyncpg.connect(f"{SERVER}/postgres")
+    try:
+        await admin.execute(f"CREATE DATABASE {database}")
+    finally:
+        await admin.close()
+    connection = await asyncpg.connect(f"{SERVER}/{database}")
+    try:
+        await connection.execute(
+            "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+            "INSERT INTO alembic_version VALUES ('9999_elsewhere')"
+        )
+    finally:
+        await connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_init_db_on_another_projects_database_says_so(project: Path) -> None:
+    database = f"foreign_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_migrated_by_another_project(database))
+    try:
+        result = subprocess.run(
+            ["make", "init-db"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment(database) | {"APP_DATABASE__URL": f"{SERVER}/{database}"},
+        )
+    finally:
+        asyncio.run(_drop(database))
+    assert result.returncode != 0
+    assert "another project migrated it" in result.stderr, result.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("rendered")
 def test_projects_own_checks_pass(project: Path) -> None:
