@@ -47,12 +47,16 @@ def make(project: Path, *targets: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _drop(database: str) -> None:
-    connection = await asyncpg.connect(f"{SERVER}/postgres")
+async def _execute(database: str, statements: str) -> None:
+    connection = await asyncpg.connect(f"{SERVER}/{database}")
     try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await connection.execute(statements)
     finally:
         await connection.close()
+
+
+async def _drop(database: str) -> None:
+    await _execute("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 @pytest.fixture(scope="module", params=REPRESENTATIVE)
@@ -90,19 +94,12 @@ def test_init_db_again_succeeds_and_changes_nothing(project: Path) -> None:
 
 
 async def _create_migrated_by_another_project(database: str) -> None:
-    admin = await asyncpg.connect(f"{SERVER}/postgres")
-    try:
-        await admin.execute(f"CREATE DATABASE {database}")
-    finally:
-        await admin.close()
-    connection = await asyncpg.connect(f"{SERVER}/{database}")
-    try:
-        await connection.execute(
-            "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
-            "INSERT INTO alembic_version VALUES ('9999_elsewhere')"
-        )
-    finally:
-        await connection.close()
+    await _execute("postgres", f"CREATE DATABASE {database}")
+    await _execute(
+        database,
+        "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+        "INSERT INTO alembic_version VALUES ('9999_elsewhere')",
+    )
 
 
 @pytest.mark.slow
