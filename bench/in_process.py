@@ -1,12 +1,12 @@
 """CPU per request of one server's ASGI app, called in process: no uvicorn, no k6.
 
-    python bench/in_process.py --server rendered --endpoint account --requests 3000 \\
-        --first-account 1 --accounts 10000 --result cpu.json
+    python bench/in_process.py --server rendered --package ledger_api --endpoint account \\
+        --requests 3000 --first-account 1 --accounts 10000 --result cpu.json
 
 Run by bench/run.py with the rendered project's interpreter and the same settings as
 its servers (APP_* for the rendered app, BENCH_* for bench/baseline.py). The app gets
-its lifespan, then one request after another against the real database; the figure
-is this process's CPU time per request, after a warm-up. With the HTTP server and
+its lifespan, then the requests, CONCURRENCY at a time, against the real database;
+the figure is this process's CPU time per request, after a warm-up. With the HTTP server and
 the load generator out of the picture, it is the app's own cost (framework,
 middleware, logging, metrics, driver), and it is steadier than the load runs on a
 shared machine, as a process's CPU time barely depends on what else runs.
@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import importlib
 import json
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,20 +33,21 @@ ASGIApp = Callable[
 ]
 WARMUP_REQUESTS = 300
 CONCURRENCY = 8  # within the pool's size, so no request waits for a connection
-PACKAGE = "ledger_api"  # the default project's package_name, as in run.py
 
 
-def load_app(server: str) -> ASGIApp:
-    if server == "baseline":
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
+def load_app(server: str, package: str) -> ASGIApp:
+    if server == "baseline":  # bench/, this script's directory, is on sys.path
         return importlib.import_module("baseline").app  # type: ignore[no-any-return]
-    startup = importlib.import_module(f"{PACKAGE}.startup")
+    startup = importlib.import_module(f"{package}.startup")
     return startup.create_app()  # type: ignore[no-any-return]
 
 
 class Lifespan:
     """The ASGI lifespan protocol, as uvicorn speaks it: startup before the
-    requests, shutdown after (the same for both apps)."""
+    requests, shutdown after (the same for both apps).
+
+    Hand-written rather than asgi-lifespan's LifespanManager: this runs in the
+    rendered project's production environment, which does not install it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -146,7 +146,7 @@ async def serve(
 
 
 async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
-    app = load_app(arguments.server)
+    app = load_app(arguments.server, arguments.package)
     async with Lifespan(app) as state:
         await serve(app, state, arguments, WARMUP_REQUESTS, 0)
         started = time.process_time()
@@ -163,6 +163,7 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("rendered", "baseline"), required=True)
+    parser.add_argument("--package", required=True, help="the rendered project's package")
     parser.add_argument("--endpoint", choices=("account", "transfer", "ready"), required=True)
     parser.add_argument("--requests", type=int, required=True)
     parser.add_argument("--first-account", type=int, required=True)

@@ -691,6 +691,8 @@ def in_process(bench: Bench, project: Path) -> dict[str, Any]:
                             str(BENCH / "in_process.py"),
                             "--server",
                             "baseline" if name == "baseline" else "rendered",
+                            "--package",
+                            PACKAGE,
                             "--endpoint",
                             endpoint,
                             "--requests",

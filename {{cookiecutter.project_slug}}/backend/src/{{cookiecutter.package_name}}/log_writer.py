@@ -4,14 +4,14 @@ stdout is often a pipe to a log collector; when the collector falls behind, the
 pipe fills and a plain `write` waits, with every request of the worker behind it.
 Here a write only appends the line to a deque; a daemon thread wakes every
 FLUSH_INTERVAL_SECONDS (or once WAKE_AT_LINES are waiting) and writes what has
-gathered in one system call. If the
-stream stays stuck until MAX_QUEUED_LINES are waiting, newer lines are dropped and
-counted, and the count is logged once the stream moves again.
+gathered in one system call. If the stream stays stuck until MAX_QUEUED_LINES are
+waiting, newer lines are dropped and counted, and the count is logged once the
+stream moves again.
 
 Hand-written: the standard library's QueueHandler would route structlog's events
 through LogRecords again, the cost telemetry.py avoids, and a queue.Queue costs a
-lock and a thread wake-up per line, where a deque append costs neither
-(bench/in_process.py measured both, README "Performance").
+lock and a thread wake-up per line, where a deque append costs neither (both were
+measured, README "Performance").
 """
 
 from __future__ import annotations

@@ -6,21 +6,12 @@ import re
 
 import httpx
 import pytest
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from fastapi import FastAPI
 
-from ..support.databases import BACKEND
+from ..support.databases import head_revision
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
-
-
-def head_revision() -> str:
-    script = ScriptDirectory.from_config(Config(str(BACKEND / "alembic.ini")))
-    head = script.get_current_head()
-    assert head is not None
-    return head
 
 
 async def test_live_and_ready(client: httpx.AsyncClient) -> None:

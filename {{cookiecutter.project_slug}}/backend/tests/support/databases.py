@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 BACKEND = PROJECT_ROOT / "backend"
@@ -66,3 +67,11 @@ def migrate(database_url: str, revision: str = "head") -> None:
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
     command.upgrade(config, revision)
+
+
+def head_revision() -> str:
+    """The latest revision in backend/migrations/versions."""
+    script = ScriptDirectory.from_config(Config(str(BACKEND / "alembic.ini")))
+    head = script.get_current_head()
+    assert head is not None
+    return head
