@@ -23,8 +23,10 @@ import httpx
 # A password the service is given and must never print (tests/test_reliability.py).
 PASSWORD = "Reliability-Secret-7Qx"
 STARTUP_SECONDS = 30.0
-# Four times the rendered log writer's flush interval (FLUSH_INTERVAL_SECONDS).
-LOG_FLUSH_SECONDS = 0.2
+# Four times the rendered log writer's flush interval (FLUSH_INTERVAL_SECONDS); a
+# busy machine may delay its thread, so a log still growing is waited for longer.
+LOG_QUIET_SECONDS = 0.2
+LOG_WAIT_SECONDS = 5.0
 
 
 def free_port() -> int:
@@ -153,9 +155,15 @@ class Service:
 
     def log(self) -> str:
         """Everything logged so far. A running service's log writer writes every
-        50 ms (log_writer.py): the lines of requests just answered are waited for."""
-        if self.process is not None and self.process.poll() is None:
-            time.sleep(LOG_FLUSH_SECONDS)
+        50 ms (log_writer.py): the lines of requests just answered are waited for,
+        until the log has not grown for LOG_QUIET_SECONDS (at most LOG_WAIT_SECONDS)."""
+        deadline = time.monotonic() + LOG_WAIT_SECONDS
+        size = -1
+        while self.process is not None and self.process.poll() is None:
+            if self.log_path.stat().st_size == size or time.monotonic() > deadline:
+                break
+            size = self.log_path.stat().st_size
+            time.sleep(LOG_QUIET_SECONDS)
         return self.log_path.read_text(errors="replace")
 
     def terminate(self) -> int:
