@@ -76,6 +76,8 @@ class LogWriter:
         self._thread.join(timeout=CLOSE_TIMEOUT_SECONDS)
         self._closed = True
         self._write_queued()  # a line that came in while the thread was stopping
+        # Nothing left to do at exit; and a replaced writer (each test's app) is freed.
+        atexit.unregister(self.close)
 
     def _write_batches(self) -> None:
         while True:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import threading
+import weakref
 
 from {{ cookiecutter.package_name }}.log_writer import LogWriter
 
@@ -42,6 +44,17 @@ def test_after_close_a_line_is_written_at_once() -> None:
     writer.close()
     writer.write("after\n")
     assert stream.getvalue() == "before\nafter\n"
+
+
+def test_a_closed_writer_is_not_kept_alive() -> None:
+    """Until closed, atexit holds the writer (to write its last lines at exit); after,
+    nothing does, so an app replaced by another (tests, reloads) leaves no writer behind."""
+    writer = LogWriter(io.StringIO(), on_dropped=lambda count: None)
+    collected = weakref.ref(writer)
+    writer.close()
+    del writer
+    gc.collect()
+    assert collected() is None
 
 
 def test_a_stuck_stream_blocks_no_caller_and_the_lines_dropped_are_counted() -> None:
