@@ -26,7 +26,7 @@ demo: $(BIN)/cookiecutter postgres ## Render the defaults into build/demo/ and c
 	rm -rf build/demo
 	$(BIN)/cookiecutter . --no-input --output-dir build/demo
 
-test-deps: ## Chromium (apt) and the npm test tools, for the console's browser and vercel.json tests
+test-deps: ## Chromium, buildah, debootstrap (apt) and the npm test tools
 	bash scripts/install_test_deps.sh
 
 test: $(BIN)/cookiecutter postgres test-deps ## Run the template's whole test suite
@@ -38,10 +38,8 @@ bench: $(BIN)/cookiecutter postgres ## Benchmark the rendered service against a 
 bench-quick: $(BIN)/cookiecutter postgres ## A one-minute smoke of the benchmark (writes to build/bench-quick/)
 	$(BIN)/python bench/run.py --quick --output build/bench-quick
 
-image-test: $(BIN)/cookiecutter postgres ## Opt-in: build and run the rendered image with buildah (root, Debian)
-	command -v buildah >/dev/null && command -v debootstrap >/dev/null \
-		|| { apt-get update -qq && apt-get install -y -qq buildah debootstrap; }
-	HIGHCONCURRENCY_IMAGE_TEST=1 $(BIN)/pytest tests/test_image.py
+image-test: $(BIN)/cookiecutter postgres test-deps ## Only the image test: build and run the rendered image with buildah (root)
+	$(BIN)/pytest tests/test_image.py
 
 clean: ## Remove the virtual environment and rendered output
 	rm -rf $(VENV) build

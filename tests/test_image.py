@@ -1,14 +1,17 @@
-"""Opt-in (`make image-test`): build the rendered project's image for real with
-buildah, on a python:3.13-slim-trixie stand-in assembled from Debian packages
+"""Build the rendered project's image for real with buildah, on a
+python:3.13-slim-trixie stand-in assembled from Debian packages
 (scripts/local_base_image.sh; no registry is reachable here), then run it as
 compose would: the migration command once, the API with the image's own CMD and
-user, its HEALTHCHECK command, and a k6 smoke run against it."""
+user, its HEALTHCHECK command, and a k6 smoke run against it. Part of `make test`
+as root (`make test-deps` installs buildah and debootstrap); `make image-test` runs
+it alone."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,10 +28,15 @@ import yaml
 from .conftest import TEMPLATE
 from .test_ship_ready import BIN, answers_ready, drop_database, run
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("HIGHCONCURRENCY_IMAGE_TEST") != "1",
-    reason="opt-in: `make image-test` builds the image with buildah as root (Debian, ~2 min)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("buildah") is None,
+        reason="needs root and buildah: debootstrap and buildah's chroot builds run as "
+        "root (`make test-deps` installs both on Debian)",
+    ),
+    # One worker builds the image once for both tests (a module fixture).
+    pytest.mark.xdist_group("image"),
+]
 STORE = TEMPLATE / "build" / "buildah"
 STARTUP_TIMEOUT_SECONDS = 60
 
