@@ -69,9 +69,8 @@ def suggested_pool_max(answers: dict[str, Any]) -> int:
         return 1
     if replicas < 1 or workers < 1:
         return 1
-    return max(
-        min(load_capacity()["suggested_pool_max"], budget.largest_pool(replicas, workers)), 1
-    )
+    cap: int = load_capacity()["suggested_pool_max"]
+    return max(min(cap, budget.largest_pool(replicas, workers)), 1)
 
 
 def db_budget(answers: dict[str, Any]) -> Budget:

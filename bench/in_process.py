@@ -20,7 +20,7 @@ import importlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import uvloop
 Message = dict[str, Any]
 ASGIApp = Callable[
     [dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
-    Awaitable[None],
+    Coroutine[Any, Any, None],
 ]
 WARMUP_REQUESTS = 300
 CONCURRENCY = 8  # within the pool's size, so no request waits for a connection

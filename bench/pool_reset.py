@@ -53,7 +53,10 @@ async def per_request_us(url: str, connection_class: type[asyncpg.Connection]) -
 
 
 async def main(url: str) -> None:
-    variants = {"default reset": asyncpg.Connection, "no reset": NoResetConnection}
+    variants: dict[str, type[asyncpg.Connection]] = {
+        "default reset": asyncpg.Connection,
+        "no reset": NoResetConnection,
+    }
     figures: dict[str, list[list[float]]] = {name: [] for name in variants}
     for _ in range(ROUNDS):
         for name, connection_class in variants.items():

@@ -817,7 +817,7 @@ def main() -> None:
             bench.runs.clear()
             best, fixed_rates = measure(bench)
             app_alone = in_process(bench, project)
-            results = {
+            results: dict[str, Any] = {
                 "meta": {
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                     "mode": "quick" if arguments.quick else "full",

@@ -51,10 +51,11 @@ def test_suggested_default_always_fits() -> None:
         assert used <= budget.max_connections, (target, size, replicas, workers)
 
 
-def test_template_tooling_is_lint_and_format_clean() -> None:
-    """The template's own Python (tests, local_extensions.py) meets the bar it sets."""
+def test_template_tooling_is_lint_format_and_type_clean() -> None:
+    """The template's own Python (tests, bench, local_extensions.py) meets the bar it
+    sets for the rendered code: ruff, and mypy --strict ([tool.mypy] in pyproject.toml)."""
     root = README.parent
-    paths = ["tests", "local_extensions.py"]
+    paths = ["tests", "bench", "local_extensions.py"]
     ruff = Path(sys.executable).parent / "ruff"
     check = subprocess.run(
         [ruff, "check", *paths], cwd=root, capture_output=True, text=True, check=False
@@ -64,3 +65,7 @@ def test_template_tooling_is_lint_and_format_clean() -> None:
         [ruff, "format", "--check", *paths], cwd=root, capture_output=True, text=True, check=False
     )
     assert formatted.returncode == 0, formatted.stdout
+    typed = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert typed.returncode == 0, typed.stdout

@@ -193,7 +193,7 @@ def test_azure_bicep_parses_and_is_sized_probed_and_migrates_once(
     (migrate,) = job["properties"]["template"]["containers"]
     assert migrate["command"] == MIGRATE
 
-    variables = {name: entry["value"] for name, entry in bicep["variables"].items()}
+    variables: dict[str, Any] = {name: entry["value"] for name, entry in bicep["variables"].items()}
     assert {"name": "APP_DATABASE__URL", "secretRef": "database-url"} in variables[
         "environmentVariables"
     ]

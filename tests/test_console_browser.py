@@ -22,11 +22,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from .conftest import TEMPLATE
+from .harness import free_port
 from .test_frontend import INSTALL_HINT, NODE_TOOLS, vercel_routes
-from .test_ship_ready import answers_ready, free_port, serve_rendered
+from .test_ship_ready import answers_ready, serve_rendered
 from .vercel_host import vercel_host
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
@@ -45,8 +53,8 @@ CHROMIUM_ARGS = [
 # and assertions alike (the machine may be busy with other tests).
 UI_TIMEOUT_MS = 30_000
 expect.set_options(timeout=UI_TIMEOUT_MS)
-SCREEN = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 800}
+SCREEN = ViewportSize(width=1280, height=900)
+PHONE = ViewportSize(width=375, height=800)
 
 
 def chromium() -> str:
@@ -134,7 +142,7 @@ def status_console(cookies_session: Any) -> Iterator[dict[str, Any]]:
 class Watched:
     """A page with its console errors and uncaught exceptions collected."""
 
-    def __init__(self, browser: Browser, viewport: dict[str, int] = SCREEN) -> None:
+    def __init__(self, browser: Browser, viewport: ViewportSize = SCREEN) -> None:
         self.context = browser.new_context(viewport=viewport)
         self.context.set_default_timeout(UI_TIMEOUT_MS)
         self.page: Page = self.context.new_page()
@@ -328,11 +336,12 @@ def test_ledger_console_pages_through_accounts(
 
 def focusable_controls(page: Page) -> list[str]:
     """Every enabled, visible control on the page, by a stable description."""
-    return page.evaluate(
+    controls: list[str] = page.evaluate(
         """() => [...document.querySelectorAll('a[href], button, input, select, summary')]
             .filter(e => !e.disabled && e.getClientRects().length)
             .map(e => e.id || e.getAttribute('aria-label') || e.textContent.trim())"""
     )
+    return controls
 
 
 def tab_through(page: Page, limit: int = 200) -> list[str]:

@@ -43,7 +43,8 @@ def render(template: Path, commit: str, output: Path) -> Path:
 
 def differing_files(old: Path, new: Path) -> tuple[list[str], list[str]]:
     """(files in both with different content, files identical in both)."""
-    changed, same = [], []
+    changed: list[str] = []
+    same: list[str] = []
     for path in sorted(new.rglob("*")):
         relative = path.relative_to(new)
         if path.is_file() and (old / relative).is_file():

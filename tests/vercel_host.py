@@ -110,7 +110,8 @@ def vercel_host(
     handler = type("Handler", (_Handler,), {"routes": routes, "upstreams": upstreams})
 
     def make_handler(*args: Any) -> _Handler:
-        return handler(*args, directory=str(public))
+        made: _Handler = handler(*args, directory=str(public))
+        return made
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
