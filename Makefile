@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test test-deps bench bench-quick image-test postgres clean
+.PHONY: help demo test test-deps bench bench-quick bench-instructions image-test postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ demo: $(BIN)/cookiecutter postgres ## Render the defaults into build/demo/ and c
 	rm -rf build/demo
 	$(BIN)/cookiecutter . --no-input --output-dir build/demo
 
-test-deps: ## Chromium, buildah, debootstrap (apt) and the npm test tools
+test-deps: ## Chromium, buildah, debootstrap, valgrind (apt) and the npm test tools
 	bash scripts/install_test_deps.sh
 
 test: $(BIN)/cookiecutter postgres test-deps ## Run the template's whole test suite
@@ -37,6 +37,9 @@ bench: $(BIN)/cookiecutter postgres ## Benchmark the rendered service against a 
 
 bench-quick: $(BIN)/cookiecutter postgres ## A one-minute smoke of the benchmark (writes to build/bench-quick/)
 	$(BIN)/python bench/run.py --quick --output build/bench-quick
+
+bench-instructions: $(BIN)/cookiecutter postgres test-deps ## Instructions per request, counted by callgrind (~6 min); bench/results/
+	$(BIN)/python bench/instructions.py
 
 image-test: $(BIN)/cookiecutter postgres test-deps ## Only the image test: build and run the rendered image with buildah (root)
 	$(BIN)/pytest tests/test_image.py

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond Python packages: a Chromium for the browser test
 # of the rendered console (Debian's package; Playwright never downloads one),
-# buildah and debootstrap for the image test (tests/test_image.py), and the npm
-# packages that validate vercel.json (tests/node/package-lock.json).
+# buildah and debootstrap for the image test (tests/test_image.py), valgrind for
+# bench/instructions.py, and the npm packages that validate vercel.json
+# (tests/node/package-lock.json).
 # Run by `make test`, so a fresh clone (.ci/run) gets them too.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +17,7 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v npm >/dev/null || missing+=(nodejs npm)
 command -v buildah >/dev/null || missing+=(buildah)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v valgrind >/dev/null || missing+=(valgrind)
 if ((${#missing[@]})); then
     echo "installing ${missing[*]} with apt-get"
     sudo_if_needed apt-get update -qq

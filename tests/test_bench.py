@@ -1,6 +1,7 @@
-"""A smoke of the benchmark (bench/run.py --quick): it renders, starts every
-server, measures each endpoint with the real k6 and writes its three files.
-Speed is the benchmark's business, so nothing here asserts a timing."""
+"""Smokes of the benchmark (bench/run.py --quick): it renders, starts every
+server, measures each endpoint with the real k6 and writes its three files; and of
+the instruction count (bench/instructions.py --quick). Speed is the benchmark's
+business, so nothing here asserts a timing or a count."""
 
 from __future__ import annotations
 
@@ -51,3 +52,21 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
     assert "rendered / baseline" in table
     assert "| rendered − baseline |" in table
     assert (tmp_path / "rate_vs_p99.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("instructions")
+def test_quick_instruction_count_measures_both_apps_and_writes_its_files(tmp_path: Path) -> None:
+    script = TEMPLATE / "bench" / "instructions.py"
+    subprocess.run(
+        [sys.executable, str(script), "--quick", "--output", str(tmp_path)],
+        check=True,
+        timeout=600,
+    )
+
+    results = json.loads((tmp_path / "instructions.json").read_text())
+    figures = results["m_instructions_per_request"]
+    assert set(figures) == {"ready"}
+    assert set(figures["ready"]) == {"rendered", "baseline"}
+    assert all(figure > 0 for figure in figures["ready"].values()), figures
+    assert "| ready |" in (tmp_path / "instructions.md").read_text()

@@ -83,10 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     register_problem_handlers(app)
+{%- if cookiecutter.example_domain == "ledger" %}
+    # FastAPI tries the included routers in order on every request: the API's
+    # traffic first, the probes after (README "Performance").
+    app.include_router(ledger.create_router(settings.ledger))
+{%- endif %}
     app.include_router(health.router)
     if settings.metrics.enabled:
         app.include_router(instrumentation.router)
-{%- if cookiecutter.example_domain == "ledger" %}
-    app.include_router(ledger.create_router(settings.ledger))
-{%- endif %}
     return app

@@ -1,0 +1,162 @@
+"""Instructions per request of each app, counted by valgrind's callgrind.
+
+    python bench/instructions.py            # make bench-instructions (about 6 minutes)
+    python bench/instructions.py --quick    # a smoke for CI: the readiness check only
+
+A count of instructions is the same on a busy machine as on a quiet one, so a change
+of a few percent in the app's own cost shows, where CPU time on a shared machine
+cannot tell it from the noise. Renders, migrates and seeds as bench/run.py does, then
+runs bench/in_process.py under callgrind twice per server and endpoint, with FEW and
+MANY requests: the difference, divided by MANY - FEW, is the count per request, with
+start-up and warm-up taken out. Writes instructions.json and instructions.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from run import (
+    ACCOUNTS,
+    BENCH,
+    ENDPOINTS,
+    PACKAGE,
+    SERVERS,
+    Server,
+    database_urls,
+    drop_database,
+    render,
+    run_command,
+    seed,
+    servers,
+)
+
+COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+@dataclass(frozen=True)
+class Counts:
+    endpoints: tuple[str, ...]
+    few: int
+    many: int
+
+
+@dataclass(frozen=True)
+class Project:
+    """The rendered project's interpreter, its seeded accounts and a scratch directory."""
+
+    python: str
+    first_account: int
+    work: Path
+
+
+FULL = Counts(endpoints=ENDPOINTS, few=200, many=1200)
+QUICK = Counts(endpoints=("ready",), few=10, many=30)
+
+
+def instructions(project: Project, server: Server, endpoint: str, requests: int) -> int:
+    """Instructions of one bench/in_process.py run (every thread of the process)."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        project.python,
+        str(BENCH / "in_process.py"),
+        "--server",
+        "baseline" if server.name == "baseline" else "rendered",
+        "--package",
+        PACKAGE,
+        "--endpoint",
+        endpoint,
+        "--requests",
+        str(requests),
+        "--first-account",
+        str(project.first_account),
+        "--accounts",
+        str(ACCOUNTS),
+        "--result",
+        str(project.work / f"instructions-{uuid.uuid4().hex}.json"),
+    ]
+    done = subprocess.run(
+        command, env=server.env, capture_output=True, text=True, check=False, timeout=900
+    )
+    found = COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr[-3000:]}")
+    return int(found.group(1))
+
+
+def per_request(project: Project, server: Server, endpoint: str, counts: Counts) -> float:
+    """Millions of instructions per request: the two runs side by side (one per core)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        few, many = pool.map(
+            lambda requests: instructions(project, server, endpoint, requests),
+            (counts.few, counts.many),
+        )
+    return (many - few) / (counts.many - counts.few) / 1e6
+
+
+def markdown(figures: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "Millions of instructions per request, in process (bench/instructions.py)",
+        "",
+        "| endpoint | rendered | baseline | rendered / baseline |",
+        "|---|---|---|---|",
+    ]
+    for endpoint, by_server in figures.items():
+        rendered, baseline = by_server["rendered"], by_server["baseline"]
+        lines.append(
+            f"| {endpoint} | {rendered:.3f} | {baseline:.3f} | {rendered / baseline:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the readiness check, few requests")
+    parser.add_argument(
+        "--output", type=Path, default=BENCH / "results", help="where the two files go"
+    )
+    arguments = parser.parse_args()
+    counts = QUICK if arguments.quick else FULL
+    arguments.output.mkdir(parents=True, exist_ok=True)
+    maintenance_url, url = database_urls()
+    with tempfile.TemporaryDirectory(prefix="bench-") as directory:
+        work = Path(directory)
+        try:
+            rendered = render(work)
+            run_command(
+                ["make", "init-db"],
+                cwd=rendered,
+                env={**os.environ, "APP_DATABASE__URL": url},
+                timeout=120,
+            )
+            python = str(rendered / "backend" / ".venv" / "bin" / "python")
+            project = Project(python, asyncio.run(seed(url)), work)
+            # Only their settings (env): the apps run in process, no server is started.
+            found = servers(rendered, url, 2, work)
+            figures: dict[str, dict[str, float]] = {}
+            for endpoint in counts.endpoints:
+                for name in SERVERS:
+                    figure = per_request(project, found[name], endpoint, counts)
+                    figures.setdefault(endpoint, {})[name] = figure
+                    print(f"  {name:8} {endpoint:8} {figure:.3f} M instructions/request")
+        finally:
+            asyncio.run(drop_database(maintenance_url, url))
+    results = {"few": counts.few, "many": counts.many, "m_instructions_per_request": figures}
+    (arguments.output / "instructions.json").write_text(json.dumps(results, indent=2) + "\n")
+    (arguments.output / "instructions.md").write_text(markdown(figures))
+    print(markdown(figures))
+
+
+if __name__ == "__main__":
+    main()
