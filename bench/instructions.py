@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -34,9 +33,7 @@ from run import (
     Server,
     database_urls,
     drop_database,
-    render,
-    run_command,
-    seed,
+    prepare,
     servers,
 )
 
@@ -133,15 +130,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         work = Path(directory)
         try:
-            rendered = render(work)
-            run_command(
-                ["make", "init-db"],
-                cwd=rendered,
-                env={**os.environ, "APP_DATABASE__URL": url},
-                timeout=120,
-            )
+            rendered, first_account = prepare(work, url)
             python = str(rendered / "backend" / ".venv" / "bin" / "python")
-            project = Project(python, asyncio.run(seed(url)), work)
+            project = Project(python, first_account, work)
             # Only their settings (env): the apps run in process, no server is started.
             found = servers(rendered, url, 2, work)
             figures: dict[str, dict[str, float]] = {}

@@ -399,6 +399,19 @@ def render(work: Path) -> Path:
     return project
 
 
+def prepare(work: Path, url: str) -> tuple[Path, int]:
+    """The default project rendered and installed in `work`, its database at `url`
+    migrated and seeded: (the project, the first account's id)."""
+    project = render(work)
+    run_command(
+        ["make", "init-db"],
+        cwd=project,
+        env={**os.environ, "APP_DATABASE__URL": url},
+        timeout=120,
+    )
+    return project, asyncio.run(seed(url))
+
+
 def database_urls() -> tuple[str, str]:
     """(maintenance URL, URL of a new uniquely named database) on DATABASE_URL's server."""
     base = urlsplit(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -790,14 +803,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         work = Path(directory)
         try:
-            project = render(work)
-            run_command(
-                ["make", "init-db"],
-                cwd=project,
-                env={**os.environ, "APP_DATABASE__URL": url},
-                timeout=120,
-            )
-            first_account = asyncio.run(seed(url))
+            project, first_account = prepare(work, url)
             found = servers(project, url, arguments.workers, work)
             for server in found.values():
                 running.append(server)
