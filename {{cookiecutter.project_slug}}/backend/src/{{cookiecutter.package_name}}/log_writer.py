@@ -11,7 +11,7 @@ stream moves again.
 Hand-written: the standard library's QueueHandler would route structlog's events
 through LogRecords again, the cost telemetry.py avoids, and a queue.Queue costs a
 lock and a thread wake-up per line, where a deque append costs neither (both were
-measured, README "Performance").
+measured: the template's README, "Performance").
 """
 
 from __future__ import annotations

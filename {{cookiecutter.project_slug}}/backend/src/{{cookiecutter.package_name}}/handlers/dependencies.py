@@ -10,7 +10,7 @@ from ..db.pool import Database
 
 
 # async, though it awaits nothing: FastAPI runs a plain `def` dependency in a worker
-# thread, which cost a thread hop on every request (bench/, README "Performance").
+# thread: a thread hop on every request (the template's README, "Performance").
 async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database

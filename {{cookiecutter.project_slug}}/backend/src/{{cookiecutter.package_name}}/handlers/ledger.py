@@ -34,8 +34,8 @@ def create_router(settings: LedgerSettings) -> APIRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await cleanup
 
-    # The routes themselves, not the two routers included: FastAPI matches each
-    # level of included routers again per request (README "Performance").
+    # The routes themselves, not the two routers included: FastAPI matches each level
+    # of included routers again per request (the template's README, "Performance").
     return APIRouter(routes=[*accounts.router.routes, *transfers.router.routes], lifespan=lifespan)
 
 
