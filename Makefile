@@ -38,7 +38,7 @@ bench: $(BIN)/cookiecutter postgres ## Benchmark the rendered service against a 
 bench-quick: $(BIN)/cookiecutter postgres ## A one-minute smoke of the benchmark (writes to build/bench-quick/)
 	$(BIN)/python bench/run.py --quick --output build/bench-quick
 
-bench-instructions: $(BIN)/cookiecutter postgres test-deps ## Instructions per request, counted by callgrind (~6 min); bench/results/
+bench-instructions: $(BIN)/cookiecutter postgres test-deps ## Instructions per request, counted by callgrind (~8 min); bench/results/
 	$(BIN)/python bench/instructions.py
 
 image-test: $(BIN)/cookiecutter postgres test-deps ## Only the image test: build and run the rendered image with buildah (root)

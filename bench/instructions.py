@@ -1,6 +1,6 @@
 """Instructions per request of each app, counted by valgrind's callgrind.
 
-    python bench/instructions.py            # make bench-instructions (about 6 minutes)
+    python bench/instructions.py            # make bench-instructions (about 8 minutes)
     python bench/instructions.py --quick    # a smoke for CI: the readiness check only
 
 A count of instructions is the same on a busy machine as on a quiet one, so a change
