@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from run import (
-    ACCOUNTS,
     BENCH,
     ENDPOINTS,
-    PACKAGE,
     SERVERS,
     Server,
     database_urls,
     drop_database,
+    in_process_command,
     prepare,
     servers,
 )
@@ -62,26 +61,19 @@ QUICK = Counts(endpoints=("ready",), few=10, many=30)
 
 def instructions(project: Project, server: Server, endpoint: str, requests: int) -> int:
     """Instructions of one bench/in_process.py run (every thread of the process)."""
+    result = project.work / f"instructions-{uuid.uuid4().hex}.json"
     command = [
         "valgrind",
         "--tool=callgrind",
         "--callgrind-out-file=/dev/null",
-        project.python,
-        str(BENCH / "in_process.py"),
-        "--server",
-        "baseline" if server.name == "baseline" else "rendered",
-        "--package",
-        PACKAGE,
-        "--endpoint",
-        endpoint,
-        "--requests",
-        str(requests),
-        "--first-account",
-        str(project.first_account),
-        "--accounts",
-        str(ACCOUNTS),
-        "--result",
-        str(project.work / f"instructions-{uuid.uuid4().hex}.json"),
+        *in_process_command(
+            project.python,
+            server.name,
+            endpoint,
+            requests=requests,
+            first_account=project.first_account,
+            result=result,
+        ),
     ]
     done = subprocess.run(
         command, env=server.env, capture_output=True, text=True, check=False, timeout=900

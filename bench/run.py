@@ -686,6 +686,30 @@ def k6_version() -> str:
     return output.split()[1] if output else "unknown"
 
 
+def in_process_command(
+    python: str, server: str, endpoint: str, *, requests: int, first_account: int, result: Path
+) -> list[str]:
+    """bench/in_process.py for one server (by its name in SERVERS or LOGGING_OFF)."""
+    return [
+        python,
+        str(BENCH / "in_process.py"),
+        "--server",
+        "baseline" if server == "baseline" else "rendered",
+        "--package",
+        PACKAGE,
+        "--endpoint",
+        endpoint,
+        "--requests",
+        str(requests),
+        "--first-account",
+        str(first_account),
+        "--accounts",
+        str(ACCOUNTS),
+        "--result",
+        str(result),
+    ]
+
+
 def in_process(bench: Bench, project: Path) -> dict[str, Any]:
     """Each round, per endpoint and server in turn: bench/in_process.py with the
     server's interpreter and settings. Returns µs of CPU per request (median, min,
@@ -699,24 +723,14 @@ def in_process(bench: Bench, project: Path) -> dict[str, Any]:
                 result = bench.work / f"in-process-{uuid.uuid4().hex}.json"
                 with (bench.work / f"in-process-{name}.log").open("ab") as log:
                     subprocess.run(
-                        [
+                        in_process_command(
                             python,
-                            str(BENCH / "in_process.py"),
-                            "--server",
-                            "baseline" if name == "baseline" else "rendered",
-                            "--package",
-                            PACKAGE,
-                            "--endpoint",
+                            name,
                             endpoint,
-                            "--requests",
-                            str(bench.mode.in_process_requests),
-                            "--first-account",
-                            str(bench.first_account),
-                            "--accounts",
-                            str(ACCOUNTS),
-                            "--result",
-                            str(result),
-                        ],
+                            requests=bench.mode.in_process_requests,
+                            first_account=bench.first_account,
+                            result=result,
+                        ),
                         env=server.env,
                         stdout=log,
                         stderr=subprocess.STDOUT,

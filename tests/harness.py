@@ -160,9 +160,9 @@ class Service:
         deadline = time.monotonic() + LOG_WAIT_SECONDS
         size = -1
         while self.process is not None and self.process.poll() is None:
-            if self.log_path.stat().st_size == size or time.monotonic() > deadline:
+            previous, size = size, self.log_path.stat().st_size
+            if size == previous or time.monotonic() > deadline:
                 break
-            size = self.log_path.stat().st_size
             time.sleep(LOG_QUIET_SECONDS)
         return self.log_path.read_text(errors="replace")
 

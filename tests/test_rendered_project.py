@@ -36,14 +36,15 @@ def environment(database: str) -> dict[str, str]:
     }
 
 
-def make(project: Path, *targets: str) -> subprocess.CompletedProcess[str]:
+def make(
+    project: Path, *targets: str, database: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`make targets` in the project, on its own database unless `database` names one."""
+    env = environment(project.parent.name)
+    if database is not None:
+        env = environment(database) | {"APP_DATABASE__URL": f"{SERVER}/{database}"}
     return subprocess.run(
-        ["make", *targets],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=environment(project.parent.name),
+        ["make", *targets], cwd=project, capture_output=True, text=True, check=False, env=env
     )
 
 
@@ -108,14 +109,7 @@ def test_init_db_on_another_projects_database_says_so(project: Path) -> None:
     database = f"foreign_{uuid.uuid4().hex[:12]}"
     asyncio.run(_create_migrated_by_another_project(database))
     try:
-        result = subprocess.run(
-            ["make", "init-db"],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            check=False,
-            env=environment(database) | {"APP_DATABASE__URL": f"{SERVER}/{database}"},
-        )
+        result = make(project, "init-db", database=database)
     finally:
         asyncio.run(_drop(database))
     assert result.returncode != 0

@@ -34,24 +34,16 @@ def server_url() -> str:
 
 @pytest.fixture(scope="session")
 def migrated_template(server_url: str) -> Iterator[str]:
-    name = databases.unique_name("template")
-    databases.create_database(server_url, name)
-    try:
+    with databases.temporary_database(server_url, "template") as name:
         databases.migrate(databases.with_database(server_url, name))
         yield name
-    finally:
-        databases.drop_database(server_url, name)
 
 
 @pytest.fixture
 def database_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = databases.unique_name("test")
-    databases.create_database(server_url, name, template=migrated_template)
-    try:
+    with databases.temporary_database(server_url, "test", template=migrated_template) as name:
         yield databases.with_database(server_url, name)
-    finally:
-        databases.drop_database(server_url, name)
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ every request, and the standard library's logging (LogRecord, handler lock,
 formatter) would cost it about twice as much (measured: the template's README,
 "Performance"). The standard library's loggers (uvicorn, asyncpg, alembic) go
 through the same processors in a ProcessorFormatter, so `bunyan` can pretty-print
-the whole stream and a log pipeline can parse every line. Both write through one LogWriter, whose
-thread does the writing (log_writer.py): a slow stdout never stalls a request.
+the whole stream and a log pipeline can parse every line. Both write through one
+LogWriter, whose thread does the writing (log_writer.py): a slow stdout never
+stalls a request.
 """
 
 from __future__ import annotations

@@ -13,12 +13,8 @@ from ..support import databases
 
 @pytest.fixture
 def empty_database_url(server_url: str) -> Iterator[str]:
-    name = databases.unique_name("empty")
-    databases.create_database(server_url, name)
-    try:
+    with databases.temporary_database(server_url, "empty") as name:
         yield databases.with_database(server_url, name)
-    finally:
-        databases.drop_database(server_url, name)
 
 
 async def revision(url: str) -> str | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,14 +54,18 @@ async def _admin(url: str, statement: str) -> None:
         await connection.close()
 
 
-def create_database(url: str, name: str, template: str | None = None) -> None:
-    # Names come from unique_name(): letters, digits and underscores only.
+@contextlib.contextmanager
+def temporary_database(url: str, prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database on `url`'s server (a copy of `template`, if given), dropped
+    afterwards; yields its name."""
+    # unique_name() gives letters, digits and underscores only: safe to splice in.
+    name = unique_name(prefix)
     clause = f" TEMPLATE {template}" if template else ""
     asyncio.run(_admin(url, f"CREATE DATABASE {name}{clause}"))
-
-
-def drop_database(url: str, name: str) -> None:
-    asyncio.run(_admin(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    try:
+        yield name
+    finally:
+        asyncio.run(_admin(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def migrate(database_url: str, revision: str = "head") -> None:
