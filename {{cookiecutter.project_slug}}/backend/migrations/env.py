@@ -2,11 +2,18 @@
 
 Migrations are explicit SQL (op.execute), so no ORM models are needed here.
 Never edit a released revision: add a new one.
+
+A migration waits at most database.migration_lock_timeout_ms for a lock, then fails
+(run it again later): waiting longer would queue every request behind it. After the
+revisions, the service's own timeouts are stored on the database (session_settings.py).
+Connect directly to PostgreSQL, not through PgBouncer in transaction mode: these
+session settings, and CREATE INDEX CONCURRENTLY, need a session of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 from logging.config import fileConfig
 
 import asyncpg
@@ -14,23 +21,45 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from {{ cookiecutter.package_name }}.configuration import load_settings
+from {{ cookiecutter.package_name }}.configuration import DatabaseSettings, load_settings
+from {{ cookiecutter.package_name }}.db.session_settings import alter_database
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
+@cache
+def database_settings() -> DatabaseSettings:
+    return load_settings().database
+
+
 def database_url() -> str:
     """The URL tests pass in `config.attributes`, else the application's setting."""
-    url = config.attributes.get("database_url") or load_settings().database.url.get_secret_value()
+    url = config.attributes.get("database_url") or database_settings().url.get_secret_value()
     return str(url)
 
 
 async def connect() -> asyncpg.Connection:
     # asyncpg reads the URL itself, as the app's pool does: SQLAlchemy would turn its
     # query parameters (sslmode=require, say) into keywords asyncpg does not take.
-    return await asyncpg.connect(database_url())
+    connection = await asyncpg.connect(database_url())
+    settings = database_settings()
+    await connection.execute(
+        f"SET lock_timeout = '{settings.migration_lock_timeout_ms}ms'; "
+        f"SET statement_timeout = '{settings.migration_statement_timeout_ms}ms'"
+    )
+    return connection
+
+
+async def store_session_timeouts() -> None:
+    connection = await connect()
+    try:
+        database = await connection.fetchval("SELECT current_database()")
+        for statement in alter_database(database, database_settings()):
+            await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 def run_migrations(connection: Connection) -> None:
@@ -44,6 +73,7 @@ async def run_online() -> None:
     async with engine.connect() as connection:
         await connection.run_sync(run_migrations)
     await engine.dispose()
+    await store_session_timeouts()
 
 
 if context.is_offline_mode():

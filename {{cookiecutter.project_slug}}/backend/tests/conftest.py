@@ -3,6 +3,7 @@ from one migrated template database per run, and dropped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -43,7 +44,9 @@ def migrated_template(server_url: str) -> Iterator[str]:
 def database_url(server_url: str, migrated_template: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
     with databases.temporary_database(server_url, "test", template=migrated_template) as name:
-        yield databases.with_database(server_url, name)
+        url = databases.with_database(server_url, name)
+        asyncio.run(databases.store_session_timeouts(url, load_settings().database))
+        yield url
 
 
 @pytest.fixture

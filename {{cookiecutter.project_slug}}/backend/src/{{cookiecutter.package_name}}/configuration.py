@@ -109,6 +109,8 @@ class DatabaseSettings(_Section):
     url: SecretStr
     statement_timeout_ms: int = Field(ge=1)
     idle_in_transaction_session_timeout_ms: int = Field(ge=1)
+    migration_lock_timeout_ms: int = Field(ge=1)
+    migration_statement_timeout_ms: int = Field(ge=1)
     ready_timeout_seconds: float = Field(gt=0)
     pool: PoolSettings
 

@@ -33,3 +33,44 @@ def test_a_url_with_libpq_parameters_migrates(empty_database_url: str) -> None:
     url = f"{empty_database_url}?sslmode=prefer&application_name=migrations"
     databases.migrate(url)
     assert asyncio.run(revision(url)) == databases.head_revision()
+
+
+async def database_defaults(url: str) -> set[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT unnest(setconfig) AS setting FROM pg_db_role_setting WHERE setrole = 0 "
+            "AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    finally:
+        await connection.close()
+    return {row["setting"] for row in rows}
+
+
+def test_migrating_stores_the_service_timeouts_on_the_database(empty_database_url: str) -> None:
+    """Every session gets them, through PgBouncer too (db/session_settings.py)."""
+    databases.migrate(empty_database_url)
+    assert asyncio.run(database_defaults(empty_database_url)) == {
+        "statement_timeout=5000ms",
+        "idle_in_transaction_session_timeout=10000ms",
+    }
+
+
+def test_a_migration_waiting_for_a_lock_gives_up(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rather than queue every request behind its own wait for the lock."""
+    databases.migrate(empty_database_url)
+    monkeypatch.setenv("APP_DATABASE__MIGRATION_LOCK_TIMEOUT_MS", "200")
+
+    async def migrate_while_locked() -> None:
+        holder = await asyncpg.connect(empty_database_url)
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+                await asyncio.to_thread(databases.migrate, empty_database_url)
+        finally:
+            await holder.close()
+
+    with pytest.raises(Exception, match="lock timeout"):
+        asyncio.run(migrate_while_locked())

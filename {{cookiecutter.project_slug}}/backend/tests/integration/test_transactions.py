@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.db.pool import PooledConnection
 from {{ cookiecutter.package_name }}.db.transactions import run_in_transaction
 from {{ cookiecutter.package_name }}.startup import create_app
 
+from ..support.databases import store_session_timeouts
 from ..support.ledger import connect, open_account, problem_type, transfer
 
 pytestmark = pytest.mark.anyio
@@ -77,7 +78,8 @@ async def test_a_transfer_stuck_behind_a_lock_is_a_503_not_a_500(
     settings: Settings, database_url: str
 ) -> None:
     database = settings.database.model_copy(update={"statement_timeout_ms": 300})
-    app = create_app(settings.model_copy(update={"database": database}))
+    await store_session_timeouts(database_url, database)
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

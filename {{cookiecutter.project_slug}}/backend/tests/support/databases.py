@@ -17,6 +17,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from {{ cookiecutter.package_name }}.configuration import DatabaseSettings
+from {{ cookiecutter.package_name }}.db.session_settings import alter_database
+
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 BACKEND = PROJECT_ROOT / "backend"
 
@@ -46,12 +49,24 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(with_database(url, "postgres"))
+async def _execute(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(url)
     try:
-        await connection.execute(statement)
+        for statement in statements:
+            await connection.execute(statement)
     finally:
         await connection.close()
+
+
+async def _admin(url: str, statement: str) -> None:
+    await _execute(with_database(url, "postgres"), statement)
+
+
+async def store_session_timeouts(database_url: str, settings: DatabaseSettings) -> None:
+    """What `make init-db` stores on a database, for the sessions opened after; CREATE
+    DATABASE … TEMPLATE copies no ALTER DATABASE settings, so each clone needs it again."""
+    name = urlsplit(database_url).path.lstrip("/")
+    await _execute(database_url, *alter_database(name, settings))
 
 
 @contextlib.contextmanager

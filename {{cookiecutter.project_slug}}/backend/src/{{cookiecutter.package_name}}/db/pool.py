@@ -97,13 +97,9 @@ class Database:
             command_timeout=pool_settings.command_timeout_seconds,
             statement_cache_size=pool_settings.statement_cache_size,
             timeout=pool_settings.acquire_timeout_seconds,
-            server_settings={
-                "application_name": self._application_name,
-                "statement_timeout": str(self._settings.statement_timeout_ms),
-                "idle_in_transaction_session_timeout": str(
-                    self._settings.idle_in_transaction_session_timeout_ms
-                ),
-            },
+            # application_name only: PgBouncer passes it on, and refuses any other
+            # startup parameter (the timeouts are the database's: session_settings.py).
+            server_settings={"application_name": self._application_name},
         )
 
     async def _reopen_when_reachable(self) -> None:
