@@ -7,19 +7,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+PROBLEM = "application/problem+json"
 # A password the service is given and must never print (tests/test_reliability.py).
 PASSWORD = "Reliability-Secret-7Qx"
 STARTUP_SECONDS = 30.0
@@ -27,6 +31,37 @@ STARTUP_SECONDS = 30.0
 # busy machine may delay its thread, so a log still growing is waited for longer.
 LOG_QUIET_SECONDS = 0.2
 LOG_WAIT_SECONDS = 5.0
+
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def installed_project(output: Path, *answers: str) -> Path:
+    """The template rendered into `output` (checks off) and `make install`ed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input",
+         "--output-dir", str(output), "run_checks=no", *answers],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (project,) = output.iterdir()
+    make(project, "install")
+    return project
+
+
+def make(project: Path, target: str, **environment: str) -> None:
+    """A target of the project's Makefile, with uv from this environment."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        ["make", target],
+        cwd=project,
+        env=os.environ | {"PATH": path, **environment},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def free_port() -> int:
@@ -272,3 +307,113 @@ def startup_parameters(opening: bytes) -> dict[str, str]:
     fields = opening[start + 4 : start - 4 + length].split(b"\0")
     pairs = zip(fields[0::2], fields[1::2], strict=False)
     return {name.decode(): value.decode() for name, value in pairs if name}
+
+
+class PgBouncer:
+    """Debian's pgbouncer on a free 127.0.0.1 port, in transaction mode, in front of one
+    database of a server (trust authentication), as database `alias`; its admin console
+    (PAUSE, RESUME, KILL, RECONNECT) through psql. Runs as the postgres user: pgbouncer
+    refuses to run as root."""
+
+    def __init__(self, server_port: int, database: str, alias: str, pool_size: int) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+        self.port = free_port()
+        self.alias = alias
+        self.log_path = self.root / "pgbouncer.log"
+        (self.root / "userlist.txt").write_text('"postgres" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"{alias} = host=127.0.0.1 port={server_port} dbname={database} user=postgres\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.root / 'userlist.txt'}\n"
+            "admin_users = postgres\npool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\nmax_client_conn = 500\n"
+            f"logfile = {self.log_path}\n"
+        )
+        if os.geteuid() == 0:
+            for path in (self.root, *self.root.iterdir()):
+                shutil.chown(path, "postgres")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{self.alias}"
+
+    def __enter__(self) -> PgBouncer:
+        self.process = subprocess.Popen(
+            as_server_user(["pgbouncer", str(self.root / "pgbouncer.ini")]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return self
+            assert self.process.poll() is None, f"pgbouncer exited:\n{self.log()}"
+            assert time.monotonic() < deadline, f"pgbouncer did not start:\n{self.log()}"
+            time.sleep(0.1)
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def admin(self, command: str) -> None:
+        """A command of the admin console, e.g. `PAUSE app`; returns once it is done."""
+        result = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
+             "pgbouncer", "-X", "-q", "-c", command],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM, response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def assert_shed(response: httpx.Response) -> None:
+    """503 problem+json with a Retry-After of whole seconds."""
+    assert_problem(response, 503)
+    assert re.fullmatch(r"[1-9]\d*", response.headers.get("retry-after", "")), response.headers
+
+
+@dataclass(frozen=True)
+class Outcome:
+    started: float
+    ended: float
+    response: httpx.Response | None
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
+async def timed_get(client: httpx.AsyncClient, path: str) -> Outcome:
+    started = time.monotonic()
+    try:
+        response = await client.get(path)
+    except httpx.TransportError as error:
+        return Outcome(started, time.monotonic(), None, repr(error))
+    return Outcome(started, time.monotonic(), response)
+
+
+async def keep_requesting(
+    client: httpx.AsyncClient, path: str, stop: asyncio.Event, outcomes: list[Outcome]
+) -> None:
+    while not stop.is_set():
+        outcomes.append(await timed_get(client, path))
+        if outcomes[-1].error:
+            await asyncio.sleep(0.05)  # refused: the server is going away

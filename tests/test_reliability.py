@@ -15,11 +15,9 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +26,21 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import TEMPLATE
 from .harness import (
     PASSWORD,
+    Outcome,
     Service,
     StartupRecorder,
     ThrowawayCluster,
+    assert_problem,
+    assert_shed,
+    installed_project,
+    keep_requesting,
+    make,
     running,
     server_bindir,
     startup_parameters,
+    timed_get,
 )
 
 pytestmark = [
@@ -44,7 +48,6 @@ pytestmark = [
     pytest.mark.skipif(server_bindir() is None, reason="no PostgreSQL server binaries (initdb)"),
 ]
 
-PROBLEM = "application/problem+json"
 DATABASE = "app"
 APPLICATION_NAME = "ledger-api"  # the default project's slug: application_name in PostgreSQL
 ACQUIRE_TIMEOUT = 1.0
@@ -54,6 +57,11 @@ NO_KEEPALIVE = httpx.Limits(max_connections=200, max_keepalive_connections=0)
 # with the other tests): a generous bound that only catches hangs. The service's own
 # timing (its log) is held to the issue's bounds.
 CLIENT_SLACK = 3.0
+# What PgBouncer accepts in a StartupMessage; it refuses a connection with any other.
+PGBOUNCER_STARTUP_PARAMETERS = frozenset(
+    {"user", "database", "application_name", "client_encoding", "datestyle", "timezone",
+     "standard_conforming_strings"}
+)  # fmt: skip
 VERSION = frozenset({("method", "GET"), ("route", "/version")})
 # Schemathesis cases: at least 500 in every run, more in the scheduled CI job.
 FUZZ_EXAMPLES_PER_OPERATION = int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", "60"))
@@ -64,31 +72,7 @@ FUZZ_SEED = os.environ.get("RELIABILITY_FUZZ_SEED", "20261128")
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default variant rendered and installed (uv from this venv)."""
-    output = tmp_path_factory.mktemp("reliability")
-    result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input",
-         "--output-dir", str(output), "run_checks=no"],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    (project,) = output.iterdir()
-    make(project, "install")
-    return project
-
-
-def make(project: Path, target: str, **environment: str) -> None:
-    """A target of the project's Makefile, with uv from this environment."""
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    result = subprocess.run(
-        ["make", target],
-        cwd=project,
-        env=os.environ | {"PATH": path, **environment},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    return installed_project(tmp_path_factory.mktemp("reliability"))
 
 
 @pytest.fixture(scope="session")
@@ -122,20 +106,6 @@ def settings(cluster: ThrowawayCluster, **overrides: object) -> dict[str, str]:
         "APP_LOGGING__LEVEL": "info",
     }
     return base | {f"APP_{key.upper()}": str(value) for key, value in overrides.items()}
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM, response.headers
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
-
-
-def assert_shed(response: httpx.Response) -> None:
-    """503 problem+json with a Retry-After of whole seconds."""
-    assert_problem(response, 503)
-    assert re.fullmatch(r"[1-9]\d*", response.headers.get("retry-after", "")), response.headers
 
 
 def log_entries(service: Service) -> list[dict[str, Any]]:
@@ -208,36 +178,6 @@ async def until(condition: Any, seconds: float, what: str) -> None:
     while not await condition():
         assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
         await asyncio.sleep(0.05)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    started: float
-    ended: float
-    response: httpx.Response | None
-    error: str | None = None
-
-    @property
-    def seconds(self) -> float:
-        return self.ended - self.started
-
-
-async def timed_get(client: httpx.AsyncClient, path: str) -> Outcome:
-    started = time.monotonic()
-    try:
-        response = await client.get(path)
-    except httpx.TransportError as error:
-        return Outcome(started, time.monotonic(), None, repr(error))
-    return Outcome(started, time.monotonic(), response)
-
-
-async def keep_requesting(
-    client: httpx.AsyncClient, path: str, stop: asyncio.Event, outcomes: list[Outcome]
-) -> None:
-    while not stop.is_set():
-        outcomes.append(await timed_get(client, path))
-        if outcomes[-1].error:
-            await asyncio.sleep(0.05)  # refused: the server is going away
 
 
 def clients_of(service: Service) -> httpx.AsyncClient:
@@ -535,40 +475,61 @@ async def _none_waiting(holder: asyncpg.Connection) -> bool:
     return await backends(holder, waiting_on_lock=True) == 0
 
 
-def test_session_timeouts_are_set_on_every_connection(
+def test_session_timeouts_hold_without_startup_parameters(
     project: Path, database: ThrowawayCluster
 ) -> None:
+    """`make init-db` stores the timeouts on the database, so every session has them;
+    the service sends PostgreSQL no startup parameter PgBouncer would refuse."""
     statement_ms, idle_ms = 700, 4321
-    with StartupRecorder(database.port) as recorder:
-        environment = settings(
-            database,
-            database__url=database.url(DATABASE).replace(str(database.port), str(recorder.port)),
-            database__statement_timeout_ms=statement_ms,
-            database__idle_in_transaction_session_timeout_ms=idle_ms,
-            database__pool__min_size=2,
-            http__request_timeout_seconds=5,
-        )
-        with serving(project, environment) as service:
+    make(
+        project,
+        "init-db",
+        APP_DATABASE__URL=database.url(DATABASE),
+        APP_DATABASE__STATEMENT_TIMEOUT_MS=str(statement_ms),
+        APP_DATABASE__IDLE_IN_TRANSACTION_SESSION_TIMEOUT_MS=str(idle_ms),
+    )
+    try:
+        with StartupRecorder(database.port) as recorder:
+            environment = settings(
+                database,
+                database__url=database.url(DATABASE).replace(
+                    str(database.port), str(recorder.port)
+                ),
+                database__pool__min_size=2,
+                http__request_timeout_seconds=5,
+            )
+            with serving(project, environment) as service:
 
-            async def scenario() -> Outcome:
-                async with clients_of(service) as client:
-                    # Enough at once that the pools open connections beyond min_size.
-                    burst = [client.get("/version") for _ in range(12)]
-                    assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
-                    async with locked_schema_table(database):
-                        return await timed_get(client, "/version")
+                async def scenario() -> tuple[Outcome, list[str]]:
+                    async with clients_of(service) as client:
+                        # Enough at once that the pools open connections beyond min_size.
+                        burst = [client.get("/version") for _ in range(12)]
+                        assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
+                        async with locked_schema_table(database) as holder:
+                            stuck = await timed_get(client, "/version")
+                            stored = await holder.fetchval(
+                                "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 "
+                                "AND setdatabase = (SELECT oid FROM pg_database "
+                                "WHERE datname = current_database())"
+                            )
+                        return stuck, stored
 
-            stuck = asyncio.run(scenario())
-        openings = list(recorder.openings)
+                stuck, stored = asyncio.run(scenario())
+            openings = list(recorder.openings)
+    finally:
+        make(project, "init-db", APP_DATABASE__URL=database.url(DATABASE))
     # statement_timeout: the server cancels the stuck query; the client gets a 503.
     assert stuck.response is not None, stuck.error
     assert_shed(stuck.response)
     assert statement_ms / 1000 <= stuck.seconds < statement_ms / 1000 + CLIENT_SLACK
+    assert sorted(stored) == [
+        f"idle_in_transaction_session_timeout={idle_ms}ms",
+        f"statement_timeout={statement_ms}ms",
+    ]
     parameters = [startup_parameters(opening) for opening in openings]
     assert len(parameters) > 4, "min_size x 2 workers, and more under the burst"
     for connection in parameters:
-        assert connection["statement_timeout"] == str(statement_ms), connection
-        assert connection["idle_in_transaction_session_timeout"] == str(idle_ms), connection
+        assert set(connection) <= PGBOUNCER_STARTUP_PARAMETERS, connection
         assert connection["application_name"] == APPLICATION_NAME
 
 

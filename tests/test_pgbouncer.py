@@ -1,0 +1,331 @@
+"""The rendered service behind a real PgBouncer in transaction mode (Debian's 1.18, started
+here on a free 127.0.0.1 port, tests/harness.py) with the settings the README gives:
+`statement_cache_size: 0`, timeouts stored on the database by `make init-db`.
+
+The service runs as deployed (`python -m <package>`, two uvicorn workers) against a
+database of its own on the shared PostgreSQL server, which PgBouncer fronts as `app`.
+PAUSE, KILL and RECONNECT are PgBouncer's own admin commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from .harness import (
+    Outcome,
+    PgBouncer,
+    Service,
+    assert_shed,
+    installed_project,
+    keep_requesting,
+    make,
+    running,
+    timed_get,
+)
+
+pytestmark = [
+    pytest.mark.xdist_group("pgbouncer"),
+    pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="pgbouncer is not installed"),
+]
+
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+ALIAS = "app"
+# Stored on the database by `make init-db`; short, so that a test can outwait it.
+STATEMENT_TIMEOUT_MS = 1500
+ACQUIRE_TIMEOUT = 1.0
+PAUSE_SECONDS = 3.0
+# Seen from the client, a request also waits for the machine (2 shared cores): a
+# generous bound that catches hangs, not slowness.
+CLIENT_SLACK = 3.0
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return installed_project(tmp_path_factory.mktemp("pgbouncer"))
+
+
+@pytest.fixture(scope="module")
+def bouncer(project: Path) -> Iterator[PgBouncer]:
+    """A migrated database of this module's own, behind PgBouncer (5 server connections)."""
+    database = f"pgbouncer_{uuid.uuid4().hex[:12]}"
+    asyncio.run(admin(f"CREATE DATABASE {database}"))
+    try:
+        # Migrations connect directly: they need a session of their own (README).
+        make(
+            project,
+            "init-db",
+            APP_DATABASE__URL=f"{SERVER}/{database}",
+            APP_DATABASE__STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
+        )
+        with PgBouncer(5432, database, ALIAS, pool_size=5) as bouncer:
+            yield bouncer
+            log = bouncer.log()
+        assert "unsupported startup parameter" not in log, log
+    finally:
+        asyncio.run(admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+
+
+async def admin(statement: str) -> None:
+    connection = await asyncpg.connect(f"{SERVER}/postgres")
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def settings(bouncer: PgBouncer, **overrides: object) -> dict[str, str]:
+    """APP_* variables: two workers through PgBouncer, as the README says to configure them."""
+    base = {
+        "APP_DATABASE__URL": bouncer.url(),
+        "APP_DATABASE__POOL__STATEMENT_CACHE_SIZE": "0",
+        "APP_DATABASE__POOL__ACQUIRE_TIMEOUT_SECONDS": str(ACQUIRE_TIMEOUT),
+        "APP_SERVER__WORKERS": "2",
+        "APP_LOGGING__LEVEL": "info",
+    }
+    return base | {f"APP_{key.upper()}": str(value) for key, value in overrides.items()}
+
+
+def client_of(service: Service) -> httpx.AsyncClient:
+    # A connection per request, so that both uvicorn workers take requests.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
+    return httpx.AsyncClient(base_url=service.base_url, limits=limits, timeout=30)
+
+
+async def open_account(client: httpx.AsyncClient, balance: int) -> int:
+    response = await client.post(
+        "/v1/accounts", json={"owner": "Ada", "currency": "EUR", "opening_balance_minor": balance}
+    )
+    assert response.status_code == 201, response.text
+    account_id: int = response.json()["id"]
+    return account_id
+
+
+async def balance(client: httpx.AsyncClient, account: int) -> int:
+    response = await client.get(f"/v1/accounts/{account}")
+    assert response.status_code == 200, response.text
+    minor: int = response.json()["balance_minor"]
+    return minor
+
+
+def test_statement_timeout_applies_through_pgbouncer(bouncer: PgBouncer) -> None:
+    """The timeout stored by `make init-db` reaches sessions PgBouncer opens, although
+    no client sends it: a statement running longer is cancelled by the server."""
+
+    async def scenario() -> tuple[str, float]:
+        connection = await asyncpg.connect(bouncer.url(), statement_cache_size=0)
+        try:
+            shown: str = await connection.fetchval("SHOW statement_timeout")
+            started = time.monotonic()
+            with pytest.raises(asyncpg.QueryCanceledError, match="statement timeout"):
+                await connection.fetchval("SELECT pg_sleep(10)")
+            return shown, time.monotonic() - started
+        finally:
+            await connection.close()
+
+    shown, seconds = asyncio.run(scenario())
+    assert shown == f"{STATEMENT_TIMEOUT_MS}ms"
+    assert STATEMENT_TIMEOUT_MS / 1000 <= seconds < 10
+
+
+def test_the_ledger_keeps_the_books_straight_through_pgbouncer(
+    project: Path, bouncer: PgBouncer
+) -> None:
+    """Concurrent transfers between a few accounts (2 workers x pool 4 = 8 client
+    connections on PgBouncer's 5 server connections), some replayed with their
+    Idempotency-Key: money is conserved, a replay gets the first answer, no 5xx."""
+    rng = random.Random(20261202)
+    environment = settings(
+        bouncer, database__pool__max_size=4, database__pool__acquire_timeout_seconds=10
+    )
+    with running(project, environment) as service:
+
+        async def scenario() -> tuple[Counter[int], int, int, list[str]]:
+            async with client_of(service) as client:
+                accounts = [await open_account(client, 5000) for _ in range(8)]
+                queue = asyncio.Queue[tuple[int, int, int, str]]()
+                for _ in range(400):
+                    source, destination = rng.sample(accounts, 2)
+                    queue.put_nowait(
+                        (source, destination, rng.randrange(1, 3000), str(uuid.uuid4()))
+                    )
+                answers: dict[str, httpx.Response] = {}
+                mismatched: list[str] = []
+
+                async def send(move: tuple[int, int, int, str]) -> httpx.Response:
+                    source, destination, amount, key = move
+                    return await client.post(
+                        "/v1/transfers",
+                        json={
+                            "from_account_id": source,
+                            "to_account_id": destination,
+                            "amount_minor": amount,
+                        },
+                        headers={"Idempotency-Key": key},
+                    )
+
+                async def worker() -> None:
+                    while not queue.empty():
+                        move = queue.get_nowait()
+                        answers[move[3]] = await send(move)
+                        if rng.random() < 0.1:  # a client retrying: the same answer back
+                            replay = await send(move)
+                            first = answers[move[3]]
+                            if (replay.status_code, replay.json()) != (
+                                first.status_code,
+                                first.json(),
+                            ):
+                                mismatched.append(f"{first.text} then {replay.text}")
+
+                await asyncio.gather(*(worker() for _ in range(16)))
+                statuses = Counter(response.status_code for response in answers.values())
+                total = sum([await balance(client, account) for account in accounts])
+                return statuses, total, len(accounts) * 5000, mismatched
+
+        statuses, total, opening, mismatched = asyncio.run(scenario())
+    print(f"through PgBouncer: {dict(statuses)}; money {opening} -> {total}")
+    assert set(statuses) <= {201, 409}, statuses
+    assert statuses[201] > 100, statuses
+    assert total == opening
+    assert mismatched == []
+
+
+def test_pause_sheds_or_holds_requests_then_resume_serves_them(
+    project: Path, bouncer: PgBouncer
+) -> None:
+    """PAUSE for 3 s under load (12 clients, 2 workers x pool 2): requests holding a
+    connection wait in PgBouncer and succeed after RESUME; those waiting for a connection
+    get 503 + Retry-After after the acquire timeout. None 500, none hangs."""
+    environment = settings(bouncer, database__pool__max_size=2, database__pool__min_size=2)
+    with running(project, environment) as service:
+
+        async def scenario() -> tuple[list[Outcome], float, float]:
+            async with client_of(service) as client:
+                account = await open_account(client, 0)
+                outcomes: list[Outcome] = []
+                stop = asyncio.Event()
+                path = f"/v1/accounts/{account}"
+                load = [
+                    asyncio.create_task(keep_requesting(client, path, stop, outcomes))
+                    for _ in range(12)
+                ]
+                await asyncio.sleep(1.0)
+                paused = time.monotonic()
+                await asyncio.to_thread(bouncer.admin, f"PAUSE {ALIAS}")
+                await asyncio.sleep(PAUSE_SECONDS)
+                await asyncio.to_thread(bouncer.admin, f"RESUME {ALIAS}")
+                resumed = time.monotonic()
+                await asyncio.sleep(1.5)
+                stop.set()
+                await asyncio.gather(*load)
+                after = [await timed_get(client, path) for _ in range(10)]
+            assert [o.response.status_code if o.response else o.error for o in after] == [200] * 10
+            return outcomes, paused, resumed
+
+        outcomes, paused, resumed = asyncio.run(scenario())
+    assert [o.error for o in outcomes if o.error] == [], "requests without a response"
+    statuses = Counter(o.response.status_code for o in outcomes if o.response)
+    shed = [o for o in outcomes if o.response and o.response.status_code == 503]
+    held = [o for o in outcomes if o.started < resumed and o.ended > paused + 1.0]
+    held_ok = [o for o in held if o.response and o.response.status_code == 200]
+    longest = max(o.seconds for o in held_ok)
+    print(
+        f"PAUSE {PAUSE_SECONDS:.0f} s: {dict(statuses)}; longest held request {longest:.2f} s, "
+        f"slowest 503 {max(o.seconds for o in shed):.2f} s"
+    )
+    assert set(statuses) <= {200, 503}, statuses
+    for outcome in shed:
+        assert outcome.response is not None
+        assert_shed(outcome.response)
+        assert outcome.seconds < ACQUIRE_TIMEOUT + CLIENT_SLACK, outcome
+    assert shed, "no request waited for a connection: the pause was not felt"
+    # The requests that held a connection through the pause were answered after RESUME.
+    assert longest >= PAUSE_SECONDS - 1.0
+    for outcome in outcomes:
+        assert outcome.ended < max(outcome.started + ACQUIRE_TIMEOUT, resumed) + CLIENT_SLACK
+
+
+def test_kill_then_resume_recovers_without_a_restart(project: Path, bouncer: PgBouncer) -> None:
+    """KILL drops every connection between the service and PgBouncer; once PgBouncer
+    serves again after RESUME, the same service process is ready within 2 s, with no
+    500 meanwhile. (PgBouncer 1.18 itself takes a few seconds to reconnect after KILL.)"""
+    with running(project, settings(bouncer)) as service:
+
+        async def scenario() -> tuple[Counter[Any], float, float]:
+            async with client_of(service) as client:
+                assert [(await client.get("/version")).status_code for _ in range(10)] == [200] * 10
+                await asyncio.to_thread(bouncer.admin, f"KILL {ALIAS}")
+                during = [await timed_get(client, "/version") for _ in range(4)]
+                await asyncio.to_thread(bouncer.admin, f"RESUME {ALIAS}")
+                resumed = time.monotonic()
+                await serving_again(bouncer)
+                serves = time.monotonic()
+                while (await client.get("/health/ready")).status_code != 200:
+                    assert time.monotonic() - serves < 2.0, "not ready within 2 s of PgBouncer"
+                    await asyncio.sleep(0.05)
+                ready = time.monotonic()
+                after = [(await client.get("/version")).status_code for _ in range(20)]
+            assert after == [200] * 20
+            statuses = Counter(o.response.status_code if o.response else o.error for o in during)
+            return statuses, serves - resumed, ready - serves
+
+        during, bouncer_back, service_back = asyncio.run(scenario())
+        assert service.process is not None
+        assert service.process.poll() is None, "the service restarted or exited"
+    print(
+        f"KILL: {dict(during)} while killed; PgBouncer served {bouncer_back:.2f} s after "
+        f"RESUME, the service was ready {service_back:.2f} s after that"
+    )
+    assert set(during) <= {200, 503}, during
+
+
+async def serving_again(bouncer: PgBouncer, seconds: float = 30.0) -> None:
+    """Until a fresh client gets an answer through PgBouncer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connection = await asyncpg.connect(bouncer.url(), statement_cache_size=0, timeout=1)
+            try:
+                await connection.fetchval("SELECT 1", timeout=1)
+                return
+            finally:
+                await connection.close()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            assert time.monotonic() < deadline, f"PgBouncer not serving within {seconds} s"
+            await asyncio.sleep(0.1)
+
+
+def test_reconnect_under_load_loses_no_request(project: Path, bouncer: PgBouncer) -> None:
+    """RECONNECT replaces PgBouncer's server connections as each is released."""
+    with running(project, settings(bouncer)) as service:
+
+        async def scenario() -> list[Outcome]:
+            async with client_of(service) as client:
+                outcomes: list[Outcome] = []
+                stop = asyncio.Event()
+                load = [
+                    asyncio.create_task(keep_requesting(client, "/version", stop, outcomes))
+                    for _ in range(8)
+                ]
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(bouncer.admin, f"RECONNECT {ALIAS}")
+                await asyncio.sleep(1.0)
+                stop.set()
+                await asyncio.gather(*load)
+            return outcomes
+
+        outcomes = asyncio.run(scenario())
+    statuses = Counter(o.response.status_code if o.response else o.error for o in outcomes)
+    print(f"RECONNECT: {dict(statuses)}")
+    assert statuses == {200: len(outcomes)}
