@@ -45,7 +45,7 @@ class Budget:
 
     @property
     def usable(self) -> int:
-        """Connections left for the API's pools: max_connections − reserved − headroom."""
+        """Connections left for the API's pools: max_connections - reserved - headroom."""
         return self.max_connections - self.reserved - self.headroom
 
     def surge(self, replicas: int) -> int:

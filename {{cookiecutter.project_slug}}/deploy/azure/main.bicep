@@ -51,14 +51,13 @@ var registries = empty(registryServer) ? [] : [
   { server: registryServer, username: registryUsername, passwordSecretRef: 'registry-password' }
 ]
 var databaseHost = database.properties.fullyQualifiedDomainName
-// TLS to the server; libpq's variable, which asyncpg (and so alembic) honours.
-var tls = { name: 'PGSSLMODE', value: 'require' }
-// The URLs carry no password: asyncpg reads it from PGPASSWORD (libpq's variable).
+// The URLs carry no password: asyncpg reads it from PGPASSWORD, and TLS is asked
+// for with PGSSLMODE (libpq's variables, which asyncpg, and so alembic, honours).
 var environmentVariables = [
   { name: 'APP_ENVIRONMENT', value: 'production' }
   { name: 'APP_DATABASE__URL', value: 'postgresql://${appRole}@${databaseHost}:5432/${databaseName}' }
   { name: 'PGPASSWORD', secretRef: 'app-database-password' }
-  tls
+  { name: 'PGSSLMODE', value: 'require' }
 ]
 // The migration job runs as the owner, then creates or updates the application role.
 var migrationVariables = [
@@ -66,7 +65,7 @@ var migrationVariables = [
   { name: 'APP_DATABASE__URL', value: 'postgresql://${databaseAdminLogin}@${databaseHost}:5432/${databaseName}' }
   { name: 'PGPASSWORD', secretRef: 'owner-database-password' }
   { name: 'APP_ROLE_PASSWORD', secretRef: 'app-database-password' }
-  tls
+  { name: 'PGSSLMODE', value: 'require' }
 ]
 
 // The database is reachable from this network only: no public access, no firewall rule.
