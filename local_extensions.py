@@ -38,17 +38,41 @@ class Budget:
     max_connections: int
     reserved: int
     headroom: int
+    surge_percent: int
+    surge_replicas: int
+    proxy_idle_timeout_seconds: int
+    keep_alive_seconds: int
+
+    @property
+    def usable(self) -> int:
+        """Connections left for the API's pools: max_connections - reserved - headroom."""
+        return self.max_connections - self.reserved - self.headroom
+
+    def surge(self, replicas: int) -> int:
+        """Replicas a rollout adds on top of `replicas` while the old ones drain."""
+        return -(-replicas * self.surge_percent // 100) + self.surge_replicas
+
+    def peak_replicas(self, replicas: int) -> int:
+        """Replicas holding pools at once: the autoscaler's maximum plus the rollout surge."""
+        return replicas + self.surge(replicas)
 
     def largest_pool(self, replicas: int, workers: int) -> int:
-        """The largest db_pool_max_size that fits: floor(usable / processes)."""
-        usable = self.max_connections - self.reserved - self.headroom
-        return max(usable // (replicas * workers), 0)
+        """The largest db_pool_max_size that fits at the peak: floor(usable / processes)."""
+        return max(self.usable // (self.peak_replicas(replicas) * workers), 0)
+
+    def most_replicas(self, workers: int, pool: int) -> int:
+        """The largest autoscaler maximum whose peak fits workers x pool each."""
+        replicas = 0
+        while self.peak_replicas(replicas + 1) * workers * pool <= self.usable:
+            replicas += 1
+        return replicas
 
 
 def budget_for(cloud_target: str, db_size: str) -> Budget:
     capacity = load_capacity()
     target = capacity["targets"][cloud_target]
     size = target["sizes"][db_size]
+    idle = target["proxy_idle_timeout_seconds"]
     return Budget(
         cloud_target=cloud_target,
         db_size=db_size,
@@ -56,6 +80,10 @@ def budget_for(cloud_target: str, db_size: str) -> Budget:
         max_connections=size["max_connections"],
         reserved=target["reserved"],
         headroom=capacity["headroom"],
+        surge_percent=target["surge"]["percent"],
+        surge_replicas=target["surge"]["replicas"],
+        proxy_idle_timeout_seconds=idle,
+        keep_alive_seconds=idle + capacity["keep_alive_margin_seconds"],
     )
 
 
@@ -78,9 +106,11 @@ def db_budget(answers: dict[str, Any]) -> Budget:
 
 
 def capacity_problem(answers: dict[str, Any]) -> str | None:
-    """The capacity rule: replicas x workers x pool + reserved + headroom must fit
-    max_connections. None when it holds, or when an answer it needs is invalid
-    (the pre-generation hook reports those on their own line)."""
+    """The capacity rule: (replicas + rollout surge) x workers x pool + reserved +
+    headroom must fit max_connections: replicas is the autoscaler's maximum, and a
+    rollout adds the surge while the old replicas still hold their pools. None when
+    it holds, or when an answer it needs is invalid (the pre-generation hook reports
+    those on their own line)."""
     try:
         replicas, workers = int(answers["api_replicas"]), int(answers["api_workers"])
         pool = int(answers["db_pool_max_size"])
@@ -89,7 +119,8 @@ def capacity_problem(answers: dict[str, Any]) -> str | None:
         return None
     if min(replicas, workers, pool) < 1:
         return None
-    needed = replicas * workers * pool + budget.reserved + budget.headroom
+    surge = budget.surge(replicas)
+    needed = (replicas + surge) * workers * pool + budget.reserved + budget.headroom
     if needed <= budget.max_connections:
         return None
     largest = budget.largest_pool(replicas, workers)
@@ -99,7 +130,8 @@ def capacity_problem(answers: dict[str, Any]) -> str | None:
         else "fewer api_replicas or api_workers, or a larger db_size"
     )
     return (
-        f"db_pool_max_size={pool}: {replicas} replicas x {workers} workers x {pool} "
+        f"db_pool_max_size={pool}: ({replicas} replicas + {surge} rollout surge) x "
+        f"{workers} workers x {pool} "
         f"+ {budget.reserved} reserved + {budget.headroom} headroom = {needed} connections "
         f"exceeds max_connections={budget.max_connections} of {budget.cloud_target} "
         f"{budget.db_size} ({budget.instance}); accepted: {fix}"

@@ -46,7 +46,8 @@ def test_suggested_default_always_fits() -> None:
             "api_workers": str(workers),
         }
         pool = suggested_pool_max(answers)
-        used = replicas * workers * pool + budget.reserved + budget.headroom
+        peak = budget.peak_replicas(replicas)  # the autoscaler's maximum + rollout surge
+        used = peak * workers * pool + budget.reserved + budget.headroom
         assert 1 <= pool <= load_capacity()["suggested_pool_max"]
         assert used <= budget.max_connections, (target, size, replicas, workers)
 

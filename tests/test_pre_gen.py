@@ -102,3 +102,40 @@ def test_capacity_rule_accepts_the_largest_pool_and_rejects_one_more(
     assert f"max_connections={budget.max_connections}" in line
     assert f"accepted: db_pool_max_size at most {largest}" in line
     assert list((tmp_path / "over" / "out").iterdir()) == []
+
+
+SURGING = [
+    target
+    for target in ("none", "aws", "azure", "render", "vercel", "kubernetes")
+    if budget_for(target, "small").surge(4)
+]
+
+
+@pytest.mark.parametrize("cloud_target", SURGING)
+def test_capacity_rule_counts_the_rollout_surge(tmp_path: Path, cloud_target: str) -> None:
+    """A pool that fits 4 replicas at rest but not with a rollout's extra replicas
+    (Render: 4 x 2 x 10 + 15 = 95 of 100 at rest, 160 + 15 during a deploy)."""
+    budget = budget_for(cloud_target, "small")
+    at_rest = budget.usable // (4 * 2)
+    assert at_rest > budget.largest_pool(replicas=4, workers=2), "this size shows no surge"
+    result = render(
+        tmp_path,
+        f"cloud_target={cloud_target}",
+        "db_size=small",
+        "api_replicas=4",
+        "api_workers=2",
+        "db_pool_min_size=1",
+        f"db_pool_max_size={at_rest}",
+    )
+    assert result.returncode != 0
+    (line,) = error_lines(result)
+    surge = budget.surge(4)
+    needed = (4 + surge) * 2 * at_rest + budget.reserved + budget.headroom
+    assert line == (
+        f"error: db_pool_max_size={at_rest}: (4 replicas + {surge} rollout surge) x 2 workers "
+        f"x {at_rest} + {budget.reserved} reserved + {budget.headroom} headroom = {needed} "
+        f"connections exceeds max_connections={budget.max_connections} of {cloud_target} small "
+        f"({budget.instance}); accepted: db_pool_max_size at most "
+        f"{budget.largest_pool(replicas=4, workers=2)}"
+    )
+    assert list((tmp_path / "out").iterdir()) == []

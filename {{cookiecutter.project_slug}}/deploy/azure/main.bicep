@@ -14,31 +14,138 @@ param migrationImage string = image
 
 param location string = resourceGroup().location
 
-@description('PostgreSQL administrator login')
+@description('PostgreSQL administrator login: owns the schema; only the migration job uses it')
 param databaseAdminLogin string = '{{ cookiecutter.package_name }}'
 
 @secure()
 @description('PostgreSQL administrator password (from your secret store; never committed)')
 param databaseAdminPassword string
 
+@secure()
+@description('Password of the application role {{ cookiecutter.package_name }}_app (from your secret store); a new value rotates it')
+param appDatabasePassword string
+
 param databaseName string = '{{ cookiecutter.package_name }}'
 
+@description('Optional private registry host, e.g. ghcr.io; empty for a public image')
+param registryServer string = ''
+param registryUsername string = ''
+@secure()
+param registryPassword string = ''
+
 var name = '{{ cookiecutter.project_slug }}'
+var appRole = '{{ cookiecutter.package_name }}_app'
 // Above server.graceful_shutdown_seconds (20) so in-flight requests drain.
 var terminationGracePeriodSeconds = 30
-// Container Apps secrets: the app and the job read APP_DATABASE__URL from here.
-var secrets = [
-  {
-    name: 'database-url'
-    value: 'postgresql://${databaseAdminLogin}:${uriComponent(databaseAdminPassword)}@${database.properties.fullyQualifiedDomainName}:5432/${databaseName}'
-  }
+// Key Vault Secrets User: read secret values, nothing else.
+var secretsUserRole = '4633458b-17de-408a-b874-0445c86b69e6'
+// Container Apps secrets are references to Key Vault, read with the identity below;
+// a new secret version reaches new replicas without a Bicep change.
+var vaultSecrets = [
+  { name: 'app-database-password', keyVaultUrl: appPasswordSecret.properties.secretUri, identity: identity.id }
+  { name: 'owner-database-password', keyVaultUrl: ownerPasswordSecret.properties.secretUri, identity: identity.id }
 ]
+var registrySecrets = empty(registryServer) ? [] : [ { name: 'registry-password', value: registryPassword } ]
+var secrets = concat(vaultSecrets, registrySecrets)
+var registries = empty(registryServer) ? [] : [
+  { server: registryServer, username: registryUsername, passwordSecretRef: 'registry-password' }
+]
+var databaseHost = database.properties.fullyQualifiedDomainName
+// The URLs carry no password: asyncpg reads it from PGPASSWORD, and TLS is asked
+// for with PGSSLMODE (libpq's variables, which asyncpg, and so alembic, honours).
 var environmentVariables = [
   { name: 'APP_ENVIRONMENT', value: 'production' }
-  { name: 'APP_DATABASE__URL', secretRef: 'database-url' }
-  // TLS to the server; libpq's variable, which asyncpg (and so alembic) honours.
+  { name: 'APP_DATABASE__URL', value: 'postgresql://${appRole}@${databaseHost}:5432/${databaseName}' }
+  { name: 'PGPASSWORD', secretRef: 'app-database-password' }
   { name: 'PGSSLMODE', value: 'require' }
 ]
+// The migration job runs as the owner, then creates or updates the application role.
+var migrationVariables = [
+  { name: 'APP_ENVIRONMENT', value: 'production' }
+  { name: 'APP_DATABASE__URL', value: 'postgresql://${databaseAdminLogin}@${databaseHost}:5432/${databaseName}' }
+  { name: 'PGPASSWORD', secretRef: 'owner-database-password' }
+  { name: 'APP_ROLE_PASSWORD', secretRef: 'app-database-password' }
+  { name: 'PGSSLMODE', value: 'require' }
+]
+
+// The database is reachable from this network only: no public access, no firewall rule.
+resource network 'Microsoft.Network/virtualNetworks@2023-11-01' = {
+  name: '${name}-vnet'
+  location: location
+  properties: {
+    addressSpace: { addressPrefixes: [ '10.40.0.0/16' ] }
+    subnets: [
+      {
+        name: 'apps'
+        properties: {
+          addressPrefix: '10.40.0.0/23'
+          delegations: [ { name: 'apps', properties: { serviceName: 'Microsoft.App/environments' } } ]
+        }
+      }
+      {
+        name: 'database'
+        properties: {
+          addressPrefix: '10.40.2.0/24'
+          delegations: [ { name: 'database', properties: { serviceName: 'Microsoft.DBforPostgreSQL/flexibleServers' } } ]
+        }
+      }
+    ]
+  }
+}
+
+resource databaseDns 'Microsoft.Network/privateDnsZones@2020-06-01' = {
+  name: '${name}.private.postgres.database.azure.com'
+  location: 'global'
+}
+
+resource databaseDnsLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = {
+  parent: databaseDns
+  name: '${name}-vnet'
+  location: 'global'
+  properties: {
+    registrationEnabled: false
+    virtualNetwork: { id: network.id }
+  }
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: '${name}-identity'
+  location: location
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: take('kv${uniqueString(resourceGroup().id, name)}', 24)
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    enablePurgeProtection: true
+  }
+}
+
+resource appPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'app-database-password'
+  properties: { value: appDatabasePassword }
+}
+
+resource ownerPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'owner-database-password'
+  properties: { value: databaseAdminPassword }
+}
+
+resource readSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, identity.id, secretsUserRole)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', secretsUserRole)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: '${name}-logs'
@@ -53,6 +160,8 @@ resource environment 'Microsoft.App/managedEnvironments@2024-03-01' = {
   name: '${name}-env'
   location: location
   properties: {
+    vnetConfiguration: { infrastructureSubnetId: '${network.id}/subnets/apps' }
+    workloadProfiles: [ { name: 'Consumption', workloadProfileType: 'Consumption' } ]
     // Each JSON log line of the service becomes one Log Analytics row.
     appLogsConfiguration: {
       destination: 'log-analytics'
@@ -79,7 +188,13 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
     storage: { storageSizeGB: 64, autoGrow: 'Enabled' }
     backup: { backupRetentionDays: 7, geoRedundantBackup: 'Disabled' }
     highAvailability: { mode: 'Disabled' }
+    network: {
+      delegatedSubnetResourceId: '${network.id}/subnets/database'
+      privateDnsZoneArmResourceId: databaseDns.id
+      publicNetworkAccess: 'Disabled'
+    }
   }
+  dependsOn: [ databaseDnsLink ]
 }
 
 resource appDatabase 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-01' = {
@@ -88,21 +203,19 @@ resource appDatabase 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-0
   properties: { charset: 'UTF8', collation: 'en_US.utf8' }
 }
 
-// Lets Azure services (the Container Apps environment) reach the server.
-resource allowAzure 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = {
-  parent: database
-  name: 'allow-azure-services'
-  properties: { startIpAddress: '0.0.0.0', endIpAddress: '0.0.0.0' }
-}
-
 resource app 'Microsoft.App/containerApps@2024-03-01' = {
   name: name
   location: location
+  identity: { type: 'UserAssigned', userAssignedIdentities: { '${identity.id}': {} } }
+  // Key Vault references resolve only once the identity may read the secrets.
+  dependsOn: [ readSecrets ]
   properties: {
     managedEnvironmentId: environment.id
+    workloadProfileName: 'Consumption'
     configuration: {
       activeRevisionsMode: 'Single'
       secrets: secrets
+      registries: registries
       ingress: {
         external: true
         targetPort: 8000
@@ -131,8 +244,11 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
               failureThreshold: 3
             }
             {
+              // Above database.ready_timeout_seconds (1.0), so a slow answer is
+              // "not ready" from the service, not a probe timeout.
               type: 'Readiness'
               httpGet: { path: '/health/ready', port: 8000 }
+              timeoutSeconds: 3
               periodSeconds: 5
               failureThreshold: 2
             }
@@ -159,22 +275,27 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
 resource migration 'Microsoft.App/jobs@2024-03-01' = {
   name: '${name}-migrate'
   location: location
+  identity: { type: 'UserAssigned', userAssignedIdentities: { '${identity.id}': {} } }
+  // Key Vault references resolve only once the identity may read the secrets.
+  dependsOn: [ readSecrets ]
   properties: {
     environmentId: environment.id
+    workloadProfileName: 'Consumption'
     configuration: {
       triggerType: 'Manual'
       replicaTimeout: 600
       replicaRetryLimit: 0
       manualTriggerConfig: { parallelism: 1, replicaCompletionCount: 1 }
       secrets: secrets
+      registries: registries
     }
     template: {
       containers: [
         {
           name: 'migrate'
           image: migrationImage
-          command: [ 'alembic', 'upgrade', 'head' ]
-          env: environmentVariables
+          command: [ 'sh', '-c', 'alembic upgrade head && make app-role' ]
+          env: migrationVariables
           resources: { cpu: json('0.5'), memory: '1Gi' }
         }
       ]

@@ -48,6 +48,7 @@ def main() -> None:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=settings.server.graceful_shutdown_seconds,
+        timeout_keep_alive=settings.server.keep_alive_seconds,
     )
 
 

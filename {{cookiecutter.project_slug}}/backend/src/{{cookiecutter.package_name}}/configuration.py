@@ -53,6 +53,8 @@ class ServerSettings(_Section):
     port: int = Field(ge=1, le=65535)
     workers: int = Field(ge=1, le=64)
     graceful_shutdown_seconds: int = Field(ge=1)
+    # uvicorn's timeout_keep_alive: above the idle timeout of the proxy in front.
+    keep_alive_seconds: int = Field(ge=1, le=3600)
 
 
 class HttpSettings(_Section):

@@ -86,3 +86,11 @@ def test_request_timeout_must_end_before_the_graceful_shutdown(
         match=r"http\.request_timeout_seconds \(20\.0\) must be below server\.graceful_shutdown",
     ):
         load_settings()
+
+
+def test_keep_alive_is_layered_and_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_SERVER__KEEP_ALIVE_SECONDS", "75")
+    assert load_settings().server.keep_alive_seconds == 75
+    monkeypatch.setenv("APP_SERVER__KEEP_ALIVE_SECONDS", "0")
+    with pytest.raises(ConfigurationError, match=r"server\.keep_alive_seconds"):
+        load_settings()
