@@ -122,3 +122,39 @@ def test_projects_own_checks_pass(project: Path) -> None:
     result = make(project, "lint", "typecheck", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks(
+    project: Path,
+) -> None:
+    versions = project / "backend" / "migrations" / "versions"
+    last = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    created = versions / f"{last + 1:04d}_add_invoices.py"
+    result = make(project, "migration", "NAME=add invoices")
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert created.is_file(), sorted(path.name for path in versions.iterdir())
+        assert f'revision = "{last + 1:04d}"' in created.read_text()
+        assert f'down_revision = "{last:04d}"' in created.read_text()
+        checks = make(project, "lint", "typecheck", "security")
+        assert checks.returncode == 0, checks.stdout[-4000:] + checks.stderr[-4000:]
+        # The migration tests upgrade a fresh database to the new head.
+        tests = subprocess.run(
+            [
+                ".venv/bin/pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/integration/test_migrations.py",
+            ],
+            cwd=project / "backend",
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment(project.parent.name),
+        )
+        assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-4000:]
+    finally:
+        created.unlink(missing_ok=True)
