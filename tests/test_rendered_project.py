@@ -158,3 +158,29 @@ def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-4000:]
     finally:
         created.unlink(missing_ok=True)
+
+
+async def _row_counts(database: str) -> dict[str, int]:
+    connection = await asyncpg.connect(f"{SERVER}/{database}")
+    try:
+        tables = await connection.fetch(
+            "SELECT quote_ident(table_name) AS name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        return {
+            row["name"]: await connection.fetchval(f"SELECT count(*) FROM {row['name']}")
+            for row in tables
+        }
+    finally:
+        await connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_smoke_leaves_no_trace_in_the_database(project: Path) -> None:
+    database = project.parent.name
+    before = asyncio.run(_row_counts(database))
+    result = make(project, "smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smoke test passed" in result.stdout
+    assert asyncio.run(_row_counts(database)) == before
