@@ -4,17 +4,21 @@ install, init_db, smoke), then the project's own lint, types and tests."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from .conftest import render_cli
+from .harness import running
 
 REPRESENTATIVE = [
     pytest.param([], id="defaults"),
@@ -184,3 +188,51 @@ def test_smoke_leaves_no_trace_in_the_database(project: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke test passed" in result.stdout
     assert asyncio.run(_row_counts(database)) == before
+
+
+def readme_block(readme: str, heading: str) -> str:
+    """The first ```sh block after `heading`, exactly as the README shows it."""
+    after = readme[readme.index(heading) :]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def json_documents(text: str) -> list[Any]:
+    """The pretty-printed JSON documents (jq's output) in text, in order."""
+    decoder, documents, position = json.JSONDecoder(), list[Any](), 0
+    while (start := text.find("{\n", position)) != -1:
+        document, position = decoder.raw_decode(text, start)
+        documents.append(document)
+    return documents
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) -> None:
+    if not (project / "backend" / "tests" / "support" / "ledger.py").is_file():
+        pytest.skip("example_domain=none: no ledger endpoints, no curl examples")
+    script = readme_block((project / "README.md").read_text(), "### By hand, with curl")
+    database = project.parent.name
+    before = asyncio.run(_row_counts(database))
+    with running(project, {"APP_DATABASE__URL": f"{SERVER}/{database}"}) as service:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=os.environ | {"API": service.base_url},
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = asyncio.run(_row_counts(database))
+    assert (after["accounts"] - before["accounts"], after["transfers"] - before["transfers"]) == (
+        2,
+        1,
+    )
+    # The transfer, then its replay: the same status, the replay marked as such.
+    assert re.findall(r"^HTTP/[\d.]+ (\d+)", result.stdout, re.MULTILINE) == ["201", "201"]
+    assert len(re.findall(r"^idempotent-replayed: true", result.stdout, re.I | re.M)) == 1
+    pages = [document for document in json_documents(result.stdout) if "items" in document]
+    assert len(pages) == 2, result.stdout
+    assert pages[0]["next_cursor"]
+    assert len(pages[0]["items"]) == len(pages[1]["items"]) == 1
+    assert pages[1]["items"][0]["id"] > pages[0]["items"][0]["id"]
