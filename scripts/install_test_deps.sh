@@ -18,6 +18,9 @@ command -v npm >/dev/null || missing+=(nodejs npm)
 command -v buildah >/dev/null || missing+=(buildah)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v valgrind >/dev/null || missing+=(valgrind)
+# The rendered README's curl examples (tests/test_rendered_project.py runs them).
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
 if ((${#missing[@]})); then
     echo "installing ${missing[*]} with apt-get"
     sudo_if_needed apt-get update -qq

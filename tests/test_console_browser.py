@@ -26,6 +26,7 @@ from playwright.sync_api import (
     Browser,
     ConsoleMessage,
     Page,
+    Route,
     ViewportSize,
     expect,
     sync_playwright,
@@ -462,3 +463,38 @@ def test_console_without_the_ledger_shows_only_the_status(
     expect(page.locator("#ready-state")).to_have_text("no answer")
     expect(page.locator("#status-detail")).to_contain_text("No answer from the API")
     assert answers_ready(status_console["api"]), "the service itself is still ready"
+
+
+@pytest.fixture(scope="module")
+def docs_service(cookies_session: Any) -> Iterator[str]:
+    """A rendered service with /docs on (as local.yaml has it); its base URL. Module
+    scoped, so it stops (and drops its database) after the browser has closed."""
+    docs_on = {"APP_APPLICATION__DOCS_ENABLED": "true"}
+    with serve_rendered(cookies_session, {"include_frontend": "no"}, docs_on) as (_, _, base_url):
+        yield base_url
+
+
+def test_the_api_docs_render_with_the_network_off(docs_service: str, browser: Browser) -> None:
+    """/docs in Chromium with every request to a host other than 127.0.0.1 refused:
+    Swagger UI must come from the service itself."""
+    with urllib.request.urlopen(f"{docs_service}/openapi.json", timeout=5) as response:
+        schema = json.load(response)
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    refused: list[str] = []
+
+    def local_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    page = browser.new_page(viewport=SCREEN)
+    page.route("**/*", local_only)
+    page.goto(f"{docs_service}/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() == operations
+    expect(page.locator(".info .title")).to_contain_text(schema["info"]["title"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "docs-offline.png"), full_page=True)
+    assert refused == []

@@ -35,8 +35,7 @@ def touch(directory: Path) -> str:
 
 
 def nothing_written(tmp_path: Path) -> bool:
-    """No file, and no marker. A derived slug holding `/` can leave empty directories
-    (see test_a_slash_in_the_slug_is_rejected_after_cookiecutter_made_its_parent)."""
+    """No file, and no marker."""
     files = [path for path in (tmp_path / "out").rglob("*") if not path.is_dir()]
     return files == [] and not (tmp_path / MARKER).exists()
 
@@ -85,7 +84,8 @@ def test_hostile_answer_is_rejected_with_its_reason(
 def test_shell_metacharacters_are_rejected_and_never_run(tmp_path: Path, payload: str) -> None:
     value = payload.format(touch=touch(tmp_path))
     for name in ("project_name", "description", "author_name"):
-        result = render(tmp_path / name, f"{name}={value}")
+        # A slug derived from a name holding `/` is refused first, alone (it names a directory).
+        result = render(tmp_path / name, f"{name}={value}", "project_slug=shell")
         assert result.returncode != 0
         assert any(line.startswith(f"error: {name}=") for line in error_lines(result))
         assert nothing_written(tmp_path / name)
@@ -112,25 +112,35 @@ def test_jinja_in_an_answer_cannot_reach_python_internals(tmp_path: Path, templa
     assert nothing_written(tmp_path)
 
 
-def test_a_slash_in_the_slug_is_rejected_after_cookiecutter_made_its_parent(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("project_slug=a/b", "error: project_slug='a/b': not a valid slug (holds '/');"),
+        ("project_name=A/B", "error: project_slug='a/b': not a valid slug (holds '/');"),
+        ("project_slug=a\\b", "error: project_slug='a\\\\b': not a valid slug (holds '\\\\');"),
+        (
+            "project_name=" + "A" * 5000,
+            "error: project_slug='" + "a" * 60 + "'... (5000 characters): not a valid slug "
+            "(longer than a directory name may be: 255 bytes);",
+        ),
+    ],
+    ids=["slash", "derived-slash", "backslash", "too-long"],
+)
+def test_a_slug_that_is_no_directory_name_is_rejected_before_anything_is_written(
+    tmp_path: Path, answer: str, expected: str
 ) -> None:
-    """cookiecutter creates the project directory before the pre-generation hook runs,
-    and on failure removes only that directory: `a/b` leaves an empty `a`, no file."""
-    result = render(tmp_path, "project_slug=a/b")
-    assert result.returncode != 0
-    assert any("project_slug='a/b': not a valid slug" in line for line in error_lines(result))
-    assert [p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*")] == [Path("a")]
-
-
-def test_a_name_beyond_the_filesystems_limit_fails_before_anything_is_written(
-    tmp_path: Path,
-) -> None:
-    """A slug longer than a file name may be (255 bytes) stops cookiecutter itself,
-    when it creates the directory, before the hook: its own error, and no file."""
-    result = render(tmp_path, "project_name=" + "A" * 5000)
-    assert result.returncode != 0
-    assert "File name too long" in result.stderr
+    """cookiecutter creates the project directory before the pre-generation hook runs:
+    local_extensions.directory_name checks the slug while cookiecutter renders its
+    answers, so `a/b` leaves no empty `a` and a 5000-character name no half-made tree."""
+    result = render(tmp_path, answer)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        expected + " accepted: lowercase letters and digits "
+        "in dash-separated words, starting with a letter, "
+        "at most 64"
+    ], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list((tmp_path / "out").iterdir()) == []
     assert nothing_written(tmp_path)
 
 

@@ -4,17 +4,21 @@ install, init_db, smoke), then the project's own lint, types and tests."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from .conftest import render_cli
+from .harness import running
 
 REPRESENTATIVE = [
     pytest.param([], id="defaults"),
@@ -122,3 +126,113 @@ def test_projects_own_checks_pass(project: Path) -> None:
     result = make(project, "lint", "typecheck", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks(
+    project: Path,
+) -> None:
+    versions = project / "backend" / "migrations" / "versions"
+    last = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    created = versions / f"{last + 1:04d}_add_invoices.py"
+    result = make(project, "migration", "NAME=add invoices")
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert created.is_file(), sorted(path.name for path in versions.iterdir())
+        assert f'revision = "{last + 1:04d}"' in created.read_text()
+        assert f'down_revision = "{last:04d}"' in created.read_text()
+        checks = make(project, "lint", "typecheck", "security")
+        assert checks.returncode == 0, checks.stdout[-4000:] + checks.stderr[-4000:]
+        # The migration tests upgrade a fresh database to the new head.
+        tests = subprocess.run(
+            [
+                ".venv/bin/pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/integration/test_migrations.py",
+            ],
+            cwd=project / "backend",
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment(project.parent.name),
+        )
+        assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-4000:]
+    finally:
+        created.unlink(missing_ok=True)
+
+
+async def _row_counts(database: str) -> dict[str, int]:
+    connection = await asyncpg.connect(f"{SERVER}/{database}")
+    try:
+        tables = await connection.fetch(
+            "SELECT quote_ident(table_name) AS name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+        return {
+            row["name"]: await connection.fetchval(f"SELECT count(*) FROM {row['name']}")
+            for row in tables
+        }
+    finally:
+        await connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_smoke_leaves_no_trace_in_the_database(project: Path) -> None:
+    database = project.parent.name
+    before = asyncio.run(_row_counts(database))
+    result = make(project, "smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smoke test passed" in result.stdout
+    assert asyncio.run(_row_counts(database)) == before
+
+
+def readme_block(readme: str, heading: str) -> str:
+    """The first ```sh block after `heading`, exactly as the README shows it."""
+    after = readme[readme.index(heading) :]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def json_documents(text: str) -> list[Any]:
+    """The pretty-printed JSON documents (jq's output) in text, in order."""
+    decoder, documents, position = json.JSONDecoder(), list[Any](), 0
+    while (start := text.find("{\n", position)) != -1:
+        document, position = decoder.raw_decode(text, start)
+        documents.append(document)
+    return documents
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) -> None:
+    if not (project / "backend" / "tests" / "support" / "ledger.py").is_file():
+        pytest.skip("example_domain=none: no ledger endpoints, no curl examples")
+    script = readme_block((project / "README.md").read_text(), "### By hand, with curl")
+    database = project.parent.name
+    before = asyncio.run(_row_counts(database))
+    with running(project, {"APP_DATABASE__URL": f"{SERVER}/{database}"}) as service:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=os.environ | {"API": service.base_url},
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = asyncio.run(_row_counts(database))
+    assert (after["accounts"] - before["accounts"], after["transfers"] - before["transfers"]) == (
+        2,
+        1,
+    )
+    # The transfer, then its replay: the same status, the replay marked as such.
+    assert re.findall(r"^HTTP/[\d.]+ (\d+)", result.stdout, re.MULTILINE) == ["201", "201"]
+    assert len(re.findall(r"^idempotent-replayed: true", result.stdout, re.I | re.M)) == 1
+    pages = [document for document in json_documents(result.stdout) if "items" in document]
+    assert len(pages) == 2, result.stdout
+    assert pages[0]["next_cursor"]
+    assert len(pages[0]["items"]) == len(pages[1]["items"]) == 1
+    assert pages[1]["items"][0]["id"] > pages[0]["items"][0]["id"]

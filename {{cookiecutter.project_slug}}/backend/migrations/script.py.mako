@@ -1,4 +1,13 @@
-"""${message}
+<%!
+def literal(value):
+    """A revision id (or a tuple of them) as ruff format writes it: double quotes."""
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)):
+        items = ", ".join(literal(item) for item in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    return f'"{value}"'
+%>"""${message}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
@@ -7,10 +16,10 @@ Create Date: ${create_date}
 
 from alembic import op
 
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
-branch_labels = ${repr(branch_labels)}
-depends_on = ${repr(depends_on)}
+revision = ${literal(up_revision)}
+down_revision = ${literal(down_revision)}
+branch_labels = ${literal(branch_labels)}
+depends_on = ${literal(depends_on)}
 
 
 def upgrade() -> None:

@@ -112,3 +112,19 @@ async def test_metrics_label_requests_by_route_template(
     assert 'http_requests_total{method="GET",route="/probe-metrics/{number}",status="200"}' in text
     assert "/probe-metrics/1" not in text
     assert "db_pool_max_size" in text
+
+
+async def test_docs_come_from_the_service_and_are_labelled_by_route(settings: Settings) -> None:
+    enabled = settings.model_copy(
+        update={"application": settings.application.model_copy(update={"docs_enabled": True})}
+    )
+    async with serving(enabled) as (_, client):
+        docs = await client.get("/docs")
+        assert (await client.get("/openapi.json")).status_code == 200
+        text = (await client.get("/metrics")).text
+    assert docs.status_code == 200
+    # Swagger UI's files from this service (a browser test loads them with the network off).
+    assert 'src="http://testserver/swagger/swagger-ui-bundle.js"' in docs.text
+    assert "https://" not in docs.text
+    for route in ("/docs", "/openapi.json"):
+        assert 'http_requests_total{method="GET",route="' + route + '",status="200"}' in text

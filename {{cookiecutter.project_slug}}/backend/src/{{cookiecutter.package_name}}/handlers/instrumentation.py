@@ -28,7 +28,13 @@ async def scrape(database: DatabaseDep) -> Response:
 def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else metrics.UNMATCHED_ROUTE
+    if isinstance(path, str):
+        return path
+    # FastAPI serves /openapi.json as a plain Starlette route, which leaves no "route"
+    # in the scope; its path has no parameters, so it is its own template.
+    if scope["path"] == getattr(scope.get("app"), "openapi_url", None):
+        return str(scope["path"])
+    return metrics.UNMATCHED_ROUTE
 
 
 def record_request(scope: Scope, status: int, seconds: float) -> None:
