@@ -36,8 +36,8 @@ CONCURRENCY = 8  # within the pool's size, so no request waits for a connection
 
 
 def load_app(server: str, package: str) -> ASGIApp:
-    if server == "baseline":  # bench/, this script's directory, is on sys.path
-        return importlib.import_module("baseline").app  # type: ignore[no-any-return]
+    if server in ("baseline", "bare_fastapi"):  # bench/, this script's directory, is on sys.path
+        return importlib.import_module(server).app  # type: ignore[no-any-return]
     startup = importlib.import_module(f"{package}.startup")
     return startup.create_app()  # type: ignore[no-any-return]
 
@@ -162,7 +162,7 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", choices=("rendered", "baseline"), required=True)
+    parser.add_argument("--server", choices=("rendered", "bare_fastapi", "baseline"), required=True)
     parser.add_argument("--package", required=True, help="the rendered project's package")
     parser.add_argument("--endpoint", choices=("account", "transfer", "ready"), required=True)
     parser.add_argument("--requests", type=int, required=True)

@@ -29,19 +29,19 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["endpoints"]) == {"account", "transfer", "ready"}
     for endpoint, entry in results["endpoints"].items():
-        assert set(entry["servers"]) >= {"rendered", "baseline"}, endpoint
+        assert set(entry["servers"]) >= {"rendered", "bare_fastapi", "baseline"}, endpoint
         for name, server in entry["servers"].items():
             assert server["fixed_rate_latency_ms"]["p99"] is not None, (endpoint, name)
     measured = {(run["server"], run["endpoint"]) for run in results["runs"] if run["requests"]}
     assert measured == {
         (server, endpoint)
-        for server in ("rendered", "baseline")
+        for server in ("rendered", "bare_fastapi", "baseline")
         for endpoint in ("account", "transfer", "ready")
     } | {("rendered_logging_off", "account")}
     for endpoint, entry in results["in_process"].items():
         servers = entry["cpu_us_per_request"]
         logging_off = {"rendered_logging_off"} if endpoint == "account" else set()
-        expected = {"rendered", "baseline"} | logging_off
+        expected = {"rendered", "bare_fastapi", "baseline"} | logging_off
         assert set(servers) == expected, endpoint
         assert all(server["median"] > 0 for server in servers.values()), (endpoint, servers)
     for name, server in results["servers"].items():
@@ -50,13 +50,14 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
     table = (tmp_path / "results.md").read_text()
     assert "| account @" in table
     assert "rendered / baseline" in table
+    assert "rendered / bare_fastapi" in table
     assert "| rendered − baseline |" in table
     assert (tmp_path / "rate_vs_p99.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("instructions")
-def test_quick_instruction_count_measures_both_apps_and_writes_its_files(tmp_path: Path) -> None:
+def test_quick_instruction_count_measures_every_app_and_writes_its_files(tmp_path: Path) -> None:
     script = TEMPLATE / "bench" / "instructions.py"
     subprocess.run(
         [sys.executable, str(script), "--quick", "--output", str(tmp_path)],
@@ -67,6 +68,8 @@ def test_quick_instruction_count_measures_both_apps_and_writes_its_files(tmp_pat
     results = json.loads((tmp_path / "instructions.json").read_text())
     figures = results["m_instructions_per_request"]
     assert set(figures) == {"ready"}
-    assert set(figures["ready"]) == {"rendered", "baseline"}
+    assert set(figures["ready"]) == {"rendered", "bare_fastapi", "baseline"}
     assert all(figure > 0 for figure in figures["ready"].values()), figures
-    assert "| ready |" in (tmp_path / "instructions.md").read_text()
+    table = (tmp_path / "instructions.md").read_text()
+    assert "| ready |" in table
+    assert "rendered / bare FastAPI" in table
