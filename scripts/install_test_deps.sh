@@ -2,8 +2,8 @@
 # What the test suite needs beyond Python packages: a Chromium for the browser test
 # of the rendered console (Debian's package; Playwright never downloads one),
 # buildah and debootstrap for the image test (tests/test_image.py), valgrind for
-# bench/instructions.py, and the npm packages that validate vercel.json
-# (tests/node/package-lock.json).
+# bench/instructions.py, pgbouncer and promtool (below), and the npm packages that
+# validate vercel.json (tests/node/package-lock.json).
 # Run by `make test`, so a fresh clone (.ci/run) gets them too.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +21,10 @@ command -v valgrind >/dev/null || missing+=(valgrind)
 # The rendered README's curl examples (tests/test_rendered_project.py runs them).
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+# PgBouncer in front of the rendered service (tests/test_pgbouncer.py); promtool
+# (Debian's prometheus package) checks the rendered alert rules.
+command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
     echo "installing ${missing[*]} with apt-get"
     sudo_if_needed apt-get update -qq

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .harness import installed_project
 from .variants import SUPPORTED, variant_id
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -122,6 +123,13 @@ def shipped(
         assert result.exit_code == 0, result.exception
         renders[key] = dict(result.context), Path(result.project_path)
     return renders[key]
+
+
+@pytest.fixture(scope="session")
+def installed_default(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default variant rendered and `make install`ed, for tests that run it and
+    leave it as they found it."""
+    return installed_project(tmp_path_factory.mktemp("default"))
 
 
 @pytest.fixture(scope="session")

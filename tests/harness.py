@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 PROBLEM = "application/problem+json"
+# The machine's shared PostgreSQL (trust): tests create databases of their own on it.
+SERVER = "postgresql://postgres@127.0.0.1:5432"
 # A password the service is given and must never print (tests/test_reliability.py).
 PASSWORD = "Reliability-Secret-7Qx"
 STARTUP_SECONDS = 30.0
@@ -62,6 +65,15 @@ def make(project: Path, target: str, **environment: str) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def server_admin(statement: str) -> None:
+    """One statement on the shared server's `postgres` database (CREATE/DROP DATABASE)."""
+    connection = await asyncpg.connect(f"{SERVER}/postgres")
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 def free_port() -> int:

@@ -24,14 +24,15 @@ import httpx
 import pytest
 
 from .harness import (
+    SERVER,
     Outcome,
     PgBouncer,
     Service,
     assert_shed,
-    installed_project,
     keep_requesting,
     make,
     running,
+    server_admin,
     timed_get,
 )
 
@@ -40,7 +41,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="pgbouncer is not installed"),
 ]
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 ALIAS = "app"
 # Stored on the database by `make init-db`; short, so that a test can outwait it.
 STATEMENT_TIMEOUT_MS = 1500
@@ -52,19 +52,14 @@ CLIENT_SLACK = 3.0
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return installed_project(tmp_path_factory.mktemp("pgbouncer"))
-
-
-@pytest.fixture(scope="module")
-def bouncer(project: Path) -> Iterator[PgBouncer]:
+def bouncer(installed_default: Path) -> Iterator[PgBouncer]:
     """A migrated database of this module's own, behind PgBouncer (5 server connections)."""
     database = f"pgbouncer_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin(f"CREATE DATABASE {database}"))
+    asyncio.run(server_admin(f"CREATE DATABASE {database}"))
     try:
         # Migrations connect directly: they need a session of their own (README).
         make(
-            project,
+            installed_default,
             "init-db",
             APP_DATABASE__URL=f"{SERVER}/{database}",
             APP_DATABASE__STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
@@ -74,15 +69,7 @@ def bouncer(project: Path) -> Iterator[PgBouncer]:
             log = bouncer.log()
         assert "unsupported startup parameter" not in log, log
     finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-
-
-async def admin(statement: str) -> None:
-    connection = await asyncpg.connect(f"{SERVER}/postgres")
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+        asyncio.run(server_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
 
 
 def settings(bouncer: PgBouncer, **overrides: object) -> dict[str, str]:
@@ -140,7 +127,7 @@ def test_statement_timeout_applies_through_pgbouncer(bouncer: PgBouncer) -> None
 
 
 def test_the_ledger_keeps_the_books_straight_through_pgbouncer(
-    project: Path, bouncer: PgBouncer
+    installed_default: Path, bouncer: PgBouncer
 ) -> None:
     """Concurrent transfers between a few accounts (2 workers x pool 4 = 8 client
     connections on PgBouncer's 5 server connections), some replayed with their
@@ -149,7 +136,7 @@ def test_the_ledger_keeps_the_books_straight_through_pgbouncer(
     environment = settings(
         bouncer, database__pool__max_size=4, database__pool__acquire_timeout_seconds=10
     )
-    with running(project, environment) as service:
+    with running(installed_default, environment) as service:
 
         async def scenario() -> tuple[Counter[int], int, int, list[str]]:
             async with client_of(service) as client:
@@ -202,13 +189,13 @@ def test_the_ledger_keeps_the_books_straight_through_pgbouncer(
 
 
 def test_pause_sheds_or_holds_requests_then_resume_serves_them(
-    project: Path, bouncer: PgBouncer
+    installed_default: Path, bouncer: PgBouncer
 ) -> None:
     """PAUSE for 3 s under load (12 clients, 2 workers x pool 2): requests holding a
     connection wait in PgBouncer and succeed after RESUME; those waiting for a connection
     get 503 + Retry-After after the acquire timeout. None 500, none hangs."""
     environment = settings(bouncer, database__pool__max_size=2, database__pool__min_size=2)
-    with running(project, environment) as service:
+    with running(installed_default, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], float, float]:
             async with client_of(service) as client:
@@ -256,11 +243,13 @@ def test_pause_sheds_or_holds_requests_then_resume_serves_them(
         assert outcome.ended < max(outcome.started + ACQUIRE_TIMEOUT, resumed) + CLIENT_SLACK
 
 
-def test_kill_then_resume_recovers_without_a_restart(project: Path, bouncer: PgBouncer) -> None:
+def test_kill_then_resume_recovers_without_a_restart(
+    installed_default: Path, bouncer: PgBouncer
+) -> None:
     """KILL drops every connection between the service and PgBouncer; once PgBouncer
     serves again after RESUME, the same service process is ready within 2 s, with no
     500 meanwhile. (PgBouncer 1.18 itself takes a few seconds to reconnect after KILL.)"""
-    with running(project, settings(bouncer)) as service:
+    with running(installed_default, settings(bouncer)) as service:
 
         async def scenario() -> tuple[Counter[Any], float, float]:
             async with client_of(service) as client:
@@ -306,9 +295,9 @@ async def serving_again(bouncer: PgBouncer, seconds: float = 30.0) -> None:
             await asyncio.sleep(0.1)
 
 
-def test_reconnect_under_load_loses_no_request(project: Path, bouncer: PgBouncer) -> None:
+def test_reconnect_under_load_loses_no_request(installed_default: Path, bouncer: PgBouncer) -> None:
     """RECONNECT replaces PgBouncer's server connections as each is released."""
-    with running(project, settings(bouncer)) as service:
+    with running(installed_default, settings(bouncer)) as service:
 
         async def scenario() -> list[Outcome]:
             async with client_of(service) as client:

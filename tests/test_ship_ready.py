@@ -189,6 +189,29 @@ def test_compose_api_reaches_the_compose_database(shipped: tuple[dict[str, str],
     assert services["migrate"]["environment"] == services["api"]["environment"]
 
 
+def test_compose_pgbouncer_profile_fronts_the_database_in_transaction_mode(
+    shipped: tuple[dict[str, str], Path],
+) -> None:
+    """`docker compose --profile pgbouncer`: an API behind PgBouncer, sized by the budget."""
+    answers, project = shipped
+    services = compose(project)["services"]
+    bouncer, api = services["pgbouncer"], services["api-pgbouncer"]
+    assert bouncer["profiles"] == api["profiles"] == ["pgbouncer"]
+    assert bouncer["environment"]["POOL_MODE"] == "transaction"
+    upstream = bouncer["environment"]["DATABASE_URL"]
+    assert upstream == services["api"]["environment"]["APP_DATABASE__URL"]
+    through = urlsplit(api["environment"]["APP_DATABASE__URL"])
+    assert (through.hostname, through.port) == ("pgbouncer", 5432)
+    assert through.path == urlsplit(upstream).path
+    assert api["environment"]["APP_DATABASE__POOL__STATEMENT_CACHE_SIZE"] == "0"
+    pool = yaml.safe_load((project / "backend/configuration/base.yaml").read_text())["database"]
+    clients = int(answers["api_workers"]) * pool["pool"]["max_size"]
+    budget = db_budget(answers)
+    servers = budget.max_connections - budget.reserved - budget.headroom
+    assert int(bouncer["environment"]["MAX_CLIENT_CONN"]) == clients
+    assert int(bouncer["environment"]["DEFAULT_POOL_SIZE"]) == servers
+
+
 def test_frontend_is_served_only_when_included(shipped: tuple[dict[str, str], Path]) -> None:
     answers, project = shipped
     services = compose(project)["services"]

@@ -107,6 +107,13 @@ class CorsSettings(_Section):
     allowed_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
 
 
+class BudgetSettings(_Section):
+    """The live connection-budget check (db/budget.py)."""
+
+    replicas: int = Field(ge=1)
+    check_interval_seconds: float = Field(gt=0)
+
+
 class DatabaseSettings(_Section):
     url: SecretStr
     statement_timeout_ms: int = Field(ge=1)
@@ -115,6 +122,7 @@ class DatabaseSettings(_Section):
     migration_statement_timeout_ms: int = Field(ge=1)
     ready_timeout_seconds: float = Field(gt=0)
     pool: PoolSettings
+    budget: BudgetSettings
 
     @model_validator(mode="after")
     def _url_is_postgres(self) -> Self:

@@ -62,6 +62,36 @@ POOL = {
 }
 
 
+# Every worker reads the same server-wide figures: one value, not a sum of workers.
+BUDGET = {
+    "configured": Gauge(
+        "db_connection_budget_configured",
+        "Connections the pools may open: replicas x workers x pool max_size.",
+        multiprocess_mode="livemax",
+    ),
+    "allowed": Gauge(
+        "db_connection_budget_allowed",
+        "max_connections less reserved slots and other applications' connections.",
+        multiprocess_mode="livemax",
+    ),
+    "observed": Gauge(
+        "db_connection_budget_observed",
+        "Open connections of this application (its application_name), all replicas'.",
+        multiprocess_mode="livemax",
+    ),
+    "headroom": Gauge(
+        "db_connection_budget_headroom",
+        "allowed - configured: below 0, the pools at full size would be refused.",
+        multiprocess_mode="livemin",
+    ),
+}
+
+
+def record_budget(figures: Mapping[str, int]) -> None:
+    for name, gauge in BUDGET.items():
+        gauge.set(figures[name])
+
+
 def record_pool(stats: Mapping[str, int]) -> None:
     for name, gauge in POOL.items():
         gauge.set(stats[name])

@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from . import metrics
 from .configuration import Settings, load_settings
+from .db.budget import BudgetGuard
 from .db.pool import Database
 from .handlers import health, instrumentation{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
 from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
@@ -36,11 +37,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sampler = asyncio.create_task(
             metrics.sample_pool(database.stats, settings.metrics.pool_sample_seconds)
         )
+        budget = settings.database.budget
+        configured = budget.replicas * settings.server.workers * settings.database.pool.max_size
+        guard = BudgetGuard(database, settings.application.name, configured)
+        budget_check = asyncio.create_task(
+            guard.watch(metrics.record_budget, budget.check_interval_seconds)
+        )
         logger.info("started", environment=settings.environment, pool=database.stats())
         try:
             yield
         finally:
             sampler.cancel()
+            budget_check.cancel()
             await database.close()
             metrics.worker_stopped()
             logger.info("stopped")

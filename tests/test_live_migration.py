@@ -1,0 +1,141 @@
+"""An expand revision (a nullable column and an index built CONCURRENTLY) applied with
+`make init-db` while the previous code serves k6's smoke traffic, against the same
+database: no 5xx, and k6's smoke thresholds hold (its p(99) included) throughout.
+
+The rendered service runs as deployed (`python -m <package>`, two uvicorn workers);
+k6 is the rendered project's own (k6/load_test.js, a dev dependency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from .harness import SERVER, make, running, server_admin
+
+pytestmark = pytest.mark.xdist_group("live-migration")
+
+TRAFFIC_SECONDS = 30
+MIGRATE_AFTER_SECONDS = 10
+# k6/load_test.js's smoke bound on p(99), in ms (LATENCY_MS.smoke).
+SMOKE_P99_MS = re.compile(r"smoke: \[\d+, (\d+)\]")
+EXPAND = '''"""Expand: transfers get a free-text reference (README: expand, then contract).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE transfers ADD COLUMN reference text")
+    # CREATE INDEX CONCURRENTLY cannot run inside a transaction.
+    with op.get_context().autocommit_block():
+        op.execute("CREATE INDEX CONCURRENTLY transfers_reference ON transfers (reference)")
+
+
+def downgrade() -> None:
+    with op.get_context().autocommit_block():
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS transfers_reference")
+    op.execute("ALTER TABLE transfers DROP COLUMN reference")
+'''
+
+
+@pytest.fixture
+def database(installed_default: Path) -> Iterator[str]:
+    """A database of its own, migrated to the previous code's head."""
+    name = f"live_migration_{uuid.uuid4().hex[:12]}"
+    asyncio.run(server_admin(f"CREATE DATABASE {name}"))
+    try:
+        make(installed_default, "init-db", APP_DATABASE__URL=f"{SERVER}/{name}")
+        yield f"{SERVER}/{name}"
+    finally:
+        asyncio.run(server_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def expand_revision(installed_default: Path) -> Iterator[Path]:
+    """The new revision, in the project only while the test runs (it is shared)."""
+    path = installed_default / "backend" / "migrations" / "versions" / "0003_expand.py"
+    path.write_text(EXPAND)
+    yield path
+    path.unlink()
+
+
+async def index_state(url: str) -> tuple[str, bool, bool]:
+    connection = await asyncpg.connect(url)
+    try:
+        version = await connection.fetchval("SELECT version_num FROM alembic_version")
+        column = await connection.fetchval(
+            "SELECT is_nullable = 'YES' FROM information_schema.columns "
+            "WHERE table_name = 'transfers' AND column_name = 'reference'"
+        )
+        valid = await connection.fetchval(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'transfers_reference'::regclass"
+        )
+    finally:
+        await connection.close()
+    return version, bool(column), bool(valid)
+
+
+def test_an_expand_revision_under_traffic_sheds_nothing(
+    installed_default: Path, database: str, expand_revision: Path, tmp_path: Path
+) -> None:
+    project = installed_default
+    bound = SMOKE_P99_MS.search((project / "k6" / "load_test.js").read_text())
+    assert bound, "k6/load_test.js has no smoke latency bounds"
+    p99_bound = int(bound[1])
+    summary_file = tmp_path / "summary.json"
+    environment = {"APP_DATABASE__URL": database, "APP_SERVER__WORKERS": "2"}
+    with running(project, environment) as service:
+        k6 = subprocess.Popen(
+            [str(project / "backend" / ".venv" / "bin" / "k6"), "run", "--quiet",
+             "-e", "SCENARIO=smoke", "-e", f"DURATION={TRAFFIC_SECONDS}s",
+             "-e", f"BASE_URL={service.base_url}", "-e", f"SUMMARY_FILE={summary_file}",
+             str(project / "k6" / "load_test.js")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=os.environ | {"K6_NO_USAGE_REPORT": "true"},
+        )  # fmt: skip
+        try:
+            time.sleep(MIGRATE_AFTER_SECONDS)
+            started = time.monotonic()
+            make(project, "init-db", APP_DATABASE__URL=database)
+            migration_seconds = time.monotonic() - started
+            output, _ = k6.communicate(timeout=TRAFFIC_SECONDS + 120)
+        finally:
+            if k6.poll() is None:
+                k6.kill()
+                k6.wait()
+        statuses = [
+            json.loads(line)["status"]
+            for line in service.log().split("\n")
+            if line.startswith("{") and '"request finished"' in line
+        ]
+    metrics = json.loads(summary_file.read_text())["metrics"]
+    p99 = metrics["http_req_duration"]["values"]["p(99)"]
+    requests = metrics["http_reqs"]["values"]["count"]
+    print(
+        f"expand under k6 smoke: {requests} requests, migration {migration_seconds:.2f} s, "
+        f"p(99) {p99:.1f} ms (bound {p99_bound}), statuses {sorted(set(statuses))}"
+    )
+    assert k6.returncode == 0, output  # every smoke threshold held, p(99) included
+    assert p99 < p99_bound
+    assert [status for status in statuses if status >= 500] == []
+    assert len(statuses) >= requests
+    assert asyncio.run(index_state(database)) == ("0003", True, True)

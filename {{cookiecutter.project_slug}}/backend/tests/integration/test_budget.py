@@ -1,0 +1,108 @@
+"""The live connection-budget guard (db/budget.py) against the real server: its figures,
+one warning however often it finds the fleet too big, and readiness left alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.db.budget import BudgetGuard
+from {{ cookiecutter.package_name }}.db.pool import Database
+from {{ cookiecutter.package_name }}.startup import create_app
+
+pytestmark = pytest.mark.anyio
+
+
+def with_replicas(settings: Settings, replicas: int, interval: float = 60.0) -> Settings:
+    budget = settings.database.budget.model_copy(
+        update={"replicas": replicas, "check_interval_seconds": interval}
+    )
+    database = settings.database.model_copy(update={"budget": budget})
+    return settings.model_copy(update={"database": database})
+
+
+async def server_figures(database_url: str, application_name: str) -> tuple[int, int, int]:
+    """max_connections, reserved slots and this application's connections, read apart."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        return (
+            int(await connection.fetchval("SHOW max_connections")),
+            int(await connection.fetchval("SHOW superuser_reserved_connections")),
+            await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                application_name,
+            ),
+        )
+    finally:
+        await connection.close()
+
+
+async def test_the_reading_matches_the_server(settings: Settings, database_url: str) -> None:
+    database = await Database.open(settings.database, "budget-reading")
+    try:
+        guard = BudgetGuard(database, "budget-reading", configured=7)
+        reading = await guard.check()
+        max_connections, reserved, observed = await server_figures(database_url, "budget-reading")
+    finally:
+        await database.close()
+    assert reading is not None
+    assert (reading.max_connections, reading.configured) == (max_connections, 7)
+    assert reading.reserved >= reserved
+    # The test pool's min_size connections are open, the guard's own among them.
+    assert reading.observed == observed >= 1
+    assert reading.allowed == max_connections - reading.reserved - reading.others
+    assert reading.headroom == reading.allowed - 7 > 0
+    assert guard.warnings == 0
+
+
+async def test_a_fleet_too_big_warns_once(settings: Settings) -> None:
+    database = await Database.open(settings.database, "budget-warning")
+    try:
+        guard = BudgetGuard(database, "budget-warning", configured=1_000_000)
+        readings = [await guard.check() for _ in range(3)]
+    finally:
+        await database.close()
+    assert all(reading is not None and reading.headroom < 0 for reading in readings)
+    assert guard.warnings == 1
+
+
+async def test_the_app_exports_the_budget_and_stays_ready(settings: Settings) -> None:
+    oversized = with_replicas(settings, 100_000, interval=0.05)
+    app = create_app(oversized)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            await asyncio.sleep(0.2)  # a few checks
+            ready = await client.get("/health/ready")
+            exposition = (await client.get("/metrics")).text
+    gauges = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name.startswith("db_connection_budget_")
+    }
+    pool = settings.database.pool.max_size * settings.server.workers
+    assert ready.status_code == 200
+    assert gauges["db_connection_budget_configured"] == 100_000 * pool
+    assert gauges["db_connection_budget_observed"] >= 1
+    assert gauges["db_connection_budget_headroom"] == (
+        gauges["db_connection_budget_allowed"] - gauges["db_connection_budget_configured"]
+    )
+    assert gauges["db_connection_budget_headroom"] < 0
+
+
+async def test_an_unreachable_database_gives_no_reading(settings: Settings) -> None:
+    unreachable = settings.database.model_copy(
+        update={"url": type(settings.database.url)("postgresql://postgres@127.0.0.1:1/none")}
+    )
+    database = await Database.open(unreachable, "budget-unreachable")
+    try:
+        assert await BudgetGuard(database, "budget-unreachable", configured=1).check() is None
+    finally:
+        await database.close()
