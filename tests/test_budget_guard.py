@@ -6,10 +6,8 @@ ready."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .harness import SERVER, make, running, server_admin
+from .harness import migrated_database, running
 
 pytestmark = pytest.mark.xdist_group("budget-guard")
 
@@ -28,13 +26,8 @@ REPLICAS = 500
 
 @pytest.fixture
 def database(installed_default: Path) -> Iterator[str]:
-    name = f"budget_guard_{uuid.uuid4().hex[:12]}"
-    asyncio.run(server_admin(f"CREATE DATABASE {name}"))
-    try:
-        make(installed_default, "init-db", APP_DATABASE__URL=f"{SERVER}/{name}")
-        yield f"{SERVER}/{name}"
-    finally:
-        asyncio.run(server_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with migrated_database(installed_default, "budget_guard") as url:
+        yield url
 
 
 def test_an_oversized_fleet_is_reported_not_fatal(installed_default: Path, database: str) -> None:
