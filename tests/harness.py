@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,19 @@ async def server_admin(statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+@contextlib.contextmanager
+def migrated_database(project: Path, prefix: str, **environment: str) -> Iterator[str]:
+    """A database of its own on the shared server, migrated by the project's
+    `make init-db` (with `environment`, APP_* settings); its URL. Dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    asyncio.run(server_admin(f"CREATE DATABASE {name}"))
+    try:
+        make(project, "init-db", **environment, APP_DATABASE__URL=f"{SERVER}/{name}")
+        yield f"{SERVER}/{name}"
+    finally:
+        asyncio.run(server_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def free_port() -> int:

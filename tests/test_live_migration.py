@@ -14,14 +14,13 @@ import os
 import re
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from .harness import SERVER, make, running, server_admin
+from .harness import make, migrated_database, running
 
 pytestmark = pytest.mark.xdist_group("live-migration")
 
@@ -60,13 +59,8 @@ def downgrade() -> None:
 @pytest.fixture
 def database(installed_default: Path) -> Iterator[str]:
     """A database of its own, migrated to the previous code's head."""
-    name = f"live_migration_{uuid.uuid4().hex[:12]}"
-    asyncio.run(server_admin(f"CREATE DATABASE {name}"))
-    try:
-        make(installed_default, "init-db", APP_DATABASE__URL=f"{SERVER}/{name}")
-        yield f"{SERVER}/{name}"
-    finally:
-        asyncio.run(server_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with migrated_database(installed_default, "live_migration") as url:
+        yield url
 
 
 @pytest.fixture

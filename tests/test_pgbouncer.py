@@ -18,21 +18,20 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from .harness import (
-    SERVER,
     Outcome,
     PgBouncer,
     Service,
     assert_shed,
     keep_requesting,
-    make,
+    migrated_database,
     running,
-    server_admin,
     timed_get,
 )
 
@@ -53,23 +52,14 @@ CLIENT_SLACK = 3.0
 
 @pytest.fixture(scope="module")
 def bouncer(installed_default: Path) -> Iterator[PgBouncer]:
-    """A migrated database of this module's own, behind PgBouncer (5 server connections)."""
-    database = f"pgbouncer_{uuid.uuid4().hex[:12]}"
-    asyncio.run(server_admin(f"CREATE DATABASE {database}"))
-    try:
-        # Migrations connect directly: they need a session of their own (README).
-        make(
-            installed_default,
-            "init-db",
-            APP_DATABASE__URL=f"{SERVER}/{database}",
-            APP_DATABASE__STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
-        )
-        with PgBouncer(5432, database, ALIAS, pool_size=5) as bouncer:
+    """A migrated database of this module's own, behind PgBouncer (5 server connections).
+    Migrations connect directly: they need a session of their own (README)."""
+    timeout = {"APP_DATABASE__STATEMENT_TIMEOUT_MS": str(STATEMENT_TIMEOUT_MS)}
+    with migrated_database(installed_default, "pgbouncer", **timeout) as url:
+        with PgBouncer(5432, urlsplit(url).path.lstrip("/"), ALIAS, pool_size=5) as bouncer:
             yield bouncer
             log = bouncer.log()
         assert "unsupported startup parameter" not in log, log
-    finally:
-        asyncio.run(server_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
 
 
 def settings(bouncer: PgBouncer, **overrides: object) -> dict[str, str]:

@@ -76,7 +76,7 @@ BUDGET = {
     ),
     "observed": Gauge(
         "db_connection_budget_observed",
-        "Open connections of this application (its application_name), all replicas'.",
+        "Open connections of this application (application_name, database), all replicas'.",
         multiprocess_mode="livemax",
     ),
     "headroom": Gauge(

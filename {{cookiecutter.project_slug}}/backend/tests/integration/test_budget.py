@@ -35,7 +35,8 @@ async def server_figures(database_url: str, application_name: str) -> tuple[int,
             int(await connection.fetchval("SHOW max_connections")),
             int(await connection.fetchval("SHOW superuser_reserved_connections")),
             await connection.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND datname = current_database()",
                 application_name,
             ),
         )

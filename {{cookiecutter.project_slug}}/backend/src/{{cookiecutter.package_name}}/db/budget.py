@@ -20,17 +20,21 @@ from .pool import Database, PooledConnection
 
 logger = structlog.get_logger("db")
 
-# Client backends only: PostgreSQL's own processes hold no max_connections slot.
-# Another role's application_name reads as NULL without pg_read_all_stats: counted as
-# another application's, as it is.
+# Client backends only: PostgreSQL's own processes hold no max_connections slot. This
+# application: its application_name on its own database (a copy of it serving another
+# database on the server is another application). Another role's application_name
+# reads as NULL without pg_read_all_stats: counted as another application's, as it is.
 READING = """
 SELECT current_setting('max_connections')::int AS max_connections,
        current_setting('superuser_reserved_connections')::int
            + coalesce(current_setting('reserved_connections', true), '0')::int AS reserved,
-       count(*) FILTER (WHERE application_name = $1) AS observed,
-       count(*) FILTER (WHERE application_name IS DISTINCT FROM $1) AS others
-FROM pg_stat_activity
-WHERE backend_type = 'client backend'
+       count(*) FILTER (WHERE mine) AS observed,
+       count(*) FILTER (WHERE NOT mine) AS others
+FROM (
+    SELECT coalesce(application_name = $1 AND datname = current_database(), false) AS mine
+    FROM pg_stat_activity
+    WHERE backend_type = 'client backend'
+) AS connections
 """
 
 
