@@ -137,7 +137,9 @@ def test_aws_contract(rendered: Any, db_size: str) -> None:
     # deploy runs no service task until the migration ran.
     assert "Command" not in api
     assert migrate["Command"] == ["sh", "-c", MIGRATE]
-    assert props["Service"]["DesiredCount"]["Fn::If"][0] == "Running"
+    desired = props["Service"]["DesiredCount"]
+    assert isinstance(desired, dict), f"DesiredCount {desired}: tasks start before any migration"
+    assert desired["Fn::If"][0] == "Running"
     assert stack["Parameters"]["ServiceRunning"]["Default"] == "false"
     assert resources["ScalableTarget"]["Condition"] == "Running"
 
