@@ -137,7 +137,9 @@ def test_aws_contract(rendered: Any, db_size: str) -> None:
     # deploy runs no service task until the migration ran.
     assert "Command" not in api
     assert migrate["Command"] == ["sh", "-c", MIGRATE]
-    assert props["Service"]["DesiredCount"]["Fn::If"][0] == "Running"
+    desired = props["Service"]["DesiredCount"]
+    assert isinstance(desired, dict), f"DesiredCount {desired}: tasks start before any migration"
+    assert desired["Fn::If"][0] == "Running"
     assert stack["Parameters"]["ServiceRunning"]["Default"] == "false"
     assert resources["ScalableTarget"]["Condition"] == "Running"
 
@@ -152,6 +154,14 @@ def test_aws_contract(rendered: Any, db_size: str) -> None:
         "PGPASSWORD": "${DatabaseCredentials}:password::",
         "APP_ROLE_PASSWORD": "${AppDatabaseCredentials}:password::",
     }
+    # DEPLOYMENT.md: the first deploy, the pool variable its scaling step names, rotation.
+    guide = (project / "DEPLOYMENT.md").read_text()
+    assert "`ServiceRunning=true`" in guide
+    scaling = guide[guide.index("**Scaling.**") : guide.index("**Rotation.**")]
+    named_pools = set(re.findall(r"APP_DATABASE__POOL__\w+", scaling))
+    assert named_pools
+    assert named_pools <= environment.keys(), named_pools - environment.keys()
+    assert "**Rotation.**" in guide
     for container in (api, migrate):
         assert "RepositoryCredentials" in container
         for entry in container["Environment"]:
@@ -213,6 +223,12 @@ def test_azure_contract(rendered: Any, db_size: str) -> None:
     assert "command" not in api
     (migrate,) = resources["migration"]["properties"]["template"]["containers"]
     assert migrate["command"] == ["sh", "-c", MIGRATE]
+    # DEPLOYMENT.md: images change only through the Bicep (the CLI's are reverted by
+    # the next deployment); the SIGTERM-to-removal gap without preStop is explained.
+    guide = (project / "DEPLOYMENT.md").read_text()
+    assert not re.search(r"az containerapp (job )?update -g[^\n]*--image", guide)
+    assert "no preStop hook" in guide
+    assert "**Rotation.**" in guide
     job_environment = {e["name"]: e for e in variables["migrationVariables"]}
     assert job_environment["PGPASSWORD"]["secretRef"] == "owner-database-password"
     assert job_environment["APP_ROLE_PASSWORD"]["secretRef"] == "app-database-password"
@@ -311,6 +327,15 @@ def test_kubernetes_contract(rendered: Any, db_size: str) -> None:
         assert spec["imagePullSecrets"] == [{"name": "ledger-api-registry"}]
     example = (project / "deploy/kubernetes/overlays/production/secrets.env.example").read_text()
     assert f"postgresql://{APP_ROLE}:" in example
+    # DEPLOYMENT.md claims PGSSLMODE only where the files set it.
+    guide = (project / "DEPLOYMENT.md").read_text()
+    assert "PGSSLMODE" not in str(documents)
+    assert "These files set no `PGSSLMODE`" in guide
+    claims = (
+        r"files (here )?(set|ask for TLS with) `PGSSLMODE|`PGSSLMODE=require` in the deploy files"
+    )
+    assert not re.search(claims, guide)
+    assert "**Rotation.**" in guide
 
 
 @pytest.mark.parametrize("db_size", SIZES)
