@@ -83,7 +83,10 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        return os.environ | {
+        outside = {
+            k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "APP_DATABASE__URL"}
+        }
+        return outside | {
             "COMPOSE_PROJECT_NAME": self.name,
             "API_PORT": str(self.api_port),
             "CONSOLE_PORT": str(self.console_port),

@@ -352,6 +352,23 @@ def test_stop_api_under_load_fails_no_accepted_request(stack: Stack) -> None:
     assert restarted.returncode == 0, restarted.stderr[-3000:]
 
 
+def test_make_db_lets_the_host_workflow_use_the_compose_database(stack: Stack) -> None:
+    """`make db`, then the seed's own workflow from the host: init-db and smoke reach the
+    compose database through the loopback port resolve_database.py finds."""
+    made = stack.run("make", "db", timeout=300)
+    assert made.returncode == 0, made.stdout + made.stderr
+    published = stack.compose("port", "db", "5432").stdout.strip()
+    assert published.startswith("127.0.0.1:")
+    resolved = stack.run("python3", "scripts/resolve_database.py")
+    assert resolved.returncode == 0, resolved.stderr
+    assert f"@{published}/" in resolved.stdout
+    for target in ("install", "init-db", "smoke"):
+        result = stack.run("make", target, timeout=600)
+        assert result.returncode == 0, (
+            f"make {target}: " + result.stdout[-2000:] + result.stderr[-2000:]
+        )
+
+
 def test_down_volumes_leaves_nothing(stack: Stack) -> None:
     assert any(stack.leftovers().values())
     down = stack.compose("down", "--volumes", timeout=120)
