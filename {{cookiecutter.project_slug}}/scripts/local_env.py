@@ -16,8 +16,12 @@ def main() -> int:
     if path.exists():
         return 0
     # URL-safe, so the passwords go into database URLs unquoted.
-    lines = [f"{name}={secrets.token_urlsafe(24)}" for name in ("POSTGRES_PASSWORD", "APP_ROLE_PASSWORD")]
-    path.write_text("\n".join(["# Local passwords for docker compose; never commit this file.", *lines, ""]))
+    lines = [
+        f"{name}={secrets.token_urlsafe(24)}" for name in ("POSTGRES_PASSWORD", "APP_ROLE_PASSWORD")
+    ]
+    path.write_text(
+        "\n".join(["# Local passwords for docker compose; never commit this file.", *lines, ""])
+    )
     path.chmod(0o600)
     print(f"local_env: wrote {path} with random passwords", file=sys.stderr)
     return 0

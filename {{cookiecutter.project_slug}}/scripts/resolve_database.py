@@ -130,12 +130,10 @@ def compose_database(database: str) -> str | None:
         )
     except subprocess.TimeoutExpired:
         return None
-    host, _, port = published.stdout.strip().rpartition(":")
+    _, _, port = published.stdout.strip().rpartition(":")
     if published.returncode != 0 or not port.isdigit():
         return None
-    settings = dict(
-        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-    )
+    settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
     password = settings.get("POSTGRES_PASSWORD", "")
     return f"postgresql://{COMPOSE_OWNER}:{password}@{DEFAULT_HOST}:{port}/{database}"
 
