@@ -17,14 +17,16 @@ set -euo pipefail
 
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 cache="${STAND_IN_CACHE:-/var/cache/stand-in-images}"
-mkdir -p "$cache/debs"
 
-# A Debian trixie root filesystem with the given packages, in directory $1.
+# A Debian trixie root filesystem with the given packages, in directory $1. Each
+# image has its own package cache and log: the images are assembled in parallel.
 debian_rootfs() {
     local rootfs="$1" include="$2"
-    debootstrap --variant=minbase --cache-dir="$cache/debs" --include="$include" \
-        trixie "$rootfs" "$mirror" >"$cache/debootstrap.log" 2>&1 \
-        || { tail -20 "$cache/debootstrap.log" >&2; return 1; }
+    local own="$cache/${include%%,*}"
+    mkdir -p "$own/debs"
+    debootstrap --variant=minbase --cache-dir="$own/debs" --include="$include" \
+        trixie "$rootfs" "$mirror" >"$own/debootstrap.log" 2>&1 \
+        || { tail -20 "$own/debootstrap.log" >&2; return 1; }
     mkdir -p "$rootfs/etc/ssl/certs"
     cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
@@ -107,6 +109,21 @@ nginx_image() {
     set_stop_signal "$2" SIGQUIT
 }
 
+assemble() {
+    local image="$1" rootfs
+    rootfs="$(mktemp -d)"
+    # shellcheck disable=SC2064 # the directory is known now
+    trap "rm -rf '$rootfs'" RETURN
+    case "$image" in
+        python:*-slim-trixie) python_image "$rootfs" "$image" ;;
+        postgres:17*) postgres_image "$rootfs" "$image" ;;
+        nginx:*) nginx_image "$rootfs" "$image" ;;
+        *) echo "no stand-in for $image" >&2; return 2 ;;
+    esac
+    echo "assembled a stand-in for $image from Debian packages (no registry reachable)"
+}
+
+jobs=()
 for image in "$@"; do
     if docker image inspect "$image" >/dev/null 2>&1; then
         continue
@@ -115,13 +132,11 @@ for image in "$@"; do
         echo "pulled $image"
         continue
     fi
-    rootfs="$(mktemp -d)"
-    case "$image" in
-        python:*-slim-trixie) python_image "$rootfs" "$image" ;;
-        postgres:17*) postgres_image "$rootfs" "$image" ;;
-        nginx:*) nginx_image "$rootfs" "$image" ;;
-        *) echo "no stand-in for $image" >&2; rm -rf "$rootfs"; exit 2 ;;
-    esac
-    rm -rf "$rootfs"
-    echo "assembled a stand-in for $image from Debian packages (no registry reachable)"
+    assemble "$image" &
+    jobs+=("$!")
 done
+status=0
+for job in "${jobs[@]}"; do
+    wait "$job" || status=1
+done
+exit "$status"

@@ -65,7 +65,10 @@ def stack(
     for target in ("lock", ".env"):
         made = stack.run("make", target)
         assert made.returncode == 0, made.stdout + made.stderr
-    images = stack.run("bash", str(TEMPLATE / "scripts/stand_in_images.sh"), *base_images(project))
+    # A fresh machine assembles them (minutes); later runs find them in the engine.
+    images = stack.run(
+        "bash", str(TEMPLATE / "scripts/stand_in_images.sh"), *base_images(project), timeout=1800
+    )
     assert images.returncode == 0, images.stdout + images.stderr
     start = time.monotonic()
     up = stack.compose("up", "--build", "--wait", timeout=UP_SECONDS)
