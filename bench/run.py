@@ -478,6 +478,7 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
                 **rendered_env,
                 **extra,
                 "APP_SERVER__PORT": str(port),
+                "APP_METRICS__PORT": str(free_port()),
                 "APP_APPLICATION__NAME": application_name,
             },
             port,

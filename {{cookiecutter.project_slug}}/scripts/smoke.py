@@ -99,6 +99,7 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = os.environ | {"APP_SERVER__PORT": str(port), "APP_SERVER__WORKERS": "1"}
+    env["APP_METRICS__PORT"] = str(free_port())  # the metrics listener's, not a fixed one
     with tempfile.TemporaryFile() as service_log:
         service = subprocess.Popen(
             [sys.executable, "-m", PACKAGE], env=env, stdout=service_log, stderr=service_log

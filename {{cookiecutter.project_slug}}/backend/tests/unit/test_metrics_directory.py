@@ -1,0 +1,73 @@
+"""The directory the workers share their metric files in (__main__)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.__main__ import (
+    METRICS_DIR_PREFIX,
+    MULTIPROCESS_DIR_ENV,
+    prepare_metrics_directory,
+)
+
+
+@pytest.fixture
+def created(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
+    """Directories the test had prepare_metrics_directory create, removed after."""
+    monkeypatch.delenv(MULTIPROCESS_DIR_ENV, raising=False)
+    directories: list[Path] = []
+    yield directories
+    for directory in directories:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_the_default_directory_is_private_and_fresh(
+    created: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a predictable name another local user could create first (and read or fill)."""
+    created.append(prepare_metrics_directory())
+    monkeypatch.delenv(MULTIPROCESS_DIR_ENV)
+    created.append(prepare_metrics_directory())
+    first, second = created
+    assert first != second
+    assert os.environ[MULTIPROCESS_DIR_ENV] == str(second)
+    for directory in created:
+        status = directory.stat()
+        assert stat.S_IMODE(status.st_mode) == 0o700
+        assert status.st_uid == os.getuid()
+        assert list(directory.iterdir()) == []
+
+
+def test_directories_of_runs_that_died_are_removed_at_start(created: list[Path]) -> None:
+    """A run killed before its exit handlers leaves its directory; the next start
+    removes it (and keeps those of runs still going: this process's)."""
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    dead = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{finished.stdout.strip()}-"))
+    alive = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
+    created.extend([dead, alive])
+    (dead / "gauge_livesum_1.db").write_bytes(b"stale")
+    created.append(prepare_metrics_directory())
+    assert not dead.exists()
+    assert alive.exists()
+
+
+def test_a_configured_directory_is_emptied_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "gauge_livesum_4242.db").write_bytes(b"stale")
+    (tmp_path / "counter_4242.db").write_bytes(b"stale")
+    monkeypatch.setenv(MULTIPROCESS_DIR_ENV, str(tmp_path))
+    assert prepare_metrics_directory() == tmp_path
+    assert list(tmp_path.iterdir()) == []
