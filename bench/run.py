@@ -464,6 +464,7 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
         "APP_ENVIRONMENT": "production",
         "APP_DATABASE__URL": url,
         "APP_SERVER__HOST": "127.0.0.1",
+        "APP_METRICS__HOST": "127.0.0.1",
         "APP_SERVER__WORKERS": str(workers),
     }
     found = {}

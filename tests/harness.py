@@ -140,6 +140,7 @@ class Service:
             "APP_CONFIG_DIR": str(self.project / "backend" / "configuration"),
             "APP_SERVER__HOST": "127.0.0.1",
             "APP_SERVER__PORT": str(self.port),
+            "APP_METRICS__HOST": "127.0.0.1",
             "APP_METRICS__PORT": str(self.metrics_port),
             "PROMETHEUS_MULTIPROC_DIR": str(self.log_path.with_suffix(".metrics")),
             **self.environment,
