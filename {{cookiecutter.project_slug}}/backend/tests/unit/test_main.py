@@ -1,9 +1,11 @@
-"""The directory the workers share their metric files in (__main__)."""
+"""What `python -m` sets up around uvicorn: the directory the workers share their
+metric files in, and the metrics listener."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -17,13 +19,18 @@ from {{ cookiecutter.package_name }}.__main__ import (
     METRICS_DIR_PREFIX,
     MULTIPROCESS_DIR_ENV,
     prepare_metrics_directory,
+    serve_metrics,
 )
+from {{ cookiecutter.package_name }}.configuration import load_settings
 
 
 @pytest.fixture
 def created(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
-    """Directories the test had prepare_metrics_directory create, removed after."""
-    monkeypatch.delenv(MULTIPROCESS_DIR_ENV, raising=False)
+    """Directories the test had prepare_metrics_directory create, removed after;
+    the variable it sets is restored (setenv first: monkeypatch restores only what
+    it has seen)."""
+    monkeypatch.setenv(MULTIPROCESS_DIR_ENV, "")
+    monkeypatch.delenv(MULTIPROCESS_DIR_ENV)
     directories: list[Path] = []
     yield directories
     for directory in directories:
@@ -71,3 +78,16 @@ def test_a_configured_directory_is_emptied_at_start(
     monkeypatch.setenv(MULTIPROCESS_DIR_ENV, str(tmp_path))
     assert prepare_metrics_directory() == tmp_path
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_taken_metrics_port_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("APP_METRICS__PORT", str(taken.getsockname()[1]))
+        with pytest.raises(SystemExit) as exited:
+            serve_metrics(load_settings())
+    assert exited.value.code == 2
+    assert "APP_METRICS__PORT" in capsys.readouterr().err
