@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.startup import create_app
 
+from ..support.apps import serving
 from ..support.databases import head_revision
 from ..support.http_server import exchange, serving_over_tcp
 
@@ -174,14 +175,10 @@ async def test_an_unreachable_database_is_not_ready_and_not_counted_as_shed(
 ) -> None:
     """Probes are not load: a 503 from /health/ready is not a shed request."""
     url = type(settings.database.url)("postgresql://nobody@127.0.0.1:1/none")
-    app = create_app(
-        settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})})
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            shed_before = shed_total()
-            ready = await client.get("/health/ready")
+    database = settings.database.model_copy(update={"url": url})
+    async with serving(settings.model_copy(update={"database": database})) as (_, client):
+        shed_before = shed_total()
+        ready = await client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.headers["content-type"] == PROBLEM
     assert ready.headers["retry-after"].isdigit()

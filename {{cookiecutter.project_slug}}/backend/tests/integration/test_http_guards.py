@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -14,7 +13,8 @@ from prometheus_client import generate_latest
 
 from {{ cookiecutter.package_name }} import metrics
 from {{ cookiecutter.package_name }}.configuration import Settings
-from {{ cookiecutter.package_name }}.startup import create_app
+
+from ..support.apps import serving
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -22,15 +22,6 @@ PROBLEM = "application/problem+json"
 
 def with_http(settings: Settings, **changes: object) -> Settings:
     return settings.model_copy(update={"http": settings.http.model_copy(update=changes)})
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield app, client
 
 
 async def test_security_headers_and_hsts_behind_tls(client: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.db.pool import Database
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support import databases
+from ..support.apps import serving
 from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -173,19 +174,17 @@ async def test_too_many_connections_is_a_503_and_startup_waits_for_a_slot(
 ) -> None:
     before = open_failures("TooManyConnectionsError")
     holder = await asyncpg.connect(limited_role_url)  # the role's only connection
-    app = create_app(with_pool(with_url(settings, limited_role_url), min_size=1))
     try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
-                version = await client.get("/version")
-                assert version.status_code == 503, version.text
-                assert version.headers["content-type"] == "application/problem+json"
-                assert version.headers["retry-after"] == "2"
-                assert (await client.get("/health/ready")).status_code == 503
-                await holder.close()
-                await until_pool_reopened(app, seconds=10)
-                assert (await client.get("/health/ready")).status_code == 200
+        limited = with_pool(with_url(settings, limited_role_url), min_size=1)
+        async with serving(limited) as (app, client):
+            version = await client.get("/version")
+            assert version.status_code == 503, version.text
+            assert version.headers["content-type"] == "application/problem+json"
+            assert version.headers["retry-after"] == "2"
+            assert (await client.get("/health/ready")).status_code == 503
+            await holder.close()
+            await until_pool_reopened(app, seconds=10)
+            assert (await client.get("/health/ready")).status_code == 200
     finally:
         await holder.close()
     assert open_failures("TooManyConnectionsError") > before
@@ -198,17 +197,15 @@ async def test_reopening_keeps_trying_until_the_database_exists(
     service must wait for it as for a database that is down."""
     name = databases.unique_name("late")
     before = open_failures("InvalidCatalogNameError")
-    app = create_app(with_url(settings, databases.with_database(server_url, name)))
     admin = await asyncpg.connect(databases.with_database(server_url, "postgres"))
     try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
-                assert (await client.get("/health/ready")).status_code == 503
-                await asyncio.sleep(1.5)  # the task has tried, and failed, at least once
-                await admin.execute(f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
-                await until_pool_reopened(app, seconds=10)
-                assert (await client.get("/version")).status_code == 200
+        missing = with_url(settings, databases.with_database(server_url, name))
+        async with serving(missing) as (app, client):
+            assert (await client.get("/health/ready")).status_code == 503
+            await asyncio.sleep(1.5)  # the task has tried, and failed, at least once
+            await admin.execute(f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+            await until_pool_reopened(app, seconds=10)
+            assert (await client.get("/version")).status_code == 200
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()
