@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -36,8 +37,22 @@ def prepare_metrics_directory() -> Path:
     _remove_directories_of_dead_runs()
     directory = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
     os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    _remove_at_exit(directory)
     return directory
+
+
+def _remove_at_exit(directory: Path) -> None:
+    """At exit, and on SIGTERM: with one worker, uvicorn ends by raising the signal
+    again once it has drained, under the handler it found at its start (this one),
+    where the default one would end the process without running atexit."""
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+    def remove_then_end(signum: int, _frame: object) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, remove_then_end)
 
 
 def _remove_directories_of_dead_runs() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -31,8 +32,10 @@ def created(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
     it has seen)."""
     monkeypatch.setenv(MULTIPROCESS_DIR_ENV, "")
     monkeypatch.delenv(MULTIPROCESS_DIR_ENV)
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     directories: list[Path] = []
     yield directories
+    signal.signal(signal.SIGTERM, on_sigterm)
     for directory in directories:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -52,6 +55,26 @@ def test_the_default_directory_is_private_and_fresh(
         assert stat.S_IMODE(status.st_mode) == 0o700
         assert status.st_uid == os.getuid()
         assert list(directory.iterdir()) == []
+
+
+def test_the_default_directory_is_removed_on_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn with one worker ends by raising SIGTERM again, which skips atexit."""
+    monkeypatch.delenv(MULTIPROCESS_DIR_ENV, raising=False)
+    script = (
+        "import sys, time\n"
+        "from {{ cookiecutter.package_name }}.__main__ import prepare_metrics_directory\n"
+        "print(prepare_metrics_directory(), flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as service:
+        assert service.stdout is not None
+        directory = Path(service.stdout.readline().strip())
+        assert directory.is_dir()
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=10) == -signal.SIGTERM
+    assert not directory.exists()
 
 
 def test_directories_of_runs_that_died_are_removed_at_start(created: list[Path]) -> None:
