@@ -468,6 +468,7 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
         "APP_ENVIRONMENT": "production",
         "APP_DATABASE__URL": url,
         "APP_SERVER__HOST": "127.0.0.1",
+        "APP_METRICS__HOST": "127.0.0.1",
         "APP_SERVER__WORKERS": str(workers),
     }
     found = {}
@@ -482,6 +483,7 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
                 **rendered_env,
                 **extra,
                 "APP_SERVER__PORT": str(port),
+                "APP_METRICS__PORT": str(free_port()),
                 "APP_APPLICATION__NAME": application_name,
             },
             port,

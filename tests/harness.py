@@ -65,6 +65,7 @@ STARTUP_SECONDS = 30.0
 # busy machine may delay its thread, so a log still growing is waited for longer.
 LOG_QUIET_SECONDS = 0.2
 LOG_WAIT_SECONDS = 5.0
+READ_CHUNK_BYTES = 4096
 
 
 TEMPLATE = Path(__file__).resolve().parents[1]
@@ -201,8 +202,13 @@ class Service:
     project: Path
     environment: dict[str, str]
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    # Bytes per second the service's stdout (a pipe) is read at, like a log collector
+    # falling behind; None: stdout goes straight to the log file.
+    reader_bytes_per_second: int | None = None
     log_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = None
+    _reader: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="service-", suffix=".log")[1])
@@ -210,6 +216,10 @@ class Service:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def package(self) -> str:
@@ -221,6 +231,8 @@ class Service:
             "APP_CONFIG_DIR": str(self.project / "backend" / "configuration"),
             "APP_SERVER__HOST": "127.0.0.1",
             "APP_SERVER__PORT": str(self.port),
+            "APP_METRICS__HOST": "127.0.0.1",
+            "APP_METRICS__PORT": str(self.metrics_port),
             "PROMETHEUS_MULTIPROC_DIR": str(self.log_path.with_suffix(".metrics")),
             **self.environment,
         }
@@ -229,14 +241,28 @@ class Service:
                 [str(self.project / "backend" / ".venv" / "bin" / "python"), "-m", self.package],
                 cwd=self.project / "backend",
                 env=env,
-                stdout=log,
+                stdout=log if self.reader_bytes_per_second is None else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )
+        if self.reader_bytes_per_second is not None:
+            self._reader = threading.Thread(target=self._read_slowly, daemon=True)
+            self._reader.start()
         deadline = time.monotonic() + STARTUP_SECONDS
         while not self.live():
             assert self.process.poll() is None, f"the service exited:\n{self.log()}"
             assert time.monotonic() < deadline, f"the service did not start:\n{self.log()}"
             time.sleep(0.1)
+
+    def _read_slowly(self) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        assert self.reader_bytes_per_second is not None
+        pause = READ_CHUNK_BYTES / self.reader_bytes_per_second
+        with self.log_path.open("ab") as log:
+            while chunk := os.read(self.process.stdout.fileno(), READ_CHUNK_BYTES):
+                log.write(chunk)
+                log.flush()
+                time.sleep(pause)
 
     def live(self) -> bool:
         try:
@@ -271,6 +297,8 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        if self._reader is not None:
+            self._reader.join(timeout=60)
         self.log_path.unlink(missing_ok=True)
         shutil.rmtree(self.log_path.with_suffix(".metrics"), ignore_errors=True)
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -193,6 +194,11 @@ def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
     }
 
 
+def scrape(service: Service) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every worker's metrics, from the listener of their own."""
+    return metric_samples(httpx.get(service.metrics_url, timeout=5).text)
+
+
 def test_starts_without_the_database_and_recovers_without_a_restart(
     project: Path, database: ThrowawayCluster
 ) -> None:
@@ -272,11 +278,11 @@ def test_database_restart_under_load_fails_only_during_the_outage(
         assert before, "no request before the outage"
         assert after, "no request after the recovery"
 
-        # Both workers served; /metrics sums them, whichever worker answers the scrape.
+        # Both workers served; the supervisor's metrics listener sums them.
         pids = {entry["pid"] for entry in log_entries(service) if entry.get("path") == "/version"}
         assert len(pids) == 2, pids
         for _ in range(4):
-            samples = metric_samples(httpx.get(f"{service.base_url}/metrics", timeout=5).text)
+            samples = scrape(service)
             assert samples[("http_request_duration_seconds_count", VERSION)] == len(outcomes) + 30
             shed = sum(v for (name, _), v in samples.items() if name == "http_requests_shed_total")
             assert shed == len(failed)
@@ -294,10 +300,11 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
         server__workers=1,
         database__pool__min_size=1,
         database__pool__max_size=slots,
+        metrics__pool_sample_seconds=0.1,
     )
     with serving(project, environment) as service:
 
-        async def scenario() -> tuple[list[Outcome], list[Outcome], str]:
+        async def scenario() -> tuple[list[Outcome], list[Outcome], dict[Any, float]]:
             async with clients_of(service) as client:
                 async with locked_schema_table(database) as holder:
                     slow = [
@@ -305,8 +312,10 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
                         for _ in range(concurrent)
                     ]
                     await until(lambda: _all_slots_waiting(holder, slots), 5.0, "every slot in use")
-                    # At once, while the excess waits out its acquire timeout.
-                    during = (await client.get("/metrics")).text
+                    # At once, while the excess waits out its acquire timeout (the
+                    # worker records its pool every pool_sample_seconds).
+                    await asyncio.sleep(0.2)
+                    during = await asyncio.to_thread(scrape, service)
                     probes = []
                     for _ in range(10):
                         probes.append(await timed_get(client, "/health/live"))
@@ -316,7 +325,7 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
                     )
                 return list(await asyncio.gather(*slow)), probes, during
 
-        outcomes, probes, during = asyncio.run(scenario())
+        outcomes, probes, gauges = asyncio.run(scenario())
         assert all(p.response is not None and p.response.status_code == 200 for p in probes)
         assert max(p.seconds for p in probes) < 1.0, "liveness slowed down under exhaustion"
         served = [o for o in outcomes if o.response and o.response.status_code == 200]
@@ -335,11 +344,10 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
         assert shed_in_service[len(shed_in_service) // 2] < ACQUIRE_TIMEOUT + 0.5
         assert shed_in_service[-1] < ACQUIRE_TIMEOUT + 1.5
 
-        gauges = metric_samples(during)
         assert gauges[("db_pool_in_use", frozenset())] == slots
         assert gauges[("db_pool_max_size", frozenset())] == slots
         assert gauges[("db_pool_waiting", frozenset())] > 0
-        samples = metric_samples(httpx.get(f"{service.base_url}/metrics", timeout=5).text)
+        samples = scrape(service)
         assert samples[("http_requests_total", VERSION | {("status", "503")})] == len(shed)
         pool_exhausted = frozenset({("cause", "pool_exhausted")})
         assert samples[("http_requests_shed_total", pool_exhausted)] == len(shed)
@@ -558,27 +566,147 @@ def test_each_request_is_logged_once_with_its_request_id(
         ], lines
 
 
-def test_a_refused_password_is_not_logged_either(project: Path, database: ThrowawayCluster) -> None:
-    """The other tests check that the password never appears in the service's log,
-    connection errors included; here the server refuses it, with debug logging on."""
+async def _set_password(cluster: ThrowawayCluster, current: str, new: str) -> None:
+    connection = await asyncpg.connect(cluster.url(DATABASE, current))
+    try:
+        await connection.execute(f"ALTER ROLE postgres PASSWORD '{new}'")
+    finally:
+        await connection.close()
+
+
+def test_a_refused_password_is_retried_and_never_logged(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    """The server refuses the password: the service starts anyway, answers 503, says
+    why in its log (never the password, with debug logging on) and its metrics, and
+    keeps trying: once the password is right, it is ready without a restart."""
     wrong = "Wrong-" + PASSWORD
-    refused = Service(
-        project,
-        settings(
-            database,
-            database__url=database.url(DATABASE, wrong),
-            server__workers=1,
-            logging__level="debug",
-        ),
+    environment = settings(
+        database, database__url=database.url(DATABASE, wrong), logging__level="debug"
+    )
+    with serving(project, environment) as service:
+        try:
+
+            async def scenario() -> None:
+                async with clients_of(service) as client:
+                    assert (await client.get("/health/live")).status_code == 200
+                    assert_problem(await client.get("/health/ready"), 503)
+                    assert_shed(await client.get("/version"))
+                    await asyncio.sleep(1.5)  # the pool's first retries fail too
+                    await _set_password(database, PASSWORD, wrong)
+                    await until(lambda: _ready(client), 20.0, "ready once the password is right")
+
+            asyncio.run(scenario())
+            failures = scrape(service)
+            log = service.log()
+        finally:
+            asyncio.run(_set_password(database, wrong, PASSWORD))
+        assert service.process is not None
+        assert service.process.poll() is None, "the service exited"
+    refused = frozenset({("reason", "InvalidPasswordError")})
+    # Two workers, each failing at startup and at least once more after.
+    assert failures[("db_pool_open_failures_total", refused)] >= 4
+    assert "password authentication failed" in log
+    assert "database still unreachable; retrying" in log
+    assert wrong not in log
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/health/ready")).status_code == 200
+
+
+# Issue 20's set-up: two workers, stdout piped to a reader taking about 40 KB/s,
+# thousands of requests (about 1 MB of log lines: some 25 s of reading).
+SLOW_READER_BYTES_PER_SECOND = 40_000
+LOGGED_REQUESTS = 4_000
+
+
+def test_log_lines_stay_whole_when_the_log_reader_falls_behind(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    """Two workers share one pipe: a write over PIPE_BUF bytes may be cut and the
+    other worker's lines land inside it. Every line must stay valid JSON."""
+    service = Service(
+        project, settings(database), reader_bytes_per_second=SLOW_READER_BYTES_PER_SECOND
     )
     try:
-        with pytest.raises(AssertionError, match=r"exited|did not start"):
-            refused.start()
-        log = refused.log()
+        service.start()
+
+        async def scenario() -> set[int]:
+            async with clients_of(service) as client:
+                remaining = iter(range(LOGGED_REQUESTS))
+
+                async def requester() -> set[int]:
+                    return {
+                        (await client.get("/health/live", headers=_piped_id(n))).status_code
+                        for n in remaining
+                    }
+
+                statuses = await asyncio.gather(*(requester() for _ in range(16)))
+            return set().union(*statuses)
+
+        assert asyncio.run(scenario()) == {200}
+        _wait_until_quiet(service.log_path, quiet_seconds=1.0, at_most_seconds=90.0)
+        lines = service.log_path.read_bytes().split(b"\n")
     finally:
-        refused.stop()
-    assert "password authentication failed" in log
-    assert wrong not in log
+        service.stop()
+    entries, torn = [], []
+    for line in lines[:-1]:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            torn.append(line)
+    assert torn == [], f"{len(torn)} of {len(lines) - 1} lines are not JSON, as {torn[:2]}"
+    ours = [entry for entry in entries if entry.get("request_id", "").startswith("piped-")]
+    expected = {_piped_id(n)["X-Request-Id"] for n in range(LOGGED_REQUESTS)}
+    assert sorted(entry["request_id"] for entry in ours) == sorted(expected), "lines lost"
+    assert len({entry["pid"] for entry in ours}) == 2, "one worker took every request"
+
+
+def _piped_id(number: int) -> dict[str, str]:
+    return {"X-Request-Id": f"piped-{number}"}
+
+
+def _wait_until_quiet(path: Path, quiet_seconds: float, at_most_seconds: float) -> None:
+    """Until the file has stopped growing: the reader has caught up."""
+    deadline = time.monotonic() + at_most_seconds
+    size, since = -1, time.monotonic()
+    while time.monotonic() - since < quiet_seconds:
+        assert time.monotonic() < deadline, f"{path} still growing after {at_most_seconds} s"
+        if (current := path.stat().st_size) != size:
+            size, since = current, time.monotonic()
+        time.sleep(0.1)
+
+
+def test_a_killed_workers_gauges_stop_counting(project: Path, database: ThrowawayCluster) -> None:
+    """uvicorn replaces a worker killed by SIGKILL (or the OOM killer), which had no
+    chance to drop its gauges: the scrape must not count it with the living."""
+    min_size, max_size = 2, 5
+    environment = settings(
+        database,
+        database__pool__min_size=min_size,
+        database__pool__max_size=max_size,
+        metrics__pool_sample_seconds=0.1,
+    )
+    with serving(project, environment) as service:
+        workers = _started_workers(service)
+        assert len(workers) == 2, workers
+        victim = workers.pop()
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(replacements := _started_workers(service) - {victim} - workers) != 1:
+            assert time.monotonic() < deadline, "uvicorn started no worker in its place"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the new worker has recorded its pool a few times
+        samples = scrape(service)
+    pool = {name: samples[(f"db_pool_{name}", frozenset())] for name in ("max_size", "size")}
+    assert pool == {"max_size": 2 * max_size, "size": 2 * min_size}, (replacements, pool)
+
+
+def _started_workers(service: Service) -> set[int]:
+    """The workers that have started (their lifespan's "started" line) and still run."""
+    started = {entry["pid"] for entry in log_entries(service) if entry["msg"] == "started"}
+    return {pid for pid in started if Path(f"/proc/{pid}").exists()}
 
 
 def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(

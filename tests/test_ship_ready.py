@@ -449,6 +449,8 @@ def serve_rendered(
             "APP_ENVIRONMENT": "production",
             "APP_SERVER__HOST": "127.0.0.1",
             "APP_SERVER__PORT": str(port),
+            "APP_METRICS__HOST": "127.0.0.1",
+            "APP_METRICS__PORT": str(free_port()),
             **(service_env or {}),
         }
         with (project / "service.log").open("wb") as log:

@@ -125,6 +125,7 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = os.environ | {"APP_SERVER__PORT": str(port), "APP_SERVER__WORKERS": "1"}
+    env["APP_METRICS__PORT"] = str(free_port())  # the metrics listener's, not a fixed one
 {%- if cookiecutter.example_domain == "ledger" %}
     created: list[int] = []
 {%- endif %}

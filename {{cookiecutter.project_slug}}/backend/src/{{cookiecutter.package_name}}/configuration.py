@@ -64,10 +64,13 @@ class HttpSettings(_Section):
     request_timeout_seconds: float = Field(gt=0)
     hsts_max_age_seconds: int = Field(ge=0)
     hsts_always: bool = False
+    hsts_include_subdomains: bool = False
 
 
 class MetricsSettings(_Section):
     enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
     pool_sample_seconds: float = Field(gt=0)
 
 
@@ -172,6 +175,13 @@ class Settings(BaseSettings):
 {%- if cookiecutter.example_domain == "ledger" %}
     ledger: LedgerSettings
 {%- endif %}
+
+    @model_validator(mode="after")
+    def _metrics_port_is_not_the_api_port(self) -> Self:
+        if self.metrics.enabled and self.metrics.port == self.server.port:
+            msg = f"metrics.port ({self.metrics.port}) must differ from server.port"
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _requests_end_before_shutdown_does(self) -> Self:

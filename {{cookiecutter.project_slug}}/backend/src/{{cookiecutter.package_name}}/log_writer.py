@@ -4,9 +4,13 @@ stdout is often a pipe to a log collector; when the collector falls behind, the
 pipe fills and a plain `write` waits, with every request of the worker behind it.
 Here a write only appends the line to a deque; a daemon thread wakes every
 FLUSH_INTERVAL_SECONDS (or once WAKE_AT_LINES are waiting) and writes what has
-gathered in one system call. If the stream stays stuck until MAX_QUEUED_LINES are
-waiting, newer lines are dropped and counted, and the count is logged once the
-stream moves again.
+gathered. If the stream stays stuck until MAX_QUEUED_LINES are waiting, newer lines
+are dropped and counted, and the count is logged once the stream moves again.
+
+Several workers share one stdout pipe, and a write to a pipe is atomic only up to
+PIPE_BUF bytes: a longer one can be cut and interleaved with another worker's when
+the reader falls behind. So a batch goes to the file descriptor in writes of whole
+lines, each at most PIPE_BUF bytes (a single longer line cannot be kept whole).
 
 Hand-written: the standard library's QueueHandler would route structlog's events
 through LogRecords again, the cost telemetry.py avoids, and a queue.Queue costs a
@@ -17,9 +21,12 @@ measured: the template's README, "Performance").
 from __future__ import annotations
 
 import atexit
+import io
+import os
+import select
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 MAX_QUEUED_LINES = 10_000
@@ -38,6 +45,7 @@ class LogWriter:
         max_queued_lines: int = MAX_QUEUED_LINES,
     ) -> None:
         self._stream = stream
+        self._fd = _file_descriptor(stream)
         self._on_dropped = on_dropped
         self._max_queued_lines = max_queued_lines
         # deque.append and popleft are atomic: the writing threads and the writer
@@ -101,7 +109,35 @@ class LogWriter:
 
     def _write_now(self, batch: list[str]) -> None:
         try:
-            self._stream.write("".join(batch))
-            self._stream.flush()
+            if self._fd is None:  # not a file (a test's StringIO): no one to interleave with
+                self._stream.write("".join(batch))
+                self._stream.flush()
+                return
+            self._stream.flush()  # anything written to the stream itself comes first
+            for chunk in _whole_lines(batch):
+                view = memoryview(chunk)
+                while view:  # a pipe takes a chunk of PIPE_BUF bytes or less whole
+                    view = view[os.write(self._fd, view) :]
         except (OSError, ValueError):
             pass  # stdout closed or gone: nowhere left to report it
+
+
+def _file_descriptor(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _whole_lines(lines: list[str]) -> Iterator[bytes]:
+    """The lines, encoded, joined into chunks of at most PIPE_BUF bytes that each
+    end at the end of a line."""
+    chunk = bytearray()
+    for line in lines:
+        data = line.encode("utf-8", "backslashreplace")
+        if chunk and len(chunk) + len(data) > select.PIPE_BUF:
+            yield bytes(chunk)
+            chunk.clear()
+        chunk += data
+    if chunk:
+        yield bytes(chunk)

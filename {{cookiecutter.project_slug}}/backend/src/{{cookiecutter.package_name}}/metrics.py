@@ -1,33 +1,39 @@
 """Prometheus metrics (prometheus-client), for every uvicorn worker at once.
 
-`python -m {{ cookiecutter.package_name }}` runs N worker processes behind one port, and a
-scrape reaches whichever worker accepts it. So the workers share prometheus-client's
-multiprocess mode: each writes its values to files in $PROMETHEUS_MULTIPROC_DIR (set by
-__main__ before any worker starts), and /metrics sums the files of all of them. Gauges
-count only live workers ("livesum"). Without that variable (the in-process tests) the
-metrics live in the process's own registry.
+`python -m {{ cookiecutter.package_name }}` runs N worker processes behind one port. They
+share prometheus-client's multiprocess mode: each writes its values to files in
+$PROMETHEUS_MULTIPROC_DIR (set by __main__ before any worker starts), and the scrape
+sums the files of all of them, served by the supervising process on a listener of its
+own (`serve`), not on the API's port. Gauges count only live workers ("livesum").
+Without that variable (the in-process tests) the metrics live in the process's own
+registry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
+    start_http_server,
 )
+
+from .processes import running
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Route templates, not raw paths: bounded label values whatever clients request.
 UNMATCHED_ROUTE = "<unmatched>"
+# The files of a worker's "live" gauges: gauge_livesum_<pid>.db, gauge_liveall_<pid>.db.
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
 REQUEST_DURATION = Histogram(
     "http_request_duration_seconds",
@@ -49,6 +55,12 @@ REQUESTS_SHED = Counter(
     "http_requests_shed",
     "Requests answered 503 + Retry-After because the database could not take them.",
     ["cause"],
+)
+POOL_OPEN_FAILURES = Counter(
+    "db_pool_open_failures",
+    "Failed attempts to open the pool with its minimum size, at startup and while "
+    "retrying after, by error (TooManyConnectionsError, InvalidPasswordError, ...).",
+    ["reason"],
 )
 POOL = {
     name: Gauge(f"db_pool_{name}", help_text, multiprocess_mode="livesum")
@@ -104,13 +116,36 @@ async def sample_pool(stats: Callable[[], Mapping[str, int]], interval_seconds: 
         await asyncio.sleep(interval_seconds)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The current values of every worker, and their content type."""
-    if MULTIPROCESS_DIR_ENV in os.environ:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+class _LiveWorkersCollector(multiprocess.MultiProcessCollector):
+    """Every worker's values, after dropping the gauges of workers that died without
+    shutting down (SIGKILL, the OOM killer): uvicorn starts another in their place,
+    and their last values would otherwise count as a live worker's."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        forget_dead_workers(Path(os.environ[MULTIPROCESS_DIR_ENV]))
+        return super().collect()  # type: ignore[no-untyped-call]
+
+
+def forget_dead_workers(directory: Path) -> None:
+    for path in directory.glob("gauge_live*.db"):
+        match = _LIVE_GAUGE_FILE.fullmatch(path.name)
+        if match and not running(int(match.group(1))):
+            multiprocess.mark_process_dead(int(match.group(1)), str(directory))  # type: ignore[no-untyped-call]
+
+
+def registry() -> CollectorRegistry:
+    """Every worker's values (multiprocess mode), or this process's own."""
+    if MULTIPROCESS_DIR_ENV not in os.environ:
+        return REGISTRY
+    merged = CollectorRegistry()
+    _LiveWorkersCollector(merged)  # type: ignore[no-untyped-call]
+    return merged
+
+
+def serve(host: str, port: int) -> None:
+    """Answer scrapes on host:port from a thread of this process: the supervisor,
+    which outlives its workers. Not the API's port, which the public reaches."""
+    start_http_server(port, addr=host, registry=registry())
 
 
 def worker_stopped() -> None:

@@ -15,7 +15,7 @@ from . import metrics
 from .configuration import Settings, load_settings
 from .db.budget import BudgetGuard
 from .db.pool import Database
-from .handlers import health, instrumentation{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
+from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
 from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
 from .handlers.middleware import RequestContextMiddleware
 from .handlers.problems import register_problem_handlers
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     docs = settings.application.docs_enabled
     # FastAPI's native OpenTelemetry looks up the global providers on every request,
-    # even when no SDK is configured; this service reports through /metrics and logs.
+    # even when no SDK is configured; this service reports through its metrics listener and logs.
     opentelemetry = settings.application.opentelemetry
     app = FastAPI(
         telemetry={"tracing": opentelemetry, "metrics": opentelemetry, "logs": opentelemetry},
@@ -68,11 +68,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
+    # Each add_middleware wraps the ones before: the first added runs innermost.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    # Also answers unexpected errors (500), here rather than in Starlette's outermost
+    # error middleware: so every problem passes through CORS, security headers and
+    # the request context, and the connection stays open.
+    app.add_middleware(
+        RequestTimeoutMiddleware, timeout_seconds=settings.http.request_timeout_seconds
+    )
     if settings.cors.allowed_origins:
         # Origins are the gate; the requests carry no credentials, so any method,
         # request header and readable response header (Location, say) is
-        # fine for them. Added first, so it runs inside the request context: a
-        # preflight is logged with a request id. With no origins, no middleware.
+        # fine for them. Outside the limits, so a browser can read their 413 and
+        # 504; inside the request context, so a preflight is logged with a request
+        # id. With no origins, no middleware.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors.allowed_origins,
@@ -81,15 +90,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["*"],
             max_age=600,
         )
-    # Each add_middleware wraps the ones before: the first added runs innermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
-    app.add_middleware(
-        RequestTimeoutMiddleware, timeout_seconds=settings.http.request_timeout_seconds
-    )
     app.add_middleware(
         SecurityHeadersMiddleware,
         hsts_max_age_seconds=settings.http.hsts_max_age_seconds,
         hsts_always=settings.http.hsts_always,
+        hsts_include_subdomains=settings.http.hsts_include_subdomains,
     )
     app.add_middleware(RequestContextMiddleware)
     register_problem_handlers(app)
@@ -99,8 +104,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger.create_router(settings.ledger))
 {%- endif %}
     app.include_router(health.router)
-    if settings.metrics.enabled:
-        app.include_router(instrumentation.router)
     if docs:
         # Swagger UI's script and stylesheet from the fastapi-swagger package (a current
         # Swagger UI 5, which reads OpenAPI 3.1), served under /swagger/: /docs works offline.

@@ -51,6 +51,9 @@ INVALID_BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "lowercase currency": ({"owner": "Ada", "currency": "eur"}, "body.currency"),
     "blank owner": ({"owner": "   ", "currency": "EUR"}, "body.owner"),
     "NUL in owner": ({"owner": "Ada\u0000", "currency": "EUR"}, "body.owner"),
+    "C1 control in owner": ({"owner": "Ada\u009b31m", "currency": "EUR"}, "body.owner"),
+    "next line in owner": ({"owner": "Ada\u0085", "currency": "EUR"}, "body.owner"),
+    "bidi override in owner": ({"owner": "Ada\u202etxt", "currency": "EUR"}, "body.owner"),
     "negative": (
         {"owner": "A", "currency": "EUR", "opening_balance_minor": -1},
         "body.opening_balance_minor",

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import time
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
+from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.startup import create_app
+
+from ..support.apps import serving
 from ..support.databases import head_revision
+from ..support.http_server import exchange, serving_over_tcp
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -82,3 +92,94 @@ async def test_unexpected_error_is_a_500_problem_without_a_trace(
     assert response.json()["detail"] == "An unexpected error occurred."
     assert "secret internals" not in response.text
     assert "Traceback" not in response.text
+
+
+async def test_an_unexpected_error_is_answered_inside_the_request_context(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over a real server and one keep-alive connection: the 500 has the request id,
+    the security and CORS headers, is logged once, and the connection stays usable."""
+    origin = "https://console.example.test"
+    cors = settings.cors.model_copy(update={"allowed_origins": (origin,)})
+    app = create_app(settings.model_copy(update={"cors": cors}))
+
+    @app.get("/probe-crash")
+    async def crash() -> None:
+        message = "secret internals"
+        raise RuntimeError(message)
+
+    async with app.router.lifespan_context(app), serving_over_tcp(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            status, headers, body = await exchange(
+                reader, writer, "/probe-crash", Origin=origin, **{"X-Request-Id": "crash-1"}
+            )
+            after = await exchange(reader, writer, "/health/live")
+        finally:
+            writer.close()
+    assert status == 500
+    assert headers["content-type"] == PROBLEM
+    assert json.loads(body)["detail"] == "An unexpected error occurred."
+    assert b"secret internals" not in body
+    assert headers["x-request-id"] == "crash-1"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["access-control-allow-origin"] == origin
+    assert after[0] == 200, "the keep-alive connection was closed after the 500"
+    errors = [
+        entry
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and (entry := json.loads(line))["level"] >= 50
+    ]
+    assert [entry["msg"] for entry in errors] == ["unhandled exception"], errors
+    assert errors[0]["request_id"] == "crash-1"
+
+
+def shed_total() -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "http_requests_shed"
+        for sample in metric.samples
+        if sample.name == "http_requests_shed_total"
+    )
+
+
+async def test_ready_while_every_connection_is_busy(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str
+) -> None:
+    """A pool busy with slow requests is not a database that is down: readiness
+    answers 200 at once instead of queueing behind them."""
+    database = app.state.database
+    slots = database.stats()["max_size"]
+    shed_before = shed_total()
+    holder = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+            blocked = [asyncio.create_task(client.get("/version")) for _ in range(slots)]
+            deadline = time.monotonic() + 10
+            while database.stats()["in_use"] < slots:
+                assert time.monotonic() < deadline, "the requests never took every connection"
+                await asyncio.sleep(0.02)
+            ready = await client.get("/health/ready")
+        statuses = [response.status_code for response in await asyncio.gather(*blocked)]
+    finally:
+        await holder.close()
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    assert statuses == [200] * slots
+    assert shed_total() == shed_before
+
+
+async def test_an_unreachable_database_is_not_ready_and_not_counted_as_shed(
+    settings: Settings,
+) -> None:
+    """Probes are not load: a 503 from /health/ready is not a shed request."""
+    url = type(settings.database.url)("postgresql://nobody@127.0.0.1:1/none")
+    database = settings.database.model_copy(update={"url": url})
+    async with serving(settings.model_copy(update={"database": database})) as (_, client):
+        shed_before = shed_total()
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == PROBLEM
+    assert ready.headers["retry-after"].isdigit()
+    assert shed_total() == shed_before

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from prometheus_client import generate_latest
 
+from {{ cookiecutter.package_name }} import metrics
 from {{ cookiecutter.package_name }}.configuration import Settings
-from {{ cookiecutter.package_name }}.startup import create_app
+
+from ..support.apps import serving
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -20,15 +22,6 @@ PROBLEM = "application/problem+json"
 
 def with_http(settings: Settings, **changes: object) -> Settings:
     return settings.model_copy(update={"http": settings.http.model_copy(update=changes)})
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield app, client
 
 
 async def test_security_headers_and_hsts_behind_tls(client: httpx.AsyncClient) -> None:
@@ -40,7 +33,7 @@ async def test_security_headers_and_hsts_behind_tls(client: httpx.AsyncClient) -
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["referrer-policy"] == "no-referrer"
     assert "strict-transport-security" not in plain.headers
-    assert behind_tls.headers["strict-transport-security"].startswith("max-age=31536000;")
+    assert behind_tls.headers["strict-transport-security"] == "max-age=31536000"
 
 
 async def test_hsts_always_when_configured(settings: Settings) -> None:
@@ -49,6 +42,16 @@ async def test_hsts_always_when_configured(settings: Settings) -> None:
         client,
     ):
         response = await client.get("/health/live")
+    assert response.headers["strict-transport-security"] == "max-age=60"
+
+
+async def test_hsts_covers_subdomains_only_when_configured(settings: Settings) -> None:
+    """includeSubDomains would force HTTPS on every host under the API's domain,
+    some of which its owner may not run: an explicit choice."""
+    assert settings.http.hsts_include_subdomains is False
+    subdomains = with_http(settings, hsts_max_age_seconds=60, hsts_include_subdomains=True)
+    async with serving(subdomains) as (_, client):
+        response = await client.get("/health/live", headers={"X-Forwarded-Proto": "https"})
     assert response.headers["strict-transport-security"] == "max-age=60; includeSubDomains"
 
 
@@ -83,6 +86,27 @@ async def test_request_over_the_time_limit_is_a_504_problem(settings: Settings) 
         response = await client.get("/probe-slow")
     assert (response.status_code, response.headers["content-type"]) == (504, PROBLEM)
     assert response.json()["type"] == "/problems/request-timeout"
+    assert response.json()["detail"] == "The request took longer than 0.2 s and was cancelled."
+
+
+async def test_a_change_over_the_time_limit_has_an_unknown_outcome(settings: Settings) -> None:
+    """A POST cancelled at its deadline may have committed already: the 504 must not
+    claim it was undone, and must tell how to find out safely."""
+    async with serving(with_http(settings, request_timeout_seconds=0.2)) as (app, client):
+
+        @app.post("/probe-slow")
+        async def slow() -> dict[str, bool]:
+            await asyncio.sleep(5)
+            return {"done": True}
+
+        response = await client.post("/probe-slow")
+    assert (response.status_code, response.headers["content-type"]) == (504, PROBLEM)
+    detail = response.json()["detail"]
+    assert "cancelled" not in detail
+    assert "outcome is unknown" in detail
+{%- if cookiecutter.example_domain == "ledger" %}
+    assert "Retrying with the same Idempotency-Key is safe" in detail
+{%- endif %}
 
 
 async def test_docs_are_off_unless_enabled(settings: Settings) -> None:
@@ -108,7 +132,7 @@ async def test_metrics_label_requests_by_route_template(
 
     for number in (1, 2, 3):
         assert (await client.get(f"/probe-metrics/{number}")).status_code == 200
-    text = (await client.get("/metrics")).text
+    text = generate_latest(metrics.registry()).decode()
     assert 'http_requests_total{method="GET",route="/probe-metrics/{number}",status="200"}' in text
     assert "/probe-metrics/1" not in text
     assert "db_pool_max_size" in text
@@ -121,10 +145,16 @@ async def test_docs_come_from_the_service_and_are_labelled_by_route(settings: Se
     async with serving(enabled) as (_, client):
         docs = await client.get("/docs")
         assert (await client.get("/openapi.json")).status_code == 200
-        text = (await client.get("/metrics")).text
+    text = generate_latest(metrics.registry()).decode()
     assert docs.status_code == 200
     # Swagger UI's files from this service (a browser test loads them with the network off).
     assert 'src="http://testserver/swagger/swagger-ui-bundle.js"' in docs.text
     assert "https://" not in docs.text
     for route in ("/docs", "/openapi.json"):
         assert 'http_requests_total{method="GET",route="' + route + '",status="200"}' in text
+
+
+async def test_metrics_are_not_served_on_the_api_port(client: httpx.AsyncClient) -> None:
+    """They name routes, statuses and pool sizes: for the scraper, on its own listener."""
+    response = await client.get("/metrics")
+    assert (response.status_code, response.headers["content-type"]) == (404, PROBLEM)

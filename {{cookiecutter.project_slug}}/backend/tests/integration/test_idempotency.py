@@ -14,7 +14,16 @@ from {{ cookiecutter.package_name }}.db import idempotency
 from {{ cookiecutter.package_name }}.handlers.transfers import IDEMPOTENCY_SCOPE
 from {{ cookiecutter.package_name }}.startup import create_app
 
-from ..support.ledger import balances, connect, count, open_account, problem_type, transfer
+from ..support.apps import serving
+from ..support.ledger import (
+    account_locked,
+    balances,
+    connect,
+    count,
+    open_account,
+    problem_type,
+    transfer,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -165,3 +174,27 @@ async def test_the_app_deletes_expired_keys_periodically(settings: Settings) -> 
                 break
             await asyncio.sleep(0.05)
         assert await connection.fetchval("SELECT count(*) FROM idempotency_keys") == 0
+
+
+async def test_a_transfer_cut_off_at_the_time_limit_is_safe_to_retry_with_its_key(
+    settings: Settings, database_url: str
+) -> None:
+    """The 504 cannot know whether the transfer committed; it says so, and a retry
+    with the same key moves the money exactly once."""
+    http = settings.http.model_copy(update={"request_timeout_seconds": 0.3})
+    async with serving(settings.model_copy(update={"http": http})) as (_, client):
+        ada, bob = await open_account(client, 1000), await open_account(client)
+        async with account_locked(database_url, ada["id"]):
+            cut_off = await transfer(client, ada["id"], bob["id"], 100, key="cut-off")
+        for _ in range(100):  # 409 while the cancelled request's transaction ends
+            retried = await transfer(client, ada["id"], bob["id"], 100, key="cut-off")
+            if retried.status_code != 409:
+                break
+            await asyncio.sleep(0.05)
+        replayed = await transfer(client, ada["id"], bob["id"], 100, key="cut-off")
+    assert cut_off.status_code == 504
+    assert "outcome is unknown" in cut_off.json()["detail"]
+    assert "Retrying with the same Idempotency-Key is safe" in cut_off.json()["detail"]
+    assert retried.status_code == 201, retried.text
+    assert (replayed.status_code, replayed.content) == (201, retried.content)
+    assert await balances(database_url) == {ada["id"]: 900, bob["id"]: 100}

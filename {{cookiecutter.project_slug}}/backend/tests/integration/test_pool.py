@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db.pool import Database
 from {{ cookiecutter.package_name }}.startup import create_app
 
+from ..support import databases
+from ..support.apps import serving
 from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +30,24 @@ def with_pool(settings: Settings, **changes: object) -> Settings:
     return settings.model_copy(
         update={"database": settings.database.model_copy(update={"pool": pool})}
     )
+
+
+def with_url(settings: Settings, url: str) -> Settings:
+    database = settings.database.model_copy(update={"url": type(settings.database.url)(url)})
+    return settings.model_copy(update={"database": database})
+
+
+def open_failures(reason: str) -> float:
+    labels = {"reason": reason}
+    return REGISTRY.get_sample_value("db_pool_open_failures_total", labels) or 0.0
+
+
+async def until_pool_reopened(app: FastAPI, seconds: float) -> None:
+    """The background task has reopened the pool with its minimum size."""
+    deadline = time.perf_counter() + seconds
+    while app.state.database.stats()["min_size"] == 0:
+        assert time.perf_counter() < deadline, f"pool not reopened within {seconds} s"
+        await asyncio.sleep(0.05)
 
 
 async def backend_pid(database: Database) -> int:
@@ -138,3 +160,53 @@ async def test_service_starts_while_the_database_is_down(
             while (await client.get("/health/ready")).status_code != 200:
                 assert time.perf_counter() < deadline, "not ready within 2 s of the database"
                 await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def limited_role_url(database_url: str) -> Iterator[str]:
+    """The test's database as a role allowed one connection (SQLSTATE 53300 beyond)."""
+    with databases.temporary_role(database_url, connection_limit=1) as url:
+        yield url
+
+
+async def test_too_many_connections_is_a_503_and_startup_waits_for_a_slot(
+    settings: Settings, limited_role_url: str
+) -> None:
+    before = open_failures("TooManyConnectionsError")
+    holder = await asyncpg.connect(limited_role_url)  # the role's only connection
+    try:
+        limited = with_pool(with_url(settings, limited_role_url), min_size=1)
+        async with serving(limited) as (app, client):
+            version = await client.get("/version")
+            assert version.status_code == 503, version.text
+            assert version.headers["content-type"] == "application/problem+json"
+            assert version.headers["retry-after"] == "2"
+            assert (await client.get("/health/ready")).status_code == 503
+            await holder.close()
+            await until_pool_reopened(app, seconds=10)
+            assert (await client.get("/health/ready")).status_code == 200
+    finally:
+        await holder.close()
+    assert open_failures("TooManyConnectionsError") > before
+
+
+async def test_reopening_keeps_trying_until_the_database_exists(
+    settings: Settings, server_url: str, migrated_template: str
+) -> None:
+    """A missing database (as a bad password) is not a connection error, yet the
+    service must wait for it as for a database that is down."""
+    name = databases.unique_name("late")
+    before = open_failures("InvalidCatalogNameError")
+    admin = await asyncpg.connect(databases.with_database(server_url, "postgres"))
+    try:
+        missing = with_url(settings, databases.with_database(server_url, name))
+        async with serving(missing) as (app, client):
+            assert (await client.get("/health/ready")).status_code == 503
+            await asyncio.sleep(1.5)  # the task has tried, and failed, at least once
+            await admin.execute(f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
+            await until_pool_reopened(app, seconds=10)
+            assert (await client.get("/version")).status_code == 200
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+    assert open_failures("InvalidCatalogNameError") > before

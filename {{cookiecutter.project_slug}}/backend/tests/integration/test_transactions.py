@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.db.transactions import run_in_transaction
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.databases import store_session_timeouts
-from ..support.ledger import connect, open_account, problem_type, transfer
+from ..support.ledger import account_locked, connect, open_account, problem_type, transfer
 
 pytestmark = pytest.mark.anyio
 
@@ -84,8 +84,7 @@ async def test_a_transfer_stuck_behind_a_lock_is_a_503_not_a_500(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             ada, bob = await open_account(client, 100), await open_account(client)
-            async with connect(database_url) as holder, holder.transaction():
-                await holder.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", ada["id"])
+            async with account_locked(database_url, ada["id"]):
                 stuck = await transfer(client, ada["id"], bob["id"], 1, key="stuck")
             assert stuck.status_code == 503
             assert problem_type(stuck) == "/problems/database-unavailable"

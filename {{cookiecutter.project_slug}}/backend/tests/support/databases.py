@@ -83,6 +83,27 @@ def temporary_database(url: str, prefix: str, template: str | None = None) -> It
         asyncio.run(_admin(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+def with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(
+        parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port or 5432}")
+    )
+
+
+@contextlib.contextmanager
+def temporary_role(url: str, connection_limit: int) -> Iterator[str]:
+    """A login role allowed `connection_limit` connections, dropped afterwards; yields
+    the URL of `url`'s database as that role."""
+    name, password = unique_name("role"), uuid.uuid4().hex
+    # Letters, digits and underscores only: safe to splice in.
+    limit = f"CONNECTION LIMIT {connection_limit}"
+    asyncio.run(_admin(url, f"CREATE ROLE {name} LOGIN PASSWORD '{password}' {limit}"))
+    try:
+        yield with_user(url, name, password)
+    finally:
+        asyncio.run(_admin(url, f"DROP ROLE IF EXISTS {name}"))
+
+
 def migrate(database_url: str, revision: str = "head") -> None:
     config = Config(str(BACKEND / "alembic.ini"))
     config.attributes["database_url"] = database_url

@@ -55,6 +55,14 @@ async def connect(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
+@asynccontextmanager
+async def account_locked(database_url: str, account_id: int) -> AsyncIterator[None]:
+    """Hold the account's row lock, as a transfer in progress does."""
+    async with connect(database_url) as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+        yield
+
+
 async def balances(database_url: str) -> dict[int, int]:
     async with connect(database_url) as connection:
         rows = await connection.fetch("SELECT id, balance_minor FROM accounts")

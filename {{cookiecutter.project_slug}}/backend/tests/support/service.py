@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,15 +12,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .http_server import free_port
+
 PACKAGE = "{{ cookiecutter.package_name }}"
 STARTUP_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _live(base_url: str) -> bool:
@@ -38,6 +32,7 @@ def running_service(environment: dict[str, str]) -> Iterator[str]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = os.environ | environment | {"APP_SERVER__PORT": str(port), "APP_SERVER__WORKERS": "1"}
+    env["APP_METRICS__PORT"] = str(free_port())  # the metrics listener's, not a fixed one
     with tempfile.TemporaryFile() as log:
         service = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", PACKAGE], env=env, stdout=log, stderr=log

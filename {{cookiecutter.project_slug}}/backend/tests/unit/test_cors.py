@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -71,3 +73,26 @@ def test_an_origin_that_could_never_match_is_refused_by_name(
     monkeypatch.setenv("APP_CORS__ALLOWED_ORIGINS", f'["{origin}"]')
     with pytest.raises(ConfigurationError, match=r"cors\.allowed_origins\.0 .*is not an origin"):
         load_settings()
+
+
+async def test_problems_from_the_limits_carry_cors_headers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """413 (declared size) and 504 are answered by middleware of their own: a browser
+    can read them only if CORS wraps those too."""
+    monkeypatch.setenv("APP_CORS__ALLOWED_ORIGINS", f'["{CONSOLE}"]')
+    monkeypatch.setenv("APP_HTTP__MAX_BODY_BYTES", "8")
+    monkeypatch.setenv("APP_HTTP__REQUEST_TIMEOUT_SECONDS", "0.1")
+    app = create_app(load_settings())
+
+    @app.get("/probe-slow")
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        too_large = await client.post("/health/live", content=b"x" * 9, headers={"Origin": CONSOLE})
+        too_slow = await client.get("/probe-slow", headers={"Origin": CONSOLE})
+    assert (too_large.status_code, too_slow.status_code) == (413, 504)
+    for response in (too_large, too_slow):
+        assert response.headers["access-control-allow-origin"] == CONSOLE, response.headers

@@ -92,9 +92,20 @@ def test_owner_accepts_any_visible_name(name: str) -> None:
         "Ada\nLovelace",
         "bell\x07",
         "del\x7f",
+        "csi\x9b31m",
+        "next-line\x85",
+        "pad\x80",
+        "apc\x9f",
+        "evil\u202etxt.exe",
+        "embed\u202a",
+        "isolate\u2066x\u2069",
         "o" * (OWNER_MAX_LENGTH + 1),
     ],
-    ids=["empty", "blank", "whitespace", "nul", "newline", "bell", "delete", "too-long"],
+    ids=[
+        *("empty", "blank", "whitespace", "nul", "newline", "bell", "delete"),
+        *("c1-csi", "c1-next-line", "c1-first", "c1-last"),
+        *("bidi-override", "bidi-embedding", "bidi-isolate", "too-long"),
+    ],
 )
 def test_owner_refuses_blank_control_characters_and_long_names(name: str) -> None:
     with pytest.raises(InvalidValueError, match="owner"):

@@ -6,6 +6,7 @@ import gc
 import io
 import threading
 import weakref
+from pathlib import Path
 
 from {{ cookiecutter.package_name }}.log_writer import LogWriter
 
@@ -34,6 +35,22 @@ def test_lines_reach_the_stream_in_order() -> None:
         writer.write(line)
     writer.close()
     assert stream.getvalue() == "".join(lines)
+
+
+def test_lines_reach_a_file_descriptor_whole_and_in_order(tmp_path: Path) -> None:
+    """A real file goes through its descriptor, in writes of whole lines (at most
+    PIPE_BUF bytes each, so that a pipe shared by workers keeps them whole); a
+    longer line still arrives whole."""
+    lines = [f"line {number} {'x' * (number % 300)}\n" for number in range(2_000)]
+    lines.append("y" * 10_000 + "\n")
+    path = tmp_path / "log"
+    with path.open("w") as stream:
+        stream.write("before the writer\n")  # buffered by the stream: flushed first
+        writer = LogWriter(stream, on_dropped=lambda count: None)
+        for line in lines:
+            writer.write(line)
+        writer.close()
+    assert path.read_text() == "before the writer\n" + "".join(lines)
 
 
 def test_after_close_a_line_is_written_at_once() -> None:

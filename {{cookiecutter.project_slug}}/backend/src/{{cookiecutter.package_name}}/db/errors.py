@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 # Why a request was shed: the label of the http_requests_shed_total metric.
-ShedCause = Literal["pool_exhausted", "unreachable", "statement_timeout", "busy"]
+ShedCause = Literal[
+    "pool_exhausted", "unreachable", "insufficient_resources", "statement_timeout", "busy"
+]
 
 
 class DatabaseUnavailableError(Exception):

@@ -13,11 +13,16 @@ from typing import TypeAlias
 import asyncpg
 import structlog
 
+from .. import metrics
 from ..configuration import DatabaseSettings
-from .errors import DatabaseUnavailableError
+from .errors import DatabaseUnavailableError, ShedCause
 
 logger = structlog.get_logger("db")
+# Reopening the pool after a failed start: the first retry after this, then twice
+# as long each time up to the maximum, less up to half at random so that workers
+# and replicas do not all come back at once.
 REOPEN_INTERVAL_SECONDS = 1.0
+REOPEN_MAX_INTERVAL_SECONDS = 15.0
 # A statement cancelled by statement_timeout: the database is busy; worth a retry soon.
 BUSY_RETRY_AFTER_SECONDS = 1.0
 
@@ -29,7 +34,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    # SQLSTATE class 53: too many connections, out of memory, disk full.
+    asyncpg.InsufficientResourcesError,
 )
+# Errors opening a connection: any refusal from the server (a bad password, a
+# missing database) as well. The database may be fixed while the service runs.
+OPEN_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
 class AgedConnection(asyncpg.Connection):
@@ -71,8 +81,9 @@ class Database:
         database = cls(settings, application_name)
         try:
             database._pool = await database._create_pool(settings.pool.min_size)
-        except CONNECTION_ERRORS as error:
+        except OPEN_ERRORS as error:
             logger.warning("database unreachable at startup; serving without it", error=repr(error))
+            metrics.POOL_OPEN_FAILURES.labels(reason=type(error).__name__).inc()
             database._pool = await database._create_pool(0)
             if settings.pool.min_size > 0:
                 database._reopening = asyncio.create_task(database._reopen_when_reachable())
@@ -103,11 +114,21 @@ class Database:
         )
 
     async def _reopen_when_reachable(self) -> None:
+        """Retry until the pool opens with its minimum size, whatever the error: the
+        task must outlive a full server, a wrong password or a missing database."""
+        interval = REOPEN_INTERVAL_SECONDS
         while True:
-            await asyncio.sleep(REOPEN_INTERVAL_SECONDS)
+            await asyncio.sleep(interval * random.uniform(0.5, 1.0))  # noqa: S311
             try:
                 pool = await self._create_pool(self._settings.pool.min_size)
-            except CONNECTION_ERRORS:
+            except Exception as error:  # any: logged, counted, then retried
+                interval = min(interval * 2, REOPEN_MAX_INTERVAL_SECONDS)
+                logger.warning(
+                    "database still unreachable; retrying",
+                    error=repr(error),
+                    retry_in_seconds=interval,
+                )
+                metrics.POOL_OPEN_FAILURES.labels(reason=type(error).__name__).inc()
                 continue
             stale, self._pool = self._pool, pool
             logger.info("database reachable; pool reopened with its minimum size")
@@ -140,11 +161,11 @@ class Database:
         self._waiting += 1
         try:
             connection = await pool.acquire(timeout=wait)
-        except CONNECTION_ERRORS as error:
+        except OPEN_ERRORS as error:
             raise DatabaseUnavailableError(
                 f"no connection within {wait}s: {error!r}",
                 retry_after_seconds=retry_after,
-                cause="pool_exhausted" if isinstance(error, TimeoutError) else "unreachable",
+                cause="pool_exhausted" if isinstance(error, TimeoutError) else _cause(error),
             ) from error
         finally:
             self._waiting -= 1
@@ -154,7 +175,7 @@ class Database:
             raise DatabaseUnavailableError(
                 f"connection failed: {error!r}",
                 retry_after_seconds=retry_after,
-                cause="unreachable",
+                cause=_cause(error),
             ) from error
         except asyncpg.QueryCanceledError as error:
             # statement_timeout (or a cancel from the server): busy, not a bug.
@@ -187,7 +208,14 @@ class Database:
             logger.info("connection lost while released", error=repr(error))
 
     async def ping(self) -> None:
-        """SELECT 1 within the ready timeout, or DatabaseUnavailableError."""
+        """SELECT 1 within the ready timeout, or DatabaseUnavailableError. A pool with
+        every connection in use is busy, not down, and answers at once rather than
+        queueing behind requests: a lost connection fails its request and frees its
+        slot (a silent network within command_timeout_seconds), so the connections of
+        a full pool are ones the database still holds."""
+        pool = self.pool
+        if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+            return
         timeout = self._settings.ready_timeout_seconds
         async with self.connection(wait_seconds=timeout) as connection:
             try:
@@ -209,6 +237,12 @@ class Database:
             "min_size": pool.get_min_size(),
             "max_size": pool.get_max_size(),
         }
+
+
+def _cause(error: BaseException) -> ShedCause:
+    if isinstance(error, asyncpg.InsufficientResourcesError):
+        return "insufficient_resources"
+    return "unreachable"
 
 
 def _retire_at(connection: PooledConnection) -> float:

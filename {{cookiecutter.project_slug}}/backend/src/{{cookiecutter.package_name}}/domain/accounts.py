@@ -13,10 +13,13 @@ from .money import MAX_MINOR_UNITS, Balance, Currency
 AccountId = NewType("AccountId", int)
 
 OWNER_MAX_LENGTH = 200
-# Not blank, and no control characters (they corrupt logs, terminals and CSV
-# exports; PostgreSQL rejects NUL outright). The HTTP schema publishes this
+# Not blank, and no control characters: C0, DEL and C1 (U+0080-U+009F, U+0085
+# included) corrupt logs, terminals and CSV exports (PostgreSQL rejects NUL
+# outright); bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) make a name display as another. The HTTP schema publishes this
 # same pattern, so what the schema allows is exactly what the domain accepts.
-OWNER_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_REFUSED = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+OWNER_PATTERN = rf"^[^{_REFUSED}]*[^\s{_REFUSED}][^{_REFUSED}]*$"
 _OWNER = re.compile(OWNER_PATTERN)
 
 
@@ -33,7 +36,10 @@ class Owner:
     @classmethod
     def parse(cls, text: str) -> Owner:
         if not 1 <= len(text) <= OWNER_MAX_LENGTH or not _OWNER.fullmatch(text):
-            reason = f"1 to {OWNER_MAX_LENGTH} characters, not blank, no control characters"
+            reason = (
+                f"1 to {OWNER_MAX_LENGTH} characters, not blank, "
+                "no control or bidirectional override characters"
+            )
             raise InvalidValueError("owner", reason)
         return cls(text)
 

@@ -31,7 +31,7 @@ Owner = Annotated[
     Field(
         min_length=1,
         max_length=OWNER_MAX_LENGTH,
-        description="Who holds the account: not blank, no control characters.",
+        description="Who holds the account: not blank, no control or bidi-override characters.",
         examples=["Ada Lovelace"],
         # Published for clients; enforced by the domain, whose message is clearer.
         json_schema_extra={"pattern": OWNER_PATTERN},

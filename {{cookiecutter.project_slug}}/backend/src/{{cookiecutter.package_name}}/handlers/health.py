@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from ..db import schema
+from ..db.errors import DatabaseUnavailableError
 from .dependencies import DatabaseDep
-from .problems import problem_responses
+from .problems import database_unavailable, problem_responses
 
 router = APIRouter(tags=["health"])
 
@@ -30,9 +32,13 @@ async def live() -> Status:
 
 
 @router.get("/health/ready", response_model=Status, responses=problem_responses(503))
-async def ready(database: DatabaseDep) -> Status:
-    """The database answers SELECT 1 within the ready timeout; 503 otherwise."""
-    await database.ping()
+async def ready(request: Request, database: DatabaseDep) -> Status | JSONResponse:
+    """The database answers SELECT 1 within the ready timeout, or every connection
+    is busy serving requests; 503 otherwise. A probe's 503 is not a shed request."""
+    try:
+        await database.ping()
+    except DatabaseUnavailableError as error:
+        return database_unavailable(request, error)
     return Status(status="ready")
 
 

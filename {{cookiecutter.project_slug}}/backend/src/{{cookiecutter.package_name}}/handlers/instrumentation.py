@@ -1,4 +1,4 @@
-"""GET /metrics, and the request metrics RequestContextMiddleware records.
+"""The request metrics RequestContextMiddleware records (metrics.py serves them).
 
 Hand-written rather than a FastAPI instrumentation package: FastAPI already puts
 the matched route in the scope ("route"), so labelling by route template costs a
@@ -8,21 +8,9 @@ in a middleware layer of their own.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
 from starlette.types import Scope
 
 from .. import metrics
-from .dependencies import DatabaseDep
-
-router = APIRouter(tags=["operations"])
-
-
-@router.get("/metrics", include_in_schema=False)
-async def scrape(database: DatabaseDep) -> Response:
-    """Prometheus text format: every worker's values (metrics.py)."""
-    metrics.record_pool(database.stats())
-    body, content_type = metrics.exposition()
-    return Response(body, media_type=content_type)
 
 
 def _route_template(scope: Scope) -> str:

@@ -44,10 +44,15 @@ class BodySizeLimitMiddleware:
         await self.counting(scope, receive, send)
 
 
+# Methods that change nothing: cancelling one at its deadline leaves nothing undecided.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class RequestTimeoutMiddleware:
     """Cancel a request still running after `timeout_seconds` and answer 504
-    (uvicorn has no per-request timeout). A response already started cannot be
-    replaced: then the connection is dropped, as uvicorn does for any failure."""
+    (uvicorn has no per-request timeout), and answer an unexpected error with a 500
+    problem, logged once. A response already started cannot be replaced: then the
+    connection is dropped, as uvicorn does for any failure."""
 
     def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
         self.app = app
@@ -77,6 +82,28 @@ class RequestTimeoutMiddleware:
                 504,
                 problem_type="/problems/request-timeout",
                 title="Request timed out",
-                detail=f"The request took longer than {self.timeout_seconds} s and was cancelled.",
+                detail=self._timed_out(scope["method"]),
             )
             await response(scope, receive, send)
+        except Exception:
+            if started:
+                raise
+            # A logger of the logging configured now, not cached at first use: an
+            # app created again in the same process (tests) logs where it is told.
+            structlog.get_logger("errors").exception("unhandled exception")
+            response = problem_response(Request(scope), 500, detail="An unexpected error occurred.")
+            await response(scope, receive, send)
+
+    def _timed_out(self, method: str) -> str:
+        took = f"The request took longer than {self.timeout_seconds} s"
+        if method in SAFE_METHODS:
+            return f"{took} and was cancelled."
+        # Cancelled during or after its COMMIT, a change may have been made.
+        return (
+            f"{took} and was stopped; its outcome is unknown: it may have been applied. "
+{%- if cookiecutter.example_domain == "ledger" %}
+            "Retrying with the same Idempotency-Key is safe: it is applied at most once."
+{%- else %}
+            "Check whether it was applied before retrying it."
+{%- endif %}
+        )

@@ -116,6 +116,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
     logger.warning("database unavailable", reason=str(exc), cause=exc.cause)
     metrics.REQUESTS_SHED.labels(cause=exc.cause).inc()
+    return database_unavailable(request, exc)
+
+
+def database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+    """503 + Retry-After: the client may try again."""
     return problem_response(
         request,
         503,
@@ -127,6 +132,8 @@ async def _database_unavailable(request: Request, exc: DatabaseUnavailableError)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    """Only errors outside RequestTimeoutMiddleware, which answers the others
+    inside the request context."""
     logger.error("unhandled exception", exc_info=exc)
     return problem_response(request, 500, detail="An unexpected error occurred.")
 

@@ -33,10 +33,17 @@ class SecurityHeadersMiddleware:
     all, with `hsts_always`), unless the route set its own value."""
 
     def __init__(
-        self, app: ASGIApp, *, hsts_max_age_seconds: int, hsts_always: bool = False
+        self,
+        app: ASGIApp,
+        *,
+        hsts_max_age_seconds: int,
+        hsts_always: bool = False,
+        hsts_include_subdomains: bool = False,
     ) -> None:
         self.app = app
-        hsts = f"max-age={hsts_max_age_seconds}; includeSubDomains"
+        hsts = f"max-age={hsts_max_age_seconds}"
+        if hsts_include_subdomains:
+            hsts += "; includeSubDomains"
         self.hsts: Header = (HSTS_HEADER, hsts.encode())
         self.hsts_max_age_seconds = hsts_max_age_seconds
         self.hsts_always = hsts_always
