@@ -42,7 +42,7 @@ SIZES = ("small", "xlarge")
 ANSWERS = {"api_replicas": "3", "api_workers": "2", "include_frontend": "yes"}
 PACKAGE = "ledger_api"
 APP_ROLE = f"{PACKAGE}_app"
-MIGRATE = "alembic upgrade head && make app-role"
+MIGRATE = "alembic upgrade head && python scripts/app_role.py"
 
 
 @pytest.fixture(scope="module")
