@@ -325,8 +325,17 @@ def test_kubernetes_contract(rendered: Any, db_size: str) -> None:
     assert migration_secret not in str(api)
     for spec in (pod, job["spec"]["template"]["spec"]):
         assert spec["imagePullSecrets"] == [{"name": "ledger-api-registry"}]
+    # One copy of the application role's password, in the API's Secret: the Job
+    # sets the role's password from it, so the two cannot drift apart.
+    database_secret = named(kinds["Secret"], "ledger-api-database")
+    assert "PGPASSWORD" in database_secret["data"]
+    job_environment = {e["name"]: e.get("valueFrom") for e in migrate.get("env", [])}
+    assert job_environment.get("APP_ROLE_PASSWORD") == {
+        "secretKeyRef": {"name": api_secret, "key": "PGPASSWORD"}
+    }
+    assert "APP_ROLE_PASSWORD" not in named(kinds["Secret"], "ledger-api-migration")["data"]
     example = (project / "deploy/kubernetes/overlays/production/secrets.env.example").read_text()
-    assert f"postgresql://{APP_ROLE}:" in example
+    assert f"postgresql://{APP_ROLE}@" in example
     # DEPLOYMENT.md claims PGSSLMODE only where the files set it.
     guide = (project / "DEPLOYMENT.md").read_text()
     assert "PGSSLMODE" not in str(documents)
@@ -375,6 +384,10 @@ def test_kubernetes_pgbouncer_contract(rendered: Any, db_size: str) -> None:
     assert "DATABASE_URL" not in env
     assert env["DB_NAME"]["value"] == PACKAGE
     assert env["DB_USER"]["value"] == APP_ROLE
+    api_secret = named(kinds["Secret"], "ledger-api-database")["metadata"]["name"]
+    assert env["DB_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": api_secret, "key": "PGPASSWORD"}
+    }
     assert env["SERVER_TLS_SSLMODE"]["value"] in {"require", "verify-ca", "verify-full"}
     assert replicas >= 2
     assert named(kinds["PodDisruptionBudget"], "ledger-api-pgbouncer")["spec"]["minAvailable"] >= 1
