@@ -399,7 +399,8 @@ def test_capacity_rule_at_the_largest_size_accepts_the_most_replicas_that_fit(
     surge = budget.surge(most + 1)
     assert f"({most + 1} replicas + {surge} rollout surge) x {workers} workers x 1 " in line
     assert f"max_connections={budget.max_connections}" in line
-    assert "accepted: fewer api_replicas or api_workers, or a larger db_size" in line
+    # The number that fits, and no larger db_size: xlarge is the largest.
+    assert line.endswith(f"accepted: api_replicas at most {most} with db_pool_max_size=1")
     assert list((tmp_path / "over").iterdir()) == []
 
 
