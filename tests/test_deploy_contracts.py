@@ -384,6 +384,10 @@ def test_kubernetes_pgbouncer_contract(rendered: Any, db_size: str) -> None:
     peak = maximum + kubernetes_surge(api)
     clients = peak * settings["server"]["workers"] * int(config["APP_DATABASE__POOL__MAX_SIZE"])
     assert int(env["MAX_CLIENT_CONN"]["value"]) >= clients
+    # DEPLOYMENT.md says how to raise it with maxReplicas, by the same surge.
+    guide = (project / "DEPLOYMENT.md").read_text()
+    (surge_named,) = re.findall(r"\(`maxReplicas` \+ (\d+)\) ×", guide)
+    assert int(surge_named) == kubernetes_surge(api)
 
     # Server connections: every pooler, and one more a pooler rollout may overlap,
     # within what the budget leaves. PgBouncer >= 1.23 keeps serving its clients
