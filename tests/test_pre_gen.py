@@ -165,3 +165,19 @@ def test_capacity_rule_names_the_workers_that_fit_when_one_replica_is_too_many(
         "db_pool_max_size=1, or a larger db_size"
     )
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_out_of_range_answer_gets_one_line_not_a_capacity_line_too(tmp_path: Path) -> None:
+    result = render(
+        tmp_path,
+        "cloud_target=aws",
+        "db_size=small",
+        "api_replicas=1001",
+        "api_workers=1",
+        "db_pool_min_size=1",
+        "db_pool_max_size=1",
+    )
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: api_replicas='1001': out of range; accepted: a whole number 1..1000"
+    ]
