@@ -124,19 +124,33 @@ def capacity_problem(answers: dict[str, Any]) -> str | None:
     needed = (replicas + surge) * workers * pool + budget.reserved + budget.headroom
     if needed <= budget.max_connections:
         return None
-    largest = budget.largest_pool(replicas, workers)
-    fix = (
-        f"db_pool_max_size at most {largest}"
-        if largest
-        else "fewer api_replicas or api_workers, or a larger db_size"
-    )
     return (
         f"db_pool_max_size={pool}: ({replicas} replicas + {surge} rollout surge) x "
         f"{workers} workers x {pool} "
         f"+ {budget.reserved} reserved + {budget.headroom} headroom = {needed} connections "
         f"exceeds max_connections={budget.max_connections} of {budget.cloud_target} "
-        f"{budget.db_size} ({budget.instance}); accepted: {fix}"
+        f"{budget.db_size} ({budget.instance}); accepted: {capacity_fix(budget, replicas, workers)}"
     )
+
+
+def capacity_fix(budget: Budget, replicas: int, workers: int) -> str:
+    """What the capacity rule accepts instead: a smaller pool if one fits, else the
+    most replicas (or workers) that fit with a pool of 1; a larger db_size only when
+    the target has one."""
+    largest = budget.largest_pool(replicas, workers)
+    if largest:
+        return f"db_pool_max_size at most {largest}"
+    most = budget.most_replicas(workers, pool=1)
+    fix = (
+        f"api_replicas at most {most} with db_pool_max_size=1"
+        if most
+        else f"api_workers at most {budget.usable // budget.peak_replicas(1)} with "
+        "api_replicas=1 and db_pool_max_size=1"
+    )
+    sizes = list(load_capacity()["targets"][budget.cloud_target]["sizes"])
+    if sizes.index(budget.db_size) < len(sizes) - 1:
+        fix += ", or a larger db_size"
+    return fix
 
 
 def choice_lists(_answers: dict[str, Any]) -> dict[str, list[str]]:

@@ -57,7 +57,7 @@ def write_example_secrets(overlay: Path, extra: str = "") -> None:
 def kustomize(overlay: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize` of an overlay (its example secrets filled in), checked by
     kubernetes-validate --strict, as documents."""
-    write_example_secrets(overlay, "PGBOUNCER_DB_HOST=db.internal\nPGBOUNCER_DB_PASSWORD=secret\n")
+    write_example_secrets(overlay, "PGBOUNCER_DB_HOST=db.internal\n")
     result = run([str(BIN / "kubectl"), "kustomize", str(overlay)])
     assert result.returncode == 0, result.stderr
     built = overlay.parent / f"{overlay.name}.built.yaml"

@@ -321,7 +321,9 @@ def test_pgbouncer_component_is_valid_and_bypassed_by_migrations(
     assert int(env["DEFAULT_POOL_SIZE"]["value"]) == budget.usable // 3
     assert kinds["ConfigMap"][0]["data"]["APP_DATABASE__POOL__STATEMENT_CACHE_SIZE"] == "0"
     (migrate,) = kinds["Job"][0]["spec"]["template"]["spec"]["containers"]
-    assert "env" not in migrate, "the Job keeps its own URL, straight to the server"
+    # The Job keeps its own URL (migration-secrets.env), straight to the server.
+    assert "APP_DATABASE__URL" not in {e["name"] for e in migrate["env"]}
+    assert "pgbouncer" not in str(migrate)
 
 
 # --- presets and replay -----------------------------------------------------------
@@ -397,7 +399,8 @@ def test_capacity_rule_at_the_largest_size_accepts_the_most_replicas_that_fit(
     surge = budget.surge(most + 1)
     assert f"({most + 1} replicas + {surge} rollout surge) x {workers} workers x 1 " in line
     assert f"max_connections={budget.max_connections}" in line
-    assert "accepted: fewer api_replicas or api_workers, or a larger db_size" in line
+    # The number that fits, and no larger db_size: xlarge is the largest.
+    assert line.endswith(f"accepted: api_replicas at most {most} with db_pool_max_size=1")
     assert list((tmp_path / "over").iterdir()) == []
 
 

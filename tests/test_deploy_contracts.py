@@ -42,7 +42,7 @@ SIZES = ("small", "xlarge")
 ANSWERS = {"api_replicas": "3", "api_workers": "2", "include_frontend": "yes"}
 PACKAGE = "ledger_api"
 APP_ROLE = f"{PACKAGE}_app"
-MIGRATE = "alembic upgrade head && make app-role"
+MIGRATE = "alembic upgrade head && python scripts/app_role.py"
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,10 @@ def test_aws_contract(rendered: Any, db_size: str) -> None:
     assert migrate["Command"] == ["sh", "-c", MIGRATE]
     desired = props["Service"]["DesiredCount"]
     assert isinstance(desired, dict), f"DesiredCount {desired}: tasks start before any migration"
-    assert desired["Fn::If"][0] == "Running"
+    # Running, the count is autoscaling's alone: a stack update that names one (every
+    # release changes the task definition) resets the service to it, at peak load too.
+    # Registering the scalable target lifts the first deploy's 0 to MinCapacity.
+    assert desired == {"Fn::If": ["Running", {"Ref": "AWS::NoValue"}, 0]}
     assert stack["Parameters"]["ServiceRunning"]["Default"] == "false"
     assert resources["ScalableTarget"]["Condition"] == "Running"
 
@@ -161,7 +164,12 @@ def test_aws_contract(rendered: Any, db_size: str) -> None:
     named_pools = set(re.findall(r"APP_DATABASE__POOL__\w+", scaling))
     assert named_pools
     assert named_pools <= environment.keys(), named_pools - environment.keys()
-    assert "**Rotation.**" in guide
+    # Rotation as these files allow it: the task's URL names the role, so a strategy
+    # that switches the secret to a clone user (alternating users) cannot work, and
+    # the master's password changes in RDS as well as in its secret.
+    rotation = guide[guide.index("**Rotation.**") : guide.index("**Rollback.**")]
+    assert "alternating-users" not in rotation
+    assert "--master-user-password" in rotation
     for container in (api, migrate):
         assert "RepositoryCredentials" in container
         for entry in container["Environment"]:
@@ -271,13 +279,20 @@ def test_render_contract(rendered: Any, db_size: str) -> None:
 # --- Kubernetes -------------------------------------------------------------------
 
 
+def assert_steps_outlast_drain(deployment: dict[str, Any]) -> None:
+    """A rollout step starts only after the pods the previous step stopped are gone
+    (the controller does not count terminating pods), so one step's worth drain at once."""
+    spec = deployment["spec"]
+    grace = spec["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+    name = deployment["metadata"]["name"]
+    assert spec.get("minReadySeconds", 0) >= grace, f"{name}: a rollout step may start mid-drain"
+
+
 def kubernetes_surge(deployment: dict[str, Any]) -> int:
     """Pods beyond `replicas` that hold pools during a rollout: maxSurge, plus one
     still draining, provided minReadySeconds outlasts the drain (else more)."""
-    spec = deployment["spec"]
-    grace = spec["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert spec.get("minReadySeconds", 0) >= grace, "a rollout step may start mid-drain"
-    rolling = spec["strategy"]["rollingUpdate"]
+    assert_steps_outlast_drain(deployment)
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
     return int(rolling["maxSurge"]) + int(rolling["maxUnavailable"]) + 1
 
 
@@ -325,8 +340,17 @@ def test_kubernetes_contract(rendered: Any, db_size: str) -> None:
     assert migration_secret not in str(api)
     for spec in (pod, job["spec"]["template"]["spec"]):
         assert spec["imagePullSecrets"] == [{"name": "ledger-api-registry"}]
+    # One copy of the application role's password, in the API's Secret: the Job
+    # sets the role's password from it, so the two cannot drift apart.
+    database_secret = named(kinds["Secret"], "ledger-api-database")
+    assert "PGPASSWORD" in database_secret["data"]
+    job_environment = {e["name"]: e.get("valueFrom") for e in migrate.get("env", [])}
+    assert job_environment.get("APP_ROLE_PASSWORD") == {
+        "secretKeyRef": {"name": api_secret, "key": "PGPASSWORD"}
+    }
+    assert "APP_ROLE_PASSWORD" not in named(kinds["Secret"], "ledger-api-migration")["data"]
     example = (project / "deploy/kubernetes/overlays/production/secrets.env.example").read_text()
-    assert f"postgresql://{APP_ROLE}:" in example
+    assert f"postgresql://{APP_ROLE}@" in example
     # DEPLOYMENT.md claims PGSSLMODE only where the files set it.
     guide = (project / "DEPLOYMENT.md").read_text()
     assert "PGSSLMODE" not in str(documents)
@@ -360,9 +384,15 @@ def test_kubernetes_pgbouncer_contract(rendered: Any, db_size: str) -> None:
     peak = maximum + kubernetes_surge(api)
     clients = peak * settings["server"]["workers"] * int(config["APP_DATABASE__POOL__MAX_SIZE"])
     assert int(env["MAX_CLIENT_CONN"]["value"]) >= clients
+    # DEPLOYMENT.md says how to raise it with maxReplicas, by the same surge.
+    guide = (project / "DEPLOYMENT.md").read_text()
+    (surge_named,) = re.findall(r"\(`maxReplicas` \+ (\d+)\) ×", guide)
+    assert int(surge_named) == kubernetes_surge(api)
 
     # Server connections: every pooler, and one more a pooler rollout may overlap,
-    # within what the budget leaves.
+    # within what the budget leaves. PgBouncer >= 1.23 keeps serving its clients
+    # after SIGTERM until they leave (pools never do: the grace period ends it).
+    assert_steps_outlast_drain(pgbouncer)
     replicas = pgbouncer["spec"]["replicas"]
     rolling = pgbouncer["spec"]["strategy"]["rollingUpdate"]
     poolers = replicas + int(rolling["maxSurge"]) + int(rolling["maxUnavailable"])
@@ -375,6 +405,10 @@ def test_kubernetes_pgbouncer_contract(rendered: Any, db_size: str) -> None:
     assert "DATABASE_URL" not in env
     assert env["DB_NAME"]["value"] == PACKAGE
     assert env["DB_USER"]["value"] == APP_ROLE
+    api_secret = named(kinds["Secret"], "ledger-api-database")["metadata"]["name"]
+    assert env["DB_PASSWORD"]["valueFrom"] == {
+        "secretKeyRef": {"name": api_secret, "key": "PGPASSWORD"}
+    }
     assert env["SERVER_TLS_SSLMODE"]["value"] in {"require", "verify-ca", "verify-full"}
     assert replicas >= 2
     assert named(kinds["PodDisruptionBudget"], "ledger-api-pgbouncer")["spec"]["minAvailable"] >= 1

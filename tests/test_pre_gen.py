@@ -139,3 +139,45 @@ def test_capacity_rule_counts_the_rollout_surge(tmp_path: Path, cloud_target: st
         f"{budget.largest_pool(replicas=4, workers=2)}"
     )
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_capacity_rule_names_the_workers_that_fit_when_one_replica_is_too_many(
+    tmp_path: Path,
+) -> None:
+    """64 workers overflow render small even at 1 replica with a pool of 1: the line
+    names the most workers that fit, not a vague "fewer"."""
+    budget = budget_for("render", "small")
+    most_workers = budget.usable // budget.peak_replicas(1)
+    assert budget.most_replicas(workers=64, pool=1) == 0, "64 workers fit: pick a smaller size"
+    result = render(
+        tmp_path,
+        "cloud_target=render",
+        "db_size=small",
+        "api_replicas=3",
+        "api_workers=64",
+        "db_pool_min_size=1",
+        "db_pool_max_size=1",
+    )
+    assert result.returncode != 0
+    (line,) = error_lines(result)
+    assert line.endswith(
+        f"accepted: api_workers at most {most_workers} with api_replicas=1 and "
+        "db_pool_max_size=1, or a larger db_size"
+    )
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_out_of_range_answer_gets_one_line_not_a_capacity_line_too(tmp_path: Path) -> None:
+    result = render(
+        tmp_path,
+        "cloud_target=aws",
+        "db_size=small",
+        "api_replicas=1001",
+        "api_workers=1",
+        "db_pool_min_size=1",
+        "db_pool_max_size=1",
+    )
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        "error: api_replicas='1001': out of range; accepted: a whole number 1..1000"
+    ]

@@ -294,7 +294,7 @@ resource migration 'Microsoft.App/jobs@2024-03-01' = {
         {
           name: 'migrate'
           image: migrationImage
-          command: [ 'sh', '-c', 'alembic upgrade head && make app-role' ]
+          command: [ 'sh', '-c', 'alembic upgrade head && python scripts/app_role.py' ]
           env: migrationVariables
           resources: { cpu: json('0.5'), memory: '1Gi' }
         }
