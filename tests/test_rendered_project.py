@@ -236,3 +236,43 @@ def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) 
     assert pages[0]["next_cursor"]
     assert len(pages[0]["items"]) == len(pages[1]["items"]) == 1
     assert pages[1]["items"][0]["id"] > pages[0]["items"][0]["id"]
+
+
+def git(project: Path, *arguments: str) -> None:
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    env = (
+        os.environ | identity | {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    )
+    subprocess.run(["git", *arguments], cwd=project, check=True, capture_output=True, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_pre_commit_runs_the_makefiles_checks_offline(project: Path) -> None:
+    """`repo: local` hooks calling make: they pass on the project as rendered, and stop
+    a commit whose Python ruff would reformat."""
+    if not (project / ".git").is_dir():
+        git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    pre_commit = [str(project / "backend" / ".venv" / "bin" / "pre-commit"), "run", "--all-files"]
+    env = environment(project.parent.name)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            pre_commit, cwd=project, capture_output=True, text=True, check=False, env=env
+        )
+
+    clean = run()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert re.search(r"^make lint\.+Passed$", clean.stdout, re.M), clean.stdout
+    assert re.search(r"^make typecheck\.+Passed$", clean.stdout, re.M), clean.stdout
+    sloppy = project / "scripts" / "sloppy.py"
+    sloppy.write_text("x = {'a':1}\n")
+    try:
+        git(project, "add", "--all")
+        dirty = run()
+    finally:
+        sloppy.unlink()
+        git(project, "add", "--all")
+    assert dirty.returncode != 0
+    assert re.search(r"^make lint\.+Failed$", dirty.stdout, re.M), dirty.stdout
