@@ -35,6 +35,12 @@ def render_cli(
     )
 
 
+def shell_block(markdown: str, heading: str) -> str:
+    """The first ```sh block after `heading`, exactly as the document shows it."""
+    after = markdown[markdown.index(heading) :]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
 def cookiecutter_json() -> dict[str, Any]:
     data: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
     return data

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from .conftest import render_cli
+from .conftest import render_cli, shell_block
 from .harness import running
 
 REPRESENTATIVE = [
@@ -190,12 +190,6 @@ def test_smoke_leaves_no_trace_in_the_database(project: Path) -> None:
     assert asyncio.run(_row_counts(database)) == before
 
 
-def readme_block(readme: str, heading: str) -> str:
-    """The first ```sh block after `heading`, exactly as the README shows it."""
-    after = readme[readme.index(heading) :]
-    return after.split("```sh\n", 1)[1].split("```", 1)[0]
-
-
 def json_documents(text: str) -> list[Any]:
     """The pretty-printed JSON documents (jq's output) in text, in order."""
     decoder, documents, position = json.JSONDecoder(), list[Any](), 0
@@ -210,7 +204,7 @@ def json_documents(text: str) -> list[Any]:
 def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) -> None:
     if not (project / "backend" / "tests" / "support" / "ledger.py").is_file():
         pytest.skip("example_domain=none: no ledger endpoints, no curl examples")
-    script = readme_block((project / "README.md").read_text(), "### By hand, with curl")
+    script = shell_block((project / "README.md").read_text(), "### By hand, with curl")
     database = project.parent.name
     before = asyncio.run(_row_counts(database))
     with running(project, {"APP_DATABASE__URL": f"{SERVER}/{database}"}) as service:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import shell_block
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 # The earliest commit whose hooks run under cruft (which renders without _repo_dir).
 EARLIER_COMMIT = "c82af29ce8f99fa293a46304bf7bf0fca84273ff"
@@ -170,3 +172,66 @@ def test_replay_file_reproduces_the_project(tmp_path: Path) -> None:
         assert len(same) == sum(1 for path in tree.rglob("*") if path.is_file())
     replay = json.loads((project / ".cookiecutter-replay.json").read_text())["cookiecutter"]
     assert (replay["cloud_target"], replay["api_workers"]) == ("aws", "3")
+
+
+def tree(project: Path) -> dict[str, bytes]:
+    """Every file but git's own and the two that record the answers."""
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for path in sorted(project.rglob("*"))
+        if path.is_file()
+        and ".git" not in path.relative_to(project).parts
+        and path.name not in {".cruft.json", ".cookiecutter-replay.json"}
+    }
+
+
+def test_changing_cloud_target_later_keeps_history_and_edits(
+    tmp_path: Path, template_clone: tuple[Path, str]
+) -> None:
+    """DEPLOYMENT.md's own commands switch a committed, edited project from
+    cloud_target=none to kubernetes: the Kubernetes files appear as a fresh render
+    has them, and the owner's edit stays."""
+    clone, _ = template_clone
+    (tmp_path / "user").mkdir()
+    command = [str(BIN / "cruft"), "create", str(clone), "--no-input"]
+    run([*command, "--output-dir", str(tmp_path / "user")], tmp_path)
+    (project,) = (tmp_path / "user").iterdir()
+    run(["git", "init", "--quiet"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "--quiet", "-m", "rendered"], project)
+    with (project / "README.md").open("a") as handle:
+        handle.write(USER_LINE)
+    run(["git", "commit", "--quiet", "-am", "our edit"], project)
+
+    guide = (project / "DEPLOYMENT.md").read_text()
+    for where in (
+        "deploy/aws/",
+        "deploy/azure/",
+        "render.yaml",
+        "backend/app.py",
+        "deploy/kubernetes/",
+    ):
+        assert f"`{where}" in guide, where
+    steps = shell_block(guide, "## Changing an answer later")
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
+
+    (tmp_path / "fresh").mkdir()
+    fresh_command = [
+        str(BIN / "cookiecutter"),
+        str(clone),
+        "--no-input",
+        "-o",
+        str(tmp_path / "fresh"),
+    ]
+    run([*fresh_command, "cloud_target=kubernetes"], tmp_path)
+    (fresh,) = (tmp_path / "fresh").iterdir()
+    expected, updated = tree(fresh), tree(project)
+    assert any(name.startswith("deploy/kubernetes/base/") for name in expected)
+    assert updated.keys() == expected.keys()
+    differing = [name for name in expected if updated[name] != expected[name]]
+    assert differing == ["README.md"]
+    assert updated["README.md"] == expected["README.md"] + USER_LINE.encode()
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["context"]["cookiecutter"]["cloud_target"] == "kubernetes"
+    assert "our edit" in run(["git", "log", "--format=%s"], project)
