@@ -270,3 +270,26 @@ def test_pre_commit_runs_the_makefiles_checks_offline(project: Path) -> None:
         git(project, "add", "--all")
     assert dirty.returncode != 0
     assert re.search(r"^make lint\.+Failed$", dirty.stdout, re.M), dirty.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_make_lint_lints_the_openapi_description(project: Path) -> None:
+    """Redocly CLI's recommended rules (redocly.yaml) pass with no warning on the
+    description the service serves, and do catch a description without servers."""
+    result = make(project, "lint-openapi")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Your API description is valid" in result.stdout + result.stderr
+    assert "warning " not in result.stdout + result.stderr
+    description = json.loads((project / "build" / "openapi.json").read_text())
+    assert description["servers"]
+    del description["servers"]
+    broken = project / "build" / "no-servers.json"
+    broken.write_text(json.dumps(description))
+    redocly = ["npx", "--no-install", "redocly", "lint", "--format=stylish", str(broken)]
+    env = os.environ | {"REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
+    caught = subprocess.run(
+        redocly, cwd=project, capture_output=True, text=True, check=False, env=env
+    )
+    assert caught.returncode != 0
+    assert "no-empty-servers" in caught.stdout + caught.stderr

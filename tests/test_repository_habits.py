@@ -33,12 +33,15 @@ def test_dependabot_configuration_is_valid_and_covers_every_ecosystem(
     ecosystems = {(update["package-ecosystem"], update["directory"]) for update in updates}
     assert ecosystems == {
         ("uv", "/backend"),
+        ("npm", "/"),
         ("github-actions", "/"),
         ("docker", "/backend"),
         ("docker-compose", "/"),
     }
     for ecosystem, directory in ecosystems - {("github-actions", "/")}:
-        manifest = {"uv": "pyproject.toml", "docker": "Dockerfile"}.get(ecosystem)
+        manifest = {"uv": "pyproject.toml", "npm": "package.json", "docker": "Dockerfile"}.get(
+            ecosystem
+        )
         assert (project / directory.lstrip("/") / (manifest or "docker-compose.yml")).is_file()
 
 
