@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jinja2 import Undefined
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.ext import Extension
 from jinja2.sandbox import SandboxedEnvironment
@@ -147,13 +148,17 @@ NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
 SHOWN = 60
 
 
-def directory_name(slug: str) -> str:
+def directory_name(slug: str | Undefined) -> str:
     """The slug, once it can name the project directory. cookiecutter creates that
     directory before the pre-generation hook runs (and on failure removes only the
     last part of it), so `a/b` would leave `a` behind and a 300-character slug would
     fail with "File name too long". cookiecutter.json renders this filter after the
     answers, before anything is written; the hook checks the rest of the slug's rule
     (and reports every other bad answer with it)."""
+    if isinstance(slug, Undefined):
+        # A replay renders only the answers its file lacks, this one among them, without
+        # the slug: the slug was checked when the file was written.
+        return ""
     shown = repr(slug) if len(slug) <= SHOWN else f"{slug[:SHOWN]!r}... ({len(slug)} characters)"
     separator = next((char for char in ("/", "\\") if char in slug), None)
     if separator is None and len(slug.encode()) <= NAME_MAX:
