@@ -216,22 +216,43 @@ def test_changing_cloud_target_later_keeps_history_and_edits(
     path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
     run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
 
-    (tmp_path / "fresh").mkdir()
-    fresh_command = [
-        str(BIN / "cookiecutter"),
-        str(clone),
-        "--no-input",
-        "-o",
-        str(tmp_path / "fresh"),
-    ]
-    run([*fresh_command, "cloud_target=kubernetes"], tmp_path)
-    (fresh,) = (tmp_path / "fresh").iterdir()
+    assert_same_as_fresh_render_plus_edit(
+        project, clone, tmp_path / "fresh", "cloud_target=kubernetes"
+    )
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["context"]["cookiecutter"]["cloud_target"] == "kubernetes"
+    assert "our edit" in run(["git", "log", "--format=%s"], project)
+
+    # A sizing answer, the same way; the pool sizes stay as recorded (they fit).
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "--quiet", "-m", "kubernetes"], project)
+    workers = steps.replace('{"cloud_target": "kubernetes"}', '{"api_workers": "3"}')
+    assert workers != steps
+    run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", workers], project)
+    answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+    assert answers["api_workers"] == "3"
+    changed = run(["git", "status", "--porcelain"], project).split()
+    assert "DEPLOYMENT.md" in changed, changed
+    pools = [f"{key}={answers[key]}" for key in ("db_pool_max_size", "db_pool_min_size")]
+    assert_same_as_fresh_render_plus_edit(
+        project, clone, tmp_path / "fresh3", "cloud_target=kubernetes", "api_workers=3", *pools
+    )
+
+
+def assert_same_as_fresh_render_plus_edit(
+    project: Path, template: Path, output: Path, *answers: str
+) -> None:
+    """The project holds exactly what a fresh render with `answers` holds, but for the
+    owner's line at the end of README.md."""
+    output.mkdir()
+    run(
+        [str(BIN / "cookiecutter"), str(template), "--no-input", "-o", str(output), *answers],
+        output,
+    )
+    (fresh,) = output.iterdir()
     expected, updated = tree(fresh), tree(project)
     assert any(name.startswith("deploy/kubernetes/base/") for name in expected)
     assert updated.keys() == expected.keys()
     differing = [name for name in expected if updated[name] != expected[name]]
     assert differing == ["README.md"]
     assert updated["README.md"] == expected["README.md"] + USER_LINE.encode()
-    state = json.loads((project / ".cruft.json").read_text())
-    assert state["context"]["cookiecutter"]["cloud_target"] == "kubernetes"
-    assert "our edit" in run(["git", "log", "--format=%s"], project)
