@@ -47,7 +47,12 @@ def cookiecutter_json() -> dict[str, Any]:
 
 
 def choice_values() -> dict[str, list[str]]:
-    return {key: value for key, value in cookiecutter_json().items() if isinstance(value, list)}
+    """The questions with a list of values (private keys such as `_extensions` are none)."""
+    return {
+        key: value
+        for key, value in cookiecutter_json().items()
+        if isinstance(value, list) and not key.startswith("_")
+    }
 
 
 def manifest() -> dict[str, dict[str, list[str]]]:
