@@ -10,7 +10,6 @@ cruft renders hooks without telling them where the template is.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,36 +187,6 @@ def replay_json(answers: dict[str, Any]) -> str:
     return json.dumps({"cookiecutter": public}, indent=2, ensure_ascii=False)
 
 
-MAX_SLUG = 64  # the pre-generation hook's limit, named in the message
-NAME_MAX = 255  # bytes in one file name on Linux and macOS file systems
-SHOWN = 60
-
-
-def directory_name(slug: str) -> str:
-    """The slug, once it can name the project directory. cookiecutter creates that
-    directory before the pre-generation hook runs (and on failure removes only the
-    last part of it), so `a/b` would leave `a` behind and a 300-character slug would
-    fail with "File name too long". cookiecutter.json renders this filter after the
-    answers, before anything is written; the hook checks the rest of the slug's rule
-    (and reports every other bad answer with it)."""
-    shown = repr(slug) if len(slug) <= SHOWN else f"{slug[:SHOWN]!r}... ({len(slug)} characters)"
-    separator = next((char for char in ("/", "\\") if char in slug), None)
-    if separator is None and len(slug.encode()) <= NAME_MAX:
-        return slug
-    reason = (
-        f"holds {separator!r}"
-        if separator
-        else f"longer than a directory name may be: {NAME_MAX} bytes"
-    )
-    print(
-        f"error: project_slug={shown}: not a valid slug ({reason}); accepted: lowercase letters "
-        f"and digits in dash-separated words, starting with a letter, at most {MAX_SLUG}",
-        file=sys.stderr,
-    )
-    # cookiecutter turns any other exception raised while rendering into a traceback.
-    raise SystemExit(1)
-
-
 class UnsafeAnswerError(SecurityError, UndefinedError):
     """An answer's Jinja reached for an unsafe attribute. An UndefinedError too, so
     cookiecutter reports it as "Unable to render variable '<answer>'" and exits 1
@@ -267,4 +236,3 @@ class CapacityExtension(Extension):
         environment.filters["capacity_problem"] = capacity_problem
         environment.filters["unselected_paths"] = unselected_paths
         environment.filters["choice_lists"] = choice_lists
-        environment.filters["directory_name"] = directory_name

@@ -36,13 +36,24 @@ def render_cli(
     )
 
 
+def shell_block(markdown: str, heading: str) -> str:
+    """The first ```sh block after `heading`, exactly as the document shows it."""
+    after = markdown[markdown.index(heading) :]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
 def cookiecutter_json() -> dict[str, Any]:
     data: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
     return data
 
 
 def choice_values() -> dict[str, list[str]]:
-    return {key: value for key, value in cookiecutter_json().items() if isinstance(value, list)}
+    """The questions with a list of values (private keys such as `_extensions` are none)."""
+    return {
+        key: value
+        for key, value in cookiecutter_json().items()
+        if isinstance(value, list) and not key.startswith("_")
+    }
 
 
 def manifest() -> dict[str, dict[str, list[str]]]:

@@ -56,7 +56,7 @@ def test_template_tooling_is_lint_format_and_type_clean() -> None:
     """The template's own Python (tests, bench, local_extensions.py) meets the bar it
     sets for the rendered code: ruff, and mypy --strict ([tool.mypy] in pyproject.toml)."""
     root = README.parent
-    paths = ["tests", "bench", "local_extensions.py"]
+    paths = ["tests", "bench", "local_extensions.py", "project_directory.py"]
     ruff = Path(sys.executable).parent / "ruff"
     check = subprocess.run(
         [ruff, "check", *paths], cwd=root, capture_output=True, text=True, check=False

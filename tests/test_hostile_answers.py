@@ -130,7 +130,7 @@ def test_a_slug_that_is_no_directory_name_is_rejected_before_anything_is_written
     tmp_path: Path, answer: str, expected: str
 ) -> None:
     """cookiecutter creates the project directory before the pre-generation hook runs:
-    local_extensions.directory_name checks the slug while cookiecutter renders its
+    project_directory.directory_name checks the slug while cookiecutter renders its
     answers, so `a/b` leaves no empty `a` and a 5000-character name no half-made tree."""
     result = render(tmp_path, answer)
     assert result.returncode == 1

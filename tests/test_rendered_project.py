@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from .conftest import render_cli
+from .conftest import render_cli, shell_block
 from .harness import running
 
 REPRESENTATIVE = [
@@ -190,12 +190,6 @@ def test_smoke_leaves_no_trace_in_the_database(project: Path) -> None:
     assert asyncio.run(_row_counts(database)) == before
 
 
-def readme_block(readme: str, heading: str) -> str:
-    """The first ```sh block after `heading`, exactly as the README shows it."""
-    after = readme[readme.index(heading) :]
-    return after.split("```sh\n", 1)[1].split("```", 1)[0]
-
-
 def json_documents(text: str) -> list[Any]:
     """The pretty-printed JSON documents (jq's output) in text, in order."""
     decoder, documents, position = json.JSONDecoder(), list[Any](), 0
@@ -210,7 +204,7 @@ def json_documents(text: str) -> list[Any]:
 def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) -> None:
     if not (project / "backend" / "tests" / "support" / "ledger.py").is_file():
         pytest.skip("example_domain=none: no ledger endpoints, no curl examples")
-    script = readme_block((project / "README.md").read_text(), "### By hand, with curl")
+    script = shell_block((project / "README.md").read_text(), "### By hand, with curl")
     database = project.parent.name
     before = asyncio.run(_row_counts(database))
     with running(project, {"APP_DATABASE__URL": f"{SERVER}/{database}"}) as service:
@@ -236,3 +230,66 @@ def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) 
     assert pages[0]["next_cursor"]
     assert len(pages[0]["items"]) == len(pages[1]["items"]) == 1
     assert pages[1]["items"][0]["id"] > pages[0]["items"][0]["id"]
+
+
+def git(project: Path, *arguments: str) -> None:
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    env = (
+        os.environ | identity | {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    )
+    subprocess.run(["git", *arguments], cwd=project, check=True, capture_output=True, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_pre_commit_runs_the_makefiles_checks_offline(project: Path) -> None:
+    """`repo: local` hooks calling make: they pass on the project as rendered, and stop
+    a commit whose Python ruff would reformat."""
+    if not (project / ".git").is_dir():
+        git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    pre_commit = [str(project / "backend" / ".venv" / "bin" / "pre-commit"), "run", "--all-files"]
+    env = environment(project.parent.name)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            pre_commit, cwd=project, capture_output=True, text=True, check=False, env=env
+        )
+
+    clean = run()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert re.search(r"^make lint\.+Passed$", clean.stdout, re.M), clean.stdout
+    assert re.search(r"^make typecheck\.+Passed$", clean.stdout, re.M), clean.stdout
+    sloppy = project / "scripts" / "sloppy.py"
+    sloppy.write_text("x = {'a':1}\n")
+    try:
+        git(project, "add", "--all")
+        dirty = run()
+    finally:
+        sloppy.unlink()
+        git(project, "add", "--all")
+    assert dirty.returncode != 0
+    assert re.search(r"^make lint\.+Failed$", dirty.stdout, re.M), dirty.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_make_lint_lints_the_openapi_description(project: Path) -> None:
+    """Redocly CLI's recommended rules (redocly.yaml) pass with no warning on the
+    description the service serves, and do catch a description without servers."""
+    result = make(project, "lint-openapi")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Your API description is valid" in result.stdout + result.stderr
+    assert "warning " not in result.stdout + result.stderr
+    description = json.loads((project / "build" / "openapi.json").read_text())
+    assert description["servers"]
+    del description["servers"]
+    broken = project / "build" / "no-servers.json"
+    broken.write_text(json.dumps(description))
+    redocly = ["npx", "--no-install", "redocly", "lint", "--format=stylish", str(broken)]
+    env = os.environ | {"REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
+    caught = subprocess.run(
+        redocly, cwd=project, capture_output=True, text=True, check=False, env=env
+    )
+    assert caught.returncode != 0
+    assert "no-empty-servers" in caught.stdout + caught.stderr

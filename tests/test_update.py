@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import shell_block
+
 TEMPLATE = Path(__file__).resolve().parents[1]
 # The earliest commit whose hooks run under cruft (which renders without _repo_dir).
 EARLIER_COMMIT = "c82af29ce8f99fa293a46304bf7bf0fca84273ff"
@@ -170,3 +172,87 @@ def test_replay_file_reproduces_the_project(tmp_path: Path) -> None:
         assert len(same) == sum(1 for path in tree.rglob("*") if path.is_file())
     replay = json.loads((project / ".cookiecutter-replay.json").read_text())["cookiecutter"]
     assert (replay["cloud_target"], replay["api_workers"]) == ("aws", "3")
+
+
+def tree(project: Path) -> dict[str, bytes]:
+    """Every file but git's own and the two that record the answers."""
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for path in sorted(project.rglob("*"))
+        if path.is_file()
+        and ".git" not in path.relative_to(project).parts
+        and path.name not in {".cruft.json", ".cookiecutter-replay.json"}
+    }
+
+
+def test_changing_cloud_target_later_keeps_history_and_edits(
+    tmp_path: Path, template_clone: tuple[Path, str]
+) -> None:
+    """DEPLOYMENT.md's own commands switch a committed, edited project from
+    cloud_target=none to kubernetes: the Kubernetes files appear as a fresh render
+    has them, and the owner's edit stays."""
+    clone, _ = template_clone
+    (tmp_path / "user").mkdir()
+    command = [str(BIN / "cruft"), "create", str(clone), "--no-input"]
+    run([*command, "--output-dir", str(tmp_path / "user")], tmp_path)
+    (project,) = (tmp_path / "user").iterdir()
+    run(["git", "init", "--quiet"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "--quiet", "-m", "rendered"], project)
+    with (project / "README.md").open("a") as handle:
+        handle.write(USER_LINE)
+    run(["git", "commit", "--quiet", "-am", "our edit"], project)
+
+    guide = (project / "DEPLOYMENT.md").read_text()
+    for where in (
+        "deploy/aws/",
+        "deploy/azure/",
+        "render.yaml",
+        "backend/app.py",
+        "deploy/kubernetes/",
+    ):
+        assert f"`{where}" in guide, where
+    steps = shell_block(guide, "## Changing an answer later")
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
+
+    assert_same_as_fresh_render_plus_edit(
+        project, clone, tmp_path / "fresh", "cloud_target=kubernetes"
+    )
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["context"]["cookiecutter"]["cloud_target"] == "kubernetes"
+    assert "our edit" in run(["git", "log", "--format=%s"], project)
+
+    # A sizing answer, the same way; the pool sizes stay as recorded (they fit).
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "--quiet", "-m", "kubernetes"], project)
+    workers = steps.replace('{"cloud_target": "kubernetes"}', '{"api_workers": "3"}')
+    assert workers != steps
+    run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", workers], project)
+    answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+    assert answers["api_workers"] == "3"
+    changed = run(["git", "status", "--porcelain"], project).split()
+    assert "DEPLOYMENT.md" in changed, changed
+    pools = [f"{key}={answers[key]}" for key in ("db_pool_max_size", "db_pool_min_size")]
+    assert_same_as_fresh_render_plus_edit(
+        project, clone, tmp_path / "fresh3", "cloud_target=kubernetes", "api_workers=3", *pools
+    )
+
+
+def assert_same_as_fresh_render_plus_edit(
+    project: Path, template: Path, output: Path, *answers: str
+) -> None:
+    """The project holds exactly what a fresh render with `answers` holds, but for the
+    owner's line at the end of README.md."""
+    output.mkdir()
+    run(
+        [str(BIN / "cookiecutter"), str(template), "--no-input", "-o", str(output), *answers],
+        output,
+    )
+    (fresh,) = output.iterdir()
+    expected, updated = tree(fresh), tree(project)
+    assert any(name.startswith("deploy/kubernetes/base/") for name in expected)
+    assert updated.keys() == expected.keys()
+    differing = [name for name in expected if updated[name] != expected[name]]
+    assert differing == ["README.md"]
+    assert updated["README.md"] == expected["README.md"] + USER_LINE.encode()

@@ -182,7 +182,7 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
     tier: '{{ tiers.get(budget.instance[:10], "") }}'
   }
   properties: {
-    version: '16'
+    version: '17'
     administratorLogin: databaseAdminLogin
     administratorLoginPassword: databaseAdminPassword
     storage: { storageSizeGB: 64, autoGrow: 'Enabled' }

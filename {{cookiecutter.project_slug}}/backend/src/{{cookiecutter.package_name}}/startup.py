@@ -62,6 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": opentelemetry, "metrics": opentelemetry, "logs": opentelemetry},
         title="{{ cookiecutter.project_name }}",
         description="{{ cookiecutter.description }}",
+        # Relative: the API answers on whatever host and path prefix serve it.
+        servers=[{"url": "/", "description": "this deployment"}],
+        # The template picks no license for the API; name yours here (an SPDX identifier).
+        license_info={"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
         lifespan=lifespan,
         docs_url=None,  # served below, from a package rather than a CDN
         redoc_url=None,

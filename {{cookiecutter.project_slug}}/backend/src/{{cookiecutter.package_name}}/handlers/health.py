@@ -14,6 +14,8 @@ from .dependencies import DatabaseDep
 from .problems import database_unavailable, problem_responses
 
 router = APIRouter(tags=["health"])
+# Any request, a probe's too, is refused 413 when its body exceeds http.max_body_bytes.
+TOO_LARGE = 413
 
 
 class Status(BaseModel):
@@ -25,13 +27,13 @@ class VersionInfo(BaseModel):
     schema_revision: str | None
 
 
-@router.get("/health/live", response_model=Status)
+@router.get("/health/live", response_model=Status, responses=problem_responses(TOO_LARGE))
 async def live() -> Status:
     """The process is up and serving; never touches the database."""
     return Status(status="live")
 
 
-@router.get("/health/ready", response_model=Status, responses=problem_responses(503))
+@router.get("/health/ready", response_model=Status, responses=problem_responses(TOO_LARGE, 503))
 async def ready(request: Request, database: DatabaseDep) -> Status | JSONResponse:
     """The database answers SELECT 1 within the ready timeout, or every connection
     is busy serving requests; 503 otherwise. A probe's 503 is not a shed request."""
@@ -42,7 +44,7 @@ async def ready(request: Request, database: DatabaseDep) -> Status | JSONRespons
     return Status(status="ready")
 
 
-@router.get("/version", response_model=VersionInfo, responses=problem_responses(503))
+@router.get("/version", response_model=VersionInfo, responses=problem_responses(TOO_LARGE, 503))
 async def version_info(database: DatabaseDep) -> VersionInfo:
     """The running code's version and the schema revision the database is at."""
     return VersionInfo(

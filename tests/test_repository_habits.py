@@ -1,0 +1,74 @@
+"""What a team expects in a new repository: Dependabot's configuration valid against
+its schema, and every rendered file keeping the .editorconfig it ships. (The
+pre-commit hooks run in tests/test_rendered_project.py, on an installed project.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import editorconfig
+import yaml
+
+from .conftest import project_files
+
+BIN = Path(sys.executable).parent
+BINARY_SUFFIXES = {".png", ".ico", ".svg"}
+
+
+def test_dependabot_configuration_is_valid_and_covers_every_ecosystem(
+    shipped: tuple[dict[str, str], Path],
+) -> None:
+    _, project = shipped
+    config = project / ".github" / "dependabot.yml"
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = yaml.safe_load(config.read_text())["updates"]
+    ecosystems = {(update["package-ecosystem"], update["directory"]) for update in updates}
+    assert ecosystems == {
+        ("uv", "/backend"),
+        ("npm", "/"),
+        ("github-actions", "/"),
+        ("docker", "/backend"),
+        ("docker-compose", "/"),
+    }
+    for ecosystem, directory in ecosystems - {("github-actions", "/")}:
+        manifest = {"uv": "pyproject.toml", "npm": "package.json", "docker": "Dockerfile"}.get(
+            ecosystem
+        )
+        assert (project / directory.lstrip("/") / (manifest or "docker-compose.yml")).is_file()
+
+
+def editorconfig_problems(path: Path, text: str) -> list[str]:
+    """Where `text` breaks the .editorconfig properties that apply to `path`."""
+    properties = editorconfig.get_properties(str(path))
+    problems = []
+    if properties.get("insert_final_newline") == "true" and text and not text.endswith("\n"):
+        problems.append("no final newline")
+    if properties.get("end_of_line") == "lf" and "\r" in text:
+        problems.append("CR line ends")
+    for number, line in enumerate(text.splitlines(), 1):
+        if properties.get("trim_trailing_whitespace") == "true" and line != line.rstrip():
+            problems.append(f"line {number}: trailing whitespace")
+        if properties.get("indent_style") == "space" and line.startswith("\t"):
+            problems.append(f"line {number}: indented with a tab")
+    return problems
+
+
+def test_every_file_keeps_the_editorconfig(shipped: tuple[dict[str, str], Path]) -> None:
+    _, project = shipped
+    assert (project / ".editorconfig").is_file()
+    assert editorconfig.get_properties(str(project / "Makefile"))["indent_style"] == "tab"
+    problems = {}
+    for path in project_files(project):
+        if not path.is_file() or path.suffix in BINARY_SUFFIXES:
+            continue
+        if found := editorconfig_problems(path, path.read_text(encoding="utf-8")):
+            problems[str(path.relative_to(project))] = found[:3]
+    assert problems == {}
