@@ -319,6 +319,14 @@ def test_kubernetes_contract(rendered: Any, db_size: str) -> None:
     assert api["startupProbe"]["httpGet"]["path"] == "/health/live"
     assert api["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert api["readinessProbe"].get("timeoutSeconds", 1) > ready_timeout(settings)
+    # The metrics listener is declared on the pod for the scraper, and the public
+    # Service (the API's port only) does not reach it.
+    ports = {port["name"]: port["containerPort"] for port in api["ports"]}
+    assert ports["metrics"] == settings["metrics"]["port"]
+    template = deployment["spec"]["template"]["metadata"]
+    assert template["annotations"]["prometheus.io/port"] == str(settings["metrics"]["port"])
+    (service,) = kinds["Service"]
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["http"]
 
     # A single replica (staging) must roll without downtime.
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
