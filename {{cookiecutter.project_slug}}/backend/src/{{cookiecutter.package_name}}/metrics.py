@@ -56,6 +56,11 @@ REQUESTS_SHED = Counter(
     "Requests answered 503 + Retry-After because the database could not take them.",
     ["cause"],
 )
+EVENT_LOOP_LAG = Histogram(
+    "event_loop_lag_seconds",
+    "How late a worker's event loop ran a timer due now: time spent behind other work.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
 POOL_OPEN_FAILURES = Counter(
     "db_pool_open_failures",
     "Failed attempts to open the pool with its minimum size, at startup and while "
@@ -109,11 +114,16 @@ def record_pool(stats: Mapping[str, int]) -> None:
         gauge.set(stats[name])
 
 
-async def sample_pool(stats: Callable[[], Mapping[str, int]], interval_seconds: float) -> None:
-    """Record this worker's pool every interval, until cancelled (at shutdown)."""
+async def sample_worker(stats: Callable[[], Mapping[str, int]], interval_seconds: float) -> None:
+    """Record this worker's pool every interval, until cancelled (at shutdown), and
+    how late each of its wake-ups came: the event loop's lag, a measure of the time
+    every request in this worker waits behind work that holds the loop."""
+    loop = asyncio.get_running_loop()
     while True:
         record_pool(stats())
+        asleep = loop.time()
         await asyncio.sleep(interval_seconds)
+        EVENT_LOOP_LAG.observe(max(0.0, loop.time() - asleep - interval_seconds))
 
 
 class _LiveWorkersCollector(multiprocess.MultiProcessCollector):

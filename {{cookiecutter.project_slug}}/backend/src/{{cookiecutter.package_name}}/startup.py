@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = await Database.open(settings.database, settings.application.name)
         app.state.database = database
         sampler = asyncio.create_task(
-            metrics.sample_pool(database.stats, settings.metrics.pool_sample_seconds)
+            metrics.sample_worker(database.stats, settings.metrics.pool_sample_seconds)
         )
         budget = settings.database.budget
         configured = budget.replicas * settings.server.workers * settings.database.pool.max_size
