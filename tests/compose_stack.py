@@ -43,7 +43,9 @@ def engine_problem() -> str | None:
 
 
 def base_images(project: Path) -> list[str]:
-    """The images the rendered files name: the Dockerfile's FROM and compose's `image:`."""
+    """The images the rendered files name: the Dockerfile's FROM and the `image:` of
+    the services `docker compose up` starts (those of an opt-in profile, such as
+    `pgbouncer`, it does not)."""
     dockerfile = (project / "backend" / "Dockerfile").read_text()
     version = next(
         line.split("=", 1)[1]
@@ -56,7 +58,11 @@ def base_images(project: Path) -> list[str]:
         if line.startswith("FROM ")
     }
     services = yaml.safe_load((project / "docker-compose.yml").read_text())["services"]
-    named = {service["image"] for service in services.values() if "build" not in service}
+    named = {
+        service["image"]
+        for service in services.values()
+        if "build" not in service and "profiles" not in service
+    }
     return sorted(froms | named)
 
 
