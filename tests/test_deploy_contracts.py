@@ -319,14 +319,6 @@ def test_kubernetes_contract(rendered: Any, db_size: str) -> None:
     assert api["startupProbe"]["httpGet"]["path"] == "/health/live"
     assert api["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert api["readinessProbe"].get("timeoutSeconds", 1) > ready_timeout(settings)
-    # The metrics listener is declared on the pod for the scraper, and the public
-    # Service (the API's port only) does not reach it.
-    ports = {port["name"]: port["containerPort"] for port in api["ports"]}
-    assert ports["metrics"] == settings["metrics"]["port"]
-    template = deployment["spec"]["template"]["metadata"]
-    assert template["annotations"]["prometheus.io/port"] == str(settings["metrics"]["port"])
-    (service,) = kinds["Service"]
-    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["http"]
 
     # A single replica (staging) must roll without downtime.
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -368,6 +360,22 @@ def test_kubernetes_contract(rendered: Any, db_size: str) -> None:
     )
     assert not re.search(claims, guide)
     assert "**Rotation.**" in guide
+
+
+def test_kubernetes_metrics_listener_is_scraped_not_served(rendered: Any) -> None:
+    """The pod declares the metrics listener for the scraper; the public Service
+    (the API's port only) does not reach it."""
+    project = rendered("kubernetes", "small")
+    settings = production_settings(project)
+    kinds = by_kind(kustomize(project / "deploy/kubernetes/overlays/production"))
+    (deployment,) = kinds["Deployment"]
+    (api,) = deployment["spec"]["template"]["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in api["ports"]}
+    assert ports["metrics"] == settings["metrics"]["port"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(settings["metrics"]["port"])
+    (service,) = kinds["Service"]
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["http"]
 
 
 @pytest.mark.parametrize("db_size", SIZES)

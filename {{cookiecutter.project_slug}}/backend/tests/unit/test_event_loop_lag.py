@@ -25,7 +25,7 @@ async def test_a_blocked_loop_is_recorded_as_lag() -> None:
     before_sum, before_count = lag_sum_and_count()
     sampler = asyncio.create_task(sample_worker(lambda: STATS, interval_seconds=0.05))
     await asyncio.sleep(0.01)  # the sampler is asleep
-    time.sleep(0.3)  # blocking work on the loop, as a CPU-bound handler would do
+    time.sleep(0.3)  # noqa: ASYNC251 - holds the loop as CPU-bound work would
     await asyncio.sleep(0.12)  # the sampler wakes late, then once more on time
     sampler.cancel()
     after_sum, after_count = lag_sum_and_count()
