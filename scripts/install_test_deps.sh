@@ -44,7 +44,9 @@ if [[ -x "$compose" && "$(readlink "$plugins/docker-compose" || true)" != "$comp
 fi
 if ! docker info >/dev/null 2>&1; then
     echo "starting dockerd (log: /var/log/dockerd-test.log)"
-    sudo_if_needed bash -c 'nohup dockerd >>/var/log/dockerd-test.log 2>&1 &'
+    # A session of its own: killing the caller's process group (a CI step's timeout,
+    # an interrupted `make test`) must not take the engine down with it.
+    sudo_if_needed setsid --fork bash -c 'exec dockerd >>/var/log/dockerd-test.log 2>&1 </dev/null'
     for _ in $(seq 60); do
         docker info >/dev/null 2>&1 && break
         sleep 0.5
