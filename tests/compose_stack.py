@@ -133,6 +133,12 @@ class Stack:
         )
         return inspected[0]
 
+    def image(self, service: str) -> str:
+        """The image the compose file names for the service."""
+        services = yaml.safe_load((self.project / "docker-compose.yml").read_text())["services"]
+        image: str = services[service]["image"]
+        return image
+
     def json_logs(self, service: str) -> list[dict[str, Any]]:
         """The service's JSON log lines (every container it had), other lines skipped."""
         lines = self.compose("logs", "--no-color", "--no-log-prefix", service).stdout

@@ -134,3 +134,39 @@ def test_app_role_grants_rows_only_and_is_idempotent(migrated: tuple[Path, str, 
     assert asyncio.run(
         fetch(url, "SELECT has_sequence_privilege($1, 'later_id_seq', 'USAGE')", role)
     )
+
+
+def test_app_role_reruns_for_an_owner_who_is_not_a_superuser(
+    migrated: tuple[Path, str, str],
+) -> None:
+    """A managed database's owner has CREATEROLE but is no superuser: a second run (the
+    next deploy's migration job) must still update the role it created."""
+    project, url, role = migrated
+    owner = f"{role}_owner"
+    database = url.rsplit("/", 1)[1]
+    asyncio.run(fetch(url, f'CREATE ROLE "{owner}" LOGIN CREATEROLE'))
+    try:
+        asyncio.run(fetch(url, f'ALTER DATABASE "{database}" OWNER TO "{owner}"'))
+        asyncio.run(fetch(url, f'ALTER SCHEMA public OWNER TO "{owner}"'))
+        # The migrated tables become the owner's, as if it had migrated them.
+        asyncio.run(
+            fetch(
+                url,
+                "DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables"
+                " WHERE schemaname = 'public' LOOP"
+                f" EXECUTE format('ALTER TABLE %I OWNER TO %I', t, '{owner}');"
+                " END LOOP; END $$",
+            )
+        )
+        as_owner = url.replace("postgres@", f"{owner}@", 1)
+        for password in ("first-password", "second-password"):
+            run = app_role(project, as_owner, password)
+            assert run.returncode == 0, run.stderr[-2000:]
+        flags = "SELECT (rolsuper, rolcreatedb, rolcreaterole) FROM pg_roles WHERE rolname = $1"
+        assert tuple(asyncio.run(fetch(url, flags, role))) == (False, False, False)
+    finally:
+        # The database and the role go first (the fixture), then the owner of both.
+        server = f"{SERVER}/postgres"
+        asyncio.run(fetch(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        asyncio.run(fetch(server, f'DROP ROLE IF EXISTS "{role}"'))
+        asyncio.run(fetch(server, f'DROP ROLE IF EXISTS "{owner}"'))

@@ -372,6 +372,35 @@ def test_make_db_lets_the_host_workflow_use_the_compose_database(stack: Stack) -
         )
 
 
+def test_console_proxy_follows_the_api_to_a_new_address(stack: Stack) -> None:
+    """A recreated API container (`up --build` after a change) may get another address;
+    nginx must not keep sending /api/ to the old one. A throwaway container takes the
+    address the stopped API frees, so its next start cannot have it back."""
+    if not has_console(stack):
+        pytest.skip("no console in this variant (include_frontend=no)")
+    before = stack.container("api")
+    ((network, endpoint),) = before["NetworkSettings"]["Networks"].items()
+    stopped = stack.compose("stop", "api", timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    squatter = f"{stack.name}-squatter"
+    try:
+        taken = stack.run(
+            "docker", "run", "--detach", "--rm", "--name", squatter, "--network", network,
+            "--entrypoint", "sleep", stack.image("frontend"), "300",
+        )  # fmt: skip
+        assert taken.returncode == 0, taken.stderr
+        up = stack.compose("up", "--wait", timeout=UP_SECONDS)
+        assert up.returncode == 0, up.stderr[-3000:]
+        (moved,) = stack.container("api")["NetworkSettings"]["Networks"].values()
+        assert moved["IPAddress"] != endpoint["IPAddress"]
+        figure(
+            f"{stack.answers['variant']}: console /api/ after the API moved, 200 after",
+            f"{stack.wait_for(f'{stack.console_url}/api/health/ready', 200, READY_SECONDS):.1f} s",
+        )
+    finally:
+        stack.run("docker", "rm", "--force", squatter)
+
+
 def test_down_volumes_leaves_nothing(stack: Stack) -> None:
     assert any(stack.leftovers().values())
     down = stack.compose("down", "--volumes", timeout=120)

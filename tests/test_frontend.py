@@ -146,9 +146,13 @@ def test_compose_nginx_serves_the_console_and_passes_api_to_the_api(
         for entry in server["block"]
         if entry["directive"] == "location"
     }
-    (proxy,) = [entry["args"] for entry in locations["/api/"] if entry["directive"] == "proxy_pass"]
+    api = {entry["directive"]: entry["args"] for entry in locations["/api/"]}
     api_port = services["api"]["ports"][0].rsplit(":", 1)[1]
-    assert proxy == [f"http://api:{api_port}/"], "the trailing slash strips /api"
+    # Resolved per request (Docker's DNS), with /api stripped by the rewrite.
+    assert api["set"] == ["$api", f"http://api:{api_port}"]
+    assert api["proxy_pass"] == ["$api"]
+    assert api["rewrite"] == ["^/api/(.*)$", "/$1", "break"]
+    assert api["resolver"][0] == "127.0.0.11"
     root = next(entry["args"] for entry in server["block"] if entry["directive"] == "root")
     assert root == [mounts["./frontend/public"]]
 

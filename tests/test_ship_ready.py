@@ -237,6 +237,29 @@ def test_compose_pgbouncer_profile_fronts_the_database_in_transaction_mode(
     assert int(bouncer["environment"]["DEFAULT_POOL_SIZE"]) == servers
 
 
+def test_make_env_writes_missing_passwords_only_readable_by_the_owner(
+    shipped: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """`make .env` on a fresh project, then on a .env from before APP_ROLE_PASSWORD
+    existed: the missing password is added, the value already there is kept."""
+    _, project = shipped
+    (tmp_path / "scripts").mkdir()
+    for name in ("Makefile", "scripts/local_env.py"):
+        (tmp_path / name).write_text((project / name).read_text())
+    env_file = tmp_path / ".env"
+    made = run(["make", ".env"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    assert set(values) == {"POSTGRES_PASSWORD", "APP_ROLE_PASSWORD"}
+    env_file.write_text("POSTGRES_PASSWORD=kept")
+    again = run(["make", ".env"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    lines = env_file.read_text().splitlines()
+    assert lines[0] == "POSTGRES_PASSWORD=kept"
+    assert [line.split("=", 1)[0] for line in lines[1:]] == ["APP_ROLE_PASSWORD"]
+
+
 def test_frontend_is_served_only_when_included(shipped: tuple[dict[str, str], Path]) -> None:
     answers, project = shipped
     services = compose(project)["services"]

@@ -27,10 +27,16 @@ LOCK_KEY = 0x61707072_6F6C65
 # format() quotes the names (%I) and the password (%L) on the server: no SQL is
 # assembled from strings here.
 STATEMENTS = (
-    """SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = $1)
-        THEN 'ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L'
-        ELSE 'CREATE ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L' END,
-        $1::text, $2::text)""",
+    # An existing role is altered only in the attributes it has wrong: naming SUPERUSER
+    # at all in ALTER ROLE needs a superuser, which a managed database's owner is not.
+    """SELECT CASE WHEN role.oid IS NULL
+        THEN format('CREATE ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L',
+            $1::text, $2::text)
+        ELSE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text)
+            || CASE WHEN role.rolsuper THEN ' NOSUPERUSER' ELSE '' END
+            || CASE WHEN role.rolcreatedb THEN ' NOCREATEDB' ELSE '' END
+            || CASE WHEN role.rolcreaterole THEN ' NOCREATEROLE' ELSE '' END END
+        FROM (VALUES (1)) AS one LEFT JOIN pg_roles AS role ON role.rolname = $1""",
     "SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), $1::text)",
     "SELECT format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), $1::text)",
     """SELECT format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I',
