@@ -117,7 +117,12 @@ class LogWriter:
             for chunk in _whole_lines(batch):
                 view = memoryview(chunk)
                 while view:  # a pipe takes a chunk of PIPE_BUF bytes or less whole
-                    view = view[os.write(self._fd, view) :]
+                    try:
+                        view = view[os.write(self._fd, view) :]
+                    except BlockingIOError:
+                        # A non-blocking pipe (the flag is shared with whoever set it)
+                        # refuses rather than waits when full: wait for room here.
+                        select.select([], [self._fd], [])
         except (OSError, ValueError):
             pass  # stdout closed or gone: nowhere left to report it
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -51,6 +53,32 @@ def test_lines_reach_a_file_descriptor_whole_and_in_order(tmp_path: Path) -> Non
             writer.write(line)
         writer.close()
     assert path.read_text() == "before the writer\n" + "".join(lines)
+
+
+def test_a_full_non_blocking_pipe_loses_no_line() -> None:
+    """stdout may be a pipe someone set O_NONBLOCK on (the flag is shared by every
+    process holding it): a full pipe then refuses the write (EAGAIN) instead of
+    waiting, and the writer waits for room itself rather than lose the batch."""
+    lines = [f"line {number} {'x' * 100}\n" for number in range(5_000)]
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    received = bytearray()
+
+    def read_slowly() -> None:
+        while chunk := os.read(read_end, 4_096):
+            received.extend(chunk)
+            time.sleep(0.002)  # a reader falling behind: the pipe fills
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    with os.fdopen(write_end, "w") as stream:
+        writer = LogWriter(stream, on_dropped=lambda count: None)
+        for line in lines:
+            writer.write(line)
+        writer.close()
+    reader.join(WAIT_SECONDS)
+    os.close(read_end)
+    assert received.decode() == "".join(lines)
 
 
 def test_after_close_a_line_is_written_at_once() -> None:
