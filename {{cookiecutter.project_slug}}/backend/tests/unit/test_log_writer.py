@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import io
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -79,6 +82,38 @@ def test_a_full_non_blocking_pipe_loses_no_line() -> None:
     reader.join(WAIT_SECONDS)
     os.close(read_end)
     assert received.decode() == "".join(lines)
+
+
+WRITE_LINES = """
+import sys
+from {{ cookiecutter.package_name }}.log_writer import LogWriter
+writer = LogWriter(sys.stdout, on_dropped=lambda count: None)
+name, size = sys.argv[1], int(sys.argv[2])
+for number in range(200):
+    writer.write(f"{name} {number} " + "x" * size + "\\n")
+writer.close()
+"""
+
+
+def test_processes_sharing_a_pipe_keep_even_long_lines_whole() -> None:
+    """Workers share stdout. A line longer than PIPE_BUF (a traceback, say) goes
+    into a full pipe in parts: another process's write must not land between them."""
+    read_end, write_end = os.pipe()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITE_LINES, name, size], stdout=write_end)  # noqa: S603
+        for name, size in (("long", "20000"), ("short", "100"))
+    ]
+    os.close(write_end)
+    received = bytearray()
+    while chunk := os.read(read_end, 4_096):
+        received.extend(chunk)
+        time.sleep(0.001)  # a reader falling behind: the pipe fills
+    os.close(read_end)
+    for writer in writers:
+        assert writer.wait(WAIT_SECONDS) == 0
+    lines = received.decode().splitlines()
+    torn = [line[:40] for line in lines if not re.fullmatch(r"(long|short) \d+ x+", line)]
+    assert (len(lines), torn) == (400, [])
 
 
 def test_after_close_a_line_is_written_at_once() -> None:
