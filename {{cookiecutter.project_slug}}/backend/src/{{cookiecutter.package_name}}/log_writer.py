@@ -10,7 +10,8 @@ are dropped and counted, and the count is logged once the stream moves again.
 Several workers share one stdout pipe, and a write to a pipe is atomic only up to
 PIPE_BUF bytes: a longer one can be cut and interleaved with another worker's when
 the reader falls behind. So a batch goes to the file descriptor in writes of whole
-lines, each at most PIPE_BUF bytes (a single longer line cannot be kept whole).
+lines, each at most PIPE_BUF bytes; a single longer line (a traceback) is kept whole
+by a lock the writing processes take around each batch.
 
 Hand-written: the standard library's QueueHandler would route structlog's events
 through LogRecords again, the cost telemetry.py avoids, and a queue.Queue costs a
@@ -21,6 +22,8 @@ measured: the template's README, "Performance").
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import io
 import os
 import select
@@ -114,12 +117,42 @@ class LogWriter:
                 self._stream.flush()
                 return
             self._stream.flush()  # anything written to the stream itself comes first
-            for chunk in _whole_lines(batch):
-                view = memoryview(chunk)
-                while view:  # a pipe takes a chunk of PIPE_BUF bytes or less whole
-                    view = view[os.write(self._fd, view) :]
+            with _exclusive(self._fd):
+                for chunk in _whole_lines(batch):
+                    _write_whole(self._fd, chunk)
         except (OSError, ValueError):
             pass  # stdout closed or gone: nowhere left to report it
+
+
+def _write_whole(fd: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:  # a pipe takes a chunk of PIPE_BUF bytes or less whole
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            # A non-blocking pipe (the flag is shared with whoever set it)
+            # refuses rather than waits when full: wait for room here.
+            select.select([], [fd], [])
+
+
+@contextlib.contextmanager
+def _exclusive(fd: int) -> Iterator[None]:
+    """A line longer than PIPE_BUF (a traceback, say) enters a full pipe in parts;
+    the other processes writing to it wait for the last part. A POSIX record lock:
+    it works on pipes, and it excludes processes that inherited the same stdout
+    (flock would not: they share one open file). Where it cannot be taken (a
+    terminal, say) the batch is written without it."""
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError:
+        locked = False
+    else:
+        locked = True
+    try:
+        yield
+    finally:
+        if locked:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
 
 
 def _file_descriptor(stream: TextIO) -> int | None:

@@ -6,6 +6,8 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
@@ -19,6 +21,7 @@ from {{ cookiecutter.package_name }}.startup import create_app
 from ..support.apps import serving
 from ..support.databases import head_revision
 from ..support.http_server import exchange, serving_over_tcp
+from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -94,8 +97,10 @@ async def test_unexpected_error_is_a_500_problem_without_a_trace(
     assert "Traceback" not in response.text
 
 
+# TimeoutError too: one raised by the handler's own code is not the request's time limit.
+@pytest.mark.parametrize("error", [RuntimeError, TimeoutError])
 async def test_an_unexpected_error_is_answered_inside_the_request_context(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    settings: Settings, capsys: pytest.CaptureFixture[str], error: type[Exception]
 ) -> None:
     """Over a real server and one keep-alive connection: the 500 has the request id,
     the security and CORS headers, is logged once, and the connection stays usable."""
@@ -106,7 +111,7 @@ async def test_an_unexpected_error_is_answered_inside_the_request_context(
     @app.get("/probe-crash")
     async def crash() -> None:
         message = "secret internals"
-        raise RuntimeError(message)
+        raise error(message)
 
     async with app.router.lifespan_context(app), serving_over_tcp(app) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -144,14 +149,14 @@ def shed_total() -> float:
     )
 
 
-async def test_ready_while_every_connection_is_busy(
+@asynccontextmanager
+async def every_connection_busy(
     app: FastAPI, client: httpx.AsyncClient, database_url: str
-) -> None:
-    """A pool busy with slow requests is not a database that is down: readiness
-    answers 200 at once instead of queueing behind them."""
+) -> AsyncIterator[list[asyncio.Task[httpx.Response]]]:
+    """Requests (GET /version) holding every connection of the pool, blocked behind a
+    lock until the block ends; yields them, to be awaited after."""
     database = app.state.database
     slots = database.stats()["max_size"]
-    shed_before = shed_total()
     holder = await asyncpg.connect(database_url)
     try:
         async with holder.transaction():
@@ -161,13 +166,47 @@ async def test_ready_while_every_connection_is_busy(
             while database.stats()["in_use"] < slots:
                 assert time.monotonic() < deadline, "the requests never took every connection"
                 await asyncio.sleep(0.02)
-            ready = await client.get("/health/ready")
-        statuses = [response.status_code for response in await asyncio.gather(*blocked)]
+            yield blocked
     finally:
         await holder.close()
+
+
+async def test_ready_while_every_connection_is_busy(
+    app: FastAPI, client: httpx.AsyncClient, database_url: str
+) -> None:
+    """A pool busy with slow requests is not a database that is down: readiness
+    answers 200 at once instead of queueing behind them."""
+    shed_before = shed_total()
+    async with every_connection_busy(app, client, database_url) as blocked:
+        ready = await client.get("/health/ready")
+    statuses = [response.status_code for response in await asyncio.gather(*blocked)]
     assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
-    assert statuses == [200] * slots
+    assert statuses == [200] * len(blocked)
     assert shed_total() == shed_before
+
+
+async def test_not_ready_when_every_connection_is_busy_and_the_network_goes_silent(
+    settings: Settings, database_url: str
+) -> None:
+    """A full pool's connections may all be stuck on a network that went silent (no
+    reset: they wait for their requests' timeouts): busy must not mean ready then."""
+    proxy = TcpProxy.to_database(database_url)
+    await proxy.start()
+    url = type(settings.database.url)(proxy.url_through(database_url))
+    through_proxy = settings.model_copy(
+        update={"database": settings.database.model_copy(update={"url": url})}
+    )
+    try:
+        async with serving(through_proxy) as (app, client):
+            async with every_connection_busy(app, client, database_url) as blocked:
+                proxy.silence()
+                ready = await client.get("/health/ready")
+            proxy.resume()
+            await asyncio.gather(*blocked)
+    finally:
+        await proxy.stop()
+    assert ready.status_code == 503, ready.text
+    assert ready.headers["content-type"] == PROBLEM
 
 
 async def test_an_unreachable_database_is_not_ready_and_not_counted_as_shed(

@@ -190,6 +190,19 @@ async def test_too_many_connections_is_a_503_and_startup_waits_for_a_slot(
     assert open_failures("TooManyConnectionsError") > before
 
 
+async def test_ready_while_busy_at_the_connection_limit(
+    settings: Settings, limited_role_url: str
+) -> None:
+    """Every connection of the pool in use and the role at its limit: readiness asks
+    the server on a connection of its own, refused as one too many; the server
+    answered, so the database is reachable and the service is busy, not down."""
+    limited = with_pool(with_url(settings, limited_role_url), min_size=1, max_size=1)
+    # The pool's connection, and the role's only one, held by the test:
+    async with serving(limited) as (app, client), app.state.database.connection():
+        ready = await client.get("/health/ready")
+    assert ready.status_code == 200, ready.text
+
+
 async def test_reopening_keeps_trying_until_the_database_exists(
     settings: Settings, server_url: str, migrated_template: str
 ) -> None:

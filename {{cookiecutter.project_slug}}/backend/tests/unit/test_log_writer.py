@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import gc
 import io
+import os
+import re
+import subprocess
+import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -51,6 +56,64 @@ def test_lines_reach_a_file_descriptor_whole_and_in_order(tmp_path: Path) -> Non
             writer.write(line)
         writer.close()
     assert path.read_text() == "before the writer\n" + "".join(lines)
+
+
+def test_a_full_non_blocking_pipe_loses_no_line() -> None:
+    """stdout may be a pipe someone set O_NONBLOCK on (the flag is shared by every
+    process holding it): a full pipe then refuses the write (EAGAIN) instead of
+    waiting, and the writer waits for room itself rather than lose the batch."""
+    lines = [f"line {number} {'x' * 100}\n" for number in range(5_000)]
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    received = bytearray()
+
+    def read_slowly() -> None:
+        while chunk := os.read(read_end, 4_096):
+            received.extend(chunk)
+            time.sleep(0.002)  # a reader falling behind: the pipe fills
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    with os.fdopen(write_end, "w") as stream:
+        writer = LogWriter(stream, on_dropped=lambda count: None)
+        for line in lines:
+            writer.write(line)
+        writer.close()
+    reader.join(WAIT_SECONDS)
+    os.close(read_end)
+    assert received.decode() == "".join(lines)
+
+
+WRITE_LINES = """
+import sys
+from {{ cookiecutter.package_name }}.log_writer import LogWriter
+writer = LogWriter(sys.stdout, on_dropped=lambda count: None)
+name, size = sys.argv[1], int(sys.argv[2])
+for number in range(200):
+    writer.write(f"{name} {number} " + "x" * size + "\\n")
+writer.close()
+"""
+
+
+def test_processes_sharing_a_pipe_keep_even_long_lines_whole() -> None:
+    """Workers share stdout. A line longer than PIPE_BUF (a traceback, say) goes
+    into a full pipe in parts: another process's write must not land between them."""
+    read_end, write_end = os.pipe()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITE_LINES, name, size], stdout=write_end)  # noqa: S603
+        for name, size in (("long", "20000"), ("short", "100"))
+    ]
+    os.close(write_end)
+    received = bytearray()
+    while chunk := os.read(read_end, 4_096):
+        received.extend(chunk)
+        time.sleep(0.001)  # a reader falling behind: the pipe fills
+    os.close(read_end)
+    for writer in writers:
+        assert writer.wait(WAIT_SECONDS) == 0
+    lines = received.decode().splitlines()
+    torn = [line[:40] for line in lines if not re.fullmatch(r"(long|short) \d+ x+", line)]
+    assert (len(lines), torn) == (400, [])
 
 
 def test_after_close_a_line_is_written_at_once() -> None:

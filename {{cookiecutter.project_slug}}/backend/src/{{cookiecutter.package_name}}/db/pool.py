@@ -209,14 +209,15 @@ class Database:
 
     async def ping(self) -> None:
         """SELECT 1 within the ready timeout, or DatabaseUnavailableError. A pool with
-        every connection in use is busy, not down, and answers at once rather than
-        queueing behind requests: a lost connection fails its request and frees its
-        slot (a silent network within command_timeout_seconds), so the connections of
-        a full pool are ones the database still holds."""
+        every connection in use is busy, not down: it is not queued behind, the
+        server is asked on a connection of the probe's own instead (the pool's
+        connections may all be stuck on a network gone silent, until their
+        requests time out)."""
         pool = self.pool
-        if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
-            return
         timeout = self._settings.ready_timeout_seconds
+        if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+            await self._ping_outside_pool(seconds=timeout)
+            return
         async with self.connection(wait_seconds=timeout) as connection:
             try:
                 await connection.fetchval("SELECT 1", timeout=timeout)
@@ -224,6 +225,29 @@ class Database:
                 raise DatabaseUnavailableError(
                     "SELECT 1 timed out", retry_after_seconds=timeout
                 ) from error
+
+    async def _ping_outside_pool(self, seconds: float) -> None:
+        url = self._settings.url.get_secret_value()
+        try:
+            connection = await asyncpg.connect(
+                url, timeout=seconds, server_settings={"application_name": self._application_name}
+            )
+        except asyncpg.TooManyConnectionsError:
+            return  # the server answers, and the pool holds its share: busy, reachable
+        except OPEN_ERRORS as error:
+            raise DatabaseUnavailableError(
+                f"no connection within {seconds}s: {error!r}",
+                retry_after_seconds=seconds,
+                cause=_cause(error),
+            ) from error
+        try:
+            await connection.fetchval("SELECT 1", timeout=seconds)
+        except CONNECTION_ERRORS as error:
+            raise DatabaseUnavailableError(
+                f"SELECT 1 failed: {error!r}", retry_after_seconds=seconds, cause=_cause(error)
+            ) from error
+        finally:
+            connection.terminate()  # no goodbye round trip to wait for
 
     def stats(self) -> dict[str, int]:
         """The pool's connections (size = in_use + idle), its bounds, and the waiters."""

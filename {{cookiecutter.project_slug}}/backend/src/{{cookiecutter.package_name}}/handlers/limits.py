@@ -73,9 +73,13 @@ class RequestTimeoutMiddleware:
         try:
             async with deadline:
                 await self.app(scope, receive, send_tracking_start)
-        except TimeoutError:
-            if not deadline.expired() or started:
+        except Exception as error:
+            if started:
                 raise
+            if not (isinstance(error, TimeoutError) and deadline.expired()):
+                # Unexpected, a TimeoutError of the handler's own code included.
+                await self._unexpected(scope, receive, send)
+                return
             logger.warning("request timed out", timeout_seconds=self.timeout_seconds)
             response = problem_response(
                 Request(scope),
@@ -85,14 +89,13 @@ class RequestTimeoutMiddleware:
                 detail=self._timed_out(scope["method"]),
             )
             await response(scope, receive, send)
-        except Exception:
-            if started:
-                raise
-            # A logger of the logging configured now, not cached at first use: an
-            # app created again in the same process (tests) logs where it is told.
-            structlog.get_logger("errors").exception("unhandled exception")
-            response = problem_response(Request(scope), 500, detail="An unexpected error occurred.")
-            await response(scope, receive, send)
+
+    async def _unexpected(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A logger of the logging configured now, not cached at first use: an
+        # app created again in the same process (tests) logs where it is told.
+        structlog.get_logger("errors").exception("unhandled exception")
+        response = problem_response(Request(scope), 500, detail="An unexpected error occurred.")
+        await response(scope, receive, send)
 
     def _timed_out(self, method: str) -> str:
         took = f"The request took longer than {self.timeout_seconds} s"
