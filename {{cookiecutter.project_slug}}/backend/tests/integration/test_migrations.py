@@ -79,6 +79,21 @@ def test_a_migration_waiting_for_a_lock_gives_up(
 
     with pytest.raises(Exception, match="lock timeout"):
         asyncio.run(migrate_while_locked())
+    # The failed migration closed its connection, rather than leave it to the collector.
+    assert asyncio.run(sessions_on(empty_database_url)) == 0
+
+
+async def sessions_on(database_url: str) -> int:
+    """Other sessions connected to this database now."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return count
 
 
 async def timeouts_check(settings: DatabaseSettings) -> tuple[dict[str, int], list[str]]:
