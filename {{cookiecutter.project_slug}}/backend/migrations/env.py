@@ -70,9 +70,12 @@ def run_migrations(connection: Connection) -> None:
 
 async def run_online() -> None:
     engine = create_async_engine("postgresql+asyncpg://", async_creator=connect)
-    async with engine.connect() as connection:
-        await connection.run_sync(run_migrations)
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(run_migrations)
+    finally:
+        # A failed migration (a lock timeout, say) closes its connection too.
+        await engine.dispose()
     await store_session_timeouts()
 
 

@@ -15,6 +15,7 @@ from . import metrics
 from .configuration import Settings, load_settings
 from .db.budget import BudgetGuard
 from .db.pool import Database
+from .db.session_settings import warn_if_differing
 from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
 from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
 from .handlers.middleware import RequestContextMiddleware
@@ -43,12 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         budget_check = asyncio.create_task(
             guard.watch(metrics.record_budget, budget.check_interval_seconds)
         )
+        timeouts_check = asyncio.create_task(warn_if_differing(database, settings.database))
         logger.info("started", environment=settings.environment, pool=database.stats())
         try:
             yield
         finally:
             sampler.cancel()
             budget_check.cancel()
+            timeouts_check.cancel()
             await database.close()
             metrics.worker_stopped()
             logger.info("stopped")

@@ -4,6 +4,9 @@ one warning however often it finds the fleet too big, and readiness left alone."
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -107,3 +110,42 @@ async def test_an_unreachable_database_gives_no_reading(settings: Settings) -> N
         assert await BudgetGuard(database, "budget-unreachable", configured=1).check() is None
     finally:
         await database.close()
+
+
+async def test_a_refused_connection_does_not_stop_the_checks(
+    settings: Settings, database_url: str
+) -> None:
+    """The database refusing connections (too many: the shortfall itself) gives no
+    reading, and the checks go on: readings come back once it lets the guard in."""
+    role = f"budget_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
+    parts = urlsplit(database_url)
+    url = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    limited = settings.database.model_copy(
+        update={
+            "url": type(settings.database.url)(url),
+            "pool": settings.database.pool.model_copy(update={"min_size": 0}),
+        }
+    )
+    readings: list[Mapping[str, int]] = []
+    database = await Database.open(limited, role)
+    guard = BudgetGuard(database, role, configured=1)
+    watch = asyncio.create_task(guard.watch(readings.append, 0.05))
+    try:
+        await asyncio.sleep(0.3)
+        assert not watch.done()
+        assert readings == []
+        await admin.execute(f"ALTER ROLE {role} CONNECTION LIMIT -1")
+        for _ in range(100):
+            if readings:
+                break
+            await asyncio.sleep(0.05)
+        assert not watch.done()
+        assert readings
+        assert readings[-1]["observed"] >= 1
+    finally:
+        watch.cancel()
+        await database.close()
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()

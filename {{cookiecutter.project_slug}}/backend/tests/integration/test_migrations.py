@@ -7,6 +7,11 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
+
+from {{ cookiecutter.package_name }}.configuration import DatabaseSettings, Settings
+from {{ cookiecutter.package_name }}.db.pool import Database
+from {{ cookiecutter.package_name }}.db.session_settings import differing, warn_if_differing
 
 from ..support import databases
 
@@ -74,3 +79,43 @@ def test_a_migration_waiting_for_a_lock_gives_up(
 
     with pytest.raises(Exception, match="lock timeout"):
         asyncio.run(migrate_while_locked())
+    # The failed migration closed its connection, rather than leave it to the collector.
+    assert asyncio.run(sessions_on(empty_database_url)) == 0
+
+
+async def sessions_on(database_url: str) -> int:
+    """Other sessions connected to this database now."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        count: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return count
+
+
+async def timeouts_check(settings: DatabaseSettings) -> tuple[dict[str, int], list[str]]:
+    """What differs in a pooled session, and the startup check's warnings."""
+    database = await Database.open(settings, "timeouts-check")
+    try:
+        async with database.connection() as connection:
+            found = await differing(connection, settings)
+        with capture_logs() as logs:
+            await warn_if_differing(database, settings)
+    finally:
+        await database.close()
+    return found, [log["event"] for log in logs if log["log_level"] == "warning"]
+
+
+def test_timeouts_configured_but_not_stored_are_reported(settings: Settings) -> None:
+    """The configuration changed, `make init-db` not run since: the sessions still have
+    the stored values, and each worker's startup check says so."""
+    stored = settings.database
+    assert asyncio.run(timeouts_check(stored)) == ({}, [])
+    changed = stored.model_copy(update={"statement_timeout_ms": 1234})
+    found, warnings = asyncio.run(timeouts_check(changed))
+    assert found == {"statement_timeout": 5000}
+    assert len(warnings) == 1
+    assert "make init-db" in warnings[0]

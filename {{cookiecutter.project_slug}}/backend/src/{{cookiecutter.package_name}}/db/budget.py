@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import asyncpg
 import structlog
 
 from .errors import DatabaseUnavailableError
@@ -88,11 +89,13 @@ class BudgetGuard:
         self.warnings = 0
 
     async def check(self) -> BudgetReading | None:
-        """The budget now, or None while the database cannot be reached."""
+        """The budget now, or None while the database cannot be reached or refuses
+        the connection (too many connections: the very shortfall this guards against)."""
         try:
             async with self._database.connection() as connection:
                 reading = await read_budget(connection, self._application_name, self._configured)
-        except DatabaseUnavailableError:
+        except (DatabaseUnavailableError, asyncpg.PostgresError) as error:
+            logger.info("connection budget not read", error=repr(error))
             return None
         if reading.headroom < 0 and self.warnings == 0:
             self.warnings += 1
