@@ -1,6 +1,6 @@
 """The live connection-budget guard in the rendered service as deployed (`python -m
 <package>`, two uvicorn workers sharing prometheus-client's multiprocess files): told
-that a fleet far too big shares the database, each worker warns once, /metrics shows
+that a fleet far too big shares the database, each worker warns once, the metrics listener shows
 the budget's gauges as one value each (not a sum over workers), and the service stays
 ready."""
 
@@ -41,7 +41,7 @@ def test_an_oversized_fleet_is_reported_not_fatal(installed_default: Path, datab
     with running(installed_default, environment) as service:
         time.sleep(1.5)  # several checks in each worker
         ready = httpx.get(f"{service.base_url}/health/ready", timeout=10)
-        exposition = httpx.get(f"{service.base_url}/metrics", timeout=10).text
+        exposition = httpx.get(service.metrics_url, timeout=10).text
         warnings = [
             entry
             for line in service.log().split("\n")

@@ -11,8 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.package_name }} import metrics
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db.budget import BudgetGuard
 from {{ cookiecutter.package_name }}.db.pool import Database
@@ -84,7 +86,8 @@ async def test_the_app_exports_the_budget_and_stays_ready(settings: Settings) ->
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             await asyncio.sleep(0.2)  # a few checks
             ready = await client.get("/health/ready")
-            exposition = (await client.get("/metrics")).text
+            # The values the metrics listener would serve (not the API's port).
+            exposition = generate_latest(metrics.registry()).decode()
     gauges = {
         sample.name: sample.value
         for family in text_string_to_metric_families(exposition)
