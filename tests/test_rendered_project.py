@@ -3,6 +3,7 @@ install, init_db, smoke), then the project's own lint, types and tests."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -162,6 +163,40 @@ def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-4000:]
     finally:
         created.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_make_migration_takes_any_name_and_skips_alembics_own_ids(project: Path) -> None:
+    """A plain `alembic revision` id that starts with digits does not set the number, and
+    quotes, backticks and backslashes in NAME are the message, never shell or Python."""
+    versions = project / "backend" / "migrations" / "versions"
+    last = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    plain = subprocess.run(
+        [".venv/bin/alembic", "revision", "--rev-id", "1234abcd5678", "-m", "plain"],
+        cwd=project / "backend",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Run by a shell, the backticks would create backend/ran. `$` is left out: make
+    # itself expands it in a command-line variable.
+    marker = project / "backend" / "ran"
+    name = 'add "status"; `touch ran` \\ """ end"'
+    result = make(project, "migration", f"NAME={name}")
+    try:
+        assert plain.returncode == 0, plain.stdout + plain.stderr
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert not marker.exists(), "NAME ran as a shell command"
+        (revision,) = versions.glob(f"{last + 1:04d}_*.py")
+        module = ast.parse(revision.read_text())
+        assert (ast.get_docstring(module) or "").splitlines()[0] == name
+        assert 'down_revision = "1234abcd5678"' in revision.read_text()
+        lint = make(project, "lint")
+        assert lint.returncode == 0, lint.stdout[-4000:] + lint.stderr[-4000:]
+    finally:
+        for path in (*versions.glob("1234abcd5678_*.py"), *versions.glob(f"{last + 1:04d}_*.py")):
+            path.unlink()
 
 
 async def _row_counts(database: str) -> dict[str, int]:
