@@ -124,9 +124,26 @@ def test_init_db_on_another_projects_database_says_so(project: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.xdist_group("rendered")
 def test_projects_own_checks_pass(project: Path) -> None:
+    """They pass, and what they leave behind (caches, reports) is git-ignored."""
+    if not (project / ".git").is_dir():
+        git(project, "init", "--quiet")
+    before = untracked(project)
     result = make(project, "lint", "typecheck", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
+    assert untracked(project) - before == set()
+
+
+def untracked(project: Path) -> set[str]:
+    """Files git would offer to add: neither tracked nor ignored."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(listing.stdout.splitlines())
 
 
 @pytest.mark.slow
