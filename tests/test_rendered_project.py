@@ -154,6 +154,8 @@ def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks
     versions = project / "backend" / "migrations" / "versions"
     last = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
     created = versions / f"{last + 1:04d}_add_invoices.py"
+    readme = (project / "README.md").read_text()
+    assert f'make migration NAME="add invoices"   # {created.relative_to(project)}:' in readme
     result = make(project, "migration", "NAME=add invoices")
     try:
         assert result.returncode == 0, result.stdout + result.stderr
