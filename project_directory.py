@@ -23,23 +23,27 @@ SHOWN = 60
 def directory_name(slug: str | Undefined) -> str:
     """The slug, once it can name the project directory. cookiecutter creates that
     directory before the pre-generation hook runs (and on failure removes only the
-    last part of it), so `a/b` would leave `a` behind and a 300-character slug would
-    fail with "File name too long". cookiecutter.json renders this filter after the
-    answers, before anything is written; the hook checks the rest of the slug's rule
-    (and reports every other bad answer with it)."""
+    last part of it), so `a/b` would leave `a` behind, a 300-character slug would
+    fail with "File name too long", and `..` would be the output directory's parent.
+    cookiecutter.json renders this filter after the answers, before anything is
+    written; the hook checks the rest of the slug's rule (and reports every other bad
+    answer with it)."""
     if isinstance(slug, Undefined):
         # A replay renders only the answers its file lacks, this one among them, without
         # the slug: the slug was checked when the file was written.
         return ""
     shown = repr(slug) if len(slug) <= SHOWN else f"{slug[:SHOWN]!r}... ({len(slug)} characters)"
     separator = next((char for char in ("/", "\\") if char in slug), None)
-    if separator is None and len(slug.encode()) <= NAME_MAX:
+    if separator:
+        reason = f"holds {separator!r}"
+    elif slug in ("", ".", ".."):
+        # The output directory itself or its parent: cookiecutter would only say that
+        # directory "already exists", naming no answer.
+        reason = "names no directory of its own"
+    elif len(slug.encode()) > NAME_MAX:
+        reason = f"longer than a directory name may be: {NAME_MAX} bytes"
+    else:
         return slug
-    reason = (
-        f"holds {separator!r}"
-        if separator
-        else f"longer than a directory name may be: {NAME_MAX} bytes"
-    )
     print(
         f"error: project_slug={shown}: not a valid slug ({reason}); accepted: lowercase letters "
         f"and digits in dash-separated words, starting with a letter, at most {MAX_SLUG}",

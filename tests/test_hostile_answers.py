@@ -123,8 +123,20 @@ def test_jinja_in_an_answer_cannot_reach_python_internals(tmp_path: Path, templa
             "error: project_slug='" + "a" * 60 + "'... (5000 characters): not a valid slug "
             "(longer than a directory name may be: 255 bytes);",
         ),
+        (
+            "project_slug=..",
+            "error: project_slug='..': not a valid slug (names no directory of its own);",
+        ),
+        (
+            "project_slug=.",
+            "error: project_slug='.': not a valid slug (names no directory of its own);",
+        ),
+        (
+            "project_slug=",
+            "error: project_slug='': not a valid slug (names no directory of its own);",
+        ),
     ],
-    ids=["slash", "derived-slash", "backslash", "too-long"],
+    ids=["slash", "derived-slash", "backslash", "too-long", "parent", "current", "empty"],
 )
 def test_a_slug_that_is_no_directory_name_is_rejected_before_anything_is_written(
     tmp_path: Path, answer: str, expected: str

@@ -3,6 +3,7 @@ install, init_db, smoke), then the project's own lint, types and tests."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -123,9 +124,26 @@ def test_init_db_on_another_projects_database_says_so(project: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.xdist_group("rendered")
 def test_projects_own_checks_pass(project: Path) -> None:
+    """They pass, and what they leave behind (caches, reports) is git-ignored."""
+    if not (project / ".git").is_dir():
+        git(project, "init", "--quiet")
+    before = untracked(project)
     result = make(project, "lint", "typecheck", "test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
+    assert untracked(project) - before == set()
+
+
+def untracked(project: Path) -> set[str]:
+    """Files git would offer to add: neither tracked nor ignored."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(listing.stdout.splitlines())
 
 
 @pytest.mark.slow
@@ -136,6 +154,8 @@ def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks
     versions = project / "backend" / "migrations" / "versions"
     last = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
     created = versions / f"{last + 1:04d}_add_invoices.py"
+    readme = (project / "README.md").read_text()
+    assert f'make migration NAME="add invoices"   # {created.relative_to(project)}:' in readme
     result = make(project, "migration", "NAME=add invoices")
     try:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -162,6 +182,40 @@ def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-4000:]
     finally:
         created.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("rendered")
+def test_make_migration_takes_any_name_and_skips_alembics_own_ids(project: Path) -> None:
+    """A plain `alembic revision` id that starts with digits does not set the number, and
+    quotes, backticks and backslashes in NAME are the message, never shell or Python."""
+    versions = project / "backend" / "migrations" / "versions"
+    last = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    plain = subprocess.run(
+        [".venv/bin/alembic", "revision", "--rev-id", "1234abcd5678", "-m", "plain"],
+        cwd=project / "backend",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Run by a shell, the backticks would create backend/ran. `$` is left out: make
+    # itself expands it in a command-line variable.
+    marker = project / "backend" / "ran"
+    name = 'add "status"; `touch ran` \\ """ end"'
+    result = make(project, "migration", f"NAME={name}")
+    try:
+        assert plain.returncode == 0, plain.stdout + plain.stderr
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert not marker.exists(), "NAME ran as a shell command"
+        (revision,) = versions.glob(f"{last + 1:04d}_*.py")
+        module = ast.parse(revision.read_text())
+        assert (ast.get_docstring(module) or "").splitlines()[0] == name
+        assert 'down_revision = "1234abcd5678"' in revision.read_text()
+        lint = make(project, "lint")
+        assert lint.returncode == 0, lint.stdout[-4000:] + lint.stderr[-4000:]
+    finally:
+        for path in (*versions.glob("1234abcd5678_*.py"), *versions.glob(f"{last + 1:04d}_*.py")):
+            path.unlink()
 
 
 async def _row_counts(database: str) -> dict[str, int]:

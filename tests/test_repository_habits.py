@@ -4,9 +4,12 @@ pre-commit hooks run in tests/test_rendered_project.py, on an installed project.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import editorconfig
 import yaml
@@ -72,3 +75,24 @@ def test_every_file_keeps_the_editorconfig(shipped: tuple[dict[str, str], Path])
         if found := editorconfig_problems(path, path.read_text(encoding="utf-8")):
             problems[str(path.relative_to(project))] = found[:3]
     assert problems == {}
+
+
+def test_make_lint_without_npm_says_what_to_install(bake: Any, tmp_path: Path) -> None:
+    """No Node.js on the machine yet: make lint stops with one line naming what it needs."""
+    project = Path(bake({}).project_path)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "make"):
+        (tools / tool).symlink_to(shutil.which(tool) or tool)
+    result = subprocess.run(
+        ["make", "lint-openapi"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"PATH": str(tools)},
+    )
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == (
+        "make lint-openapi (part of make lint): npm not found; install Node.js >= 20.19 with npm"
+    ), result.stderr

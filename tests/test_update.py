@@ -239,6 +239,35 @@ def test_changing_cloud_target_later_keeps_history_and_edits(
     )
 
 
+def test_a_plain_cookiecutter_project_is_linked_with_its_own_answers(
+    tmp_path: Path, template_clone: tuple[Path, str]
+) -> None:
+    """Made with plain cookiecutter and answers other than the defaults: DEPLOYMENT.md's
+    `cruft link` lines, then its update lines, give the fresh kubernetes render of those
+    answers plus the owner's edit (a bare `cruft link --no-input` records the defaults)."""
+    clone, _ = template_clone
+    answers = ("project_name=Skel Api", "example_domain=none")
+    (tmp_path / "user").mkdir()
+    command = [str(BIN / "cookiecutter"), str(clone), "--no-input", *answers]
+    run([*command, "--output-dir", str(tmp_path / "user")], tmp_path)
+    (project,) = (tmp_path / "user").iterdir()
+    run(["git", "init", "--quiet"], project)
+    with (project / "README.md").open("a") as handle:
+        handle.write(USER_LINE)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "--quiet", "-m", "rendered, and our edit"], project)
+
+    guide = (project / "DEPLOYMENT.md").read_text()
+    link = shell_block(guide, "A project made with plain cookiecutter")
+    assert "<template>" in link
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    for steps in (link.replace("<template>", str(clone)), shell_block(guide, "## Changing")):
+        run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
+    assert_same_as_fresh_render_plus_edit(
+        project, clone, tmp_path / "fresh", *answers, "cloud_target=kubernetes"
+    )
+
+
 def assert_same_as_fresh_render_plus_edit(
     project: Path, template: Path, output: Path, *answers: str
 ) -> None:

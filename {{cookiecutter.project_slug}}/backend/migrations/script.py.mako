@@ -7,7 +7,12 @@ def literal(value):
         items = ", ".join(literal(item) for item in value)
         return f"({items},)" if len(value) == 1 else f"({items})"
     return f'"{value}"'
-%>"""${message}
+
+
+def docstring(text):
+    """The message as the docstring's first line: a quote or backslash in it is text."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+%>"""${docstring(message)}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
