@@ -1,10 +1,11 @@
 """The `directory_name` filter: cookiecutter.json checks the slug with it while the
 answers are rendered, before cookiecutter writes anything.
 
-A module of its own, not a part of local_extensions.py: cruft renders a project's
-old and new template commits in one process, where the module imported first
-serves both, so a filter new to local_extensions.py would be missing from the
-render of the commit that introduced it.
+A module of its own, not a part of template_extensions.py: cruft renders a project's
+old and new template commits in one process, where a module imported first served
+both, so a filter new to it would have been missing from the render of the commit
+that introduced it. Both modules now drop themselves from the import cache
+when their extension is made.
 """
 
 from __future__ import annotations
@@ -58,4 +59,6 @@ class ProjectDirectoryExtension(Extension):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        # As template_extensions.forget_module: the next commit imports its own copy.
+        sys.modules.pop(__name__, None)
         environment.filters["directory_name"] = directory_name

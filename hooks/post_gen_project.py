@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
-# From manifest.yaml, through local_extensions.unselected_paths.
+# From manifest.yaml, through template_extensions.unselected_paths.
 UNSELECTED = json.loads({{ cookiecutter | unselected_paths | tojson | tojson }})
 PROJECT = Path.cwd()
 SKIP_ENV = "HIGHCONCURRENCY_SKIP_CHECKS"

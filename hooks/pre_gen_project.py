@@ -9,7 +9,7 @@ import sys
 
 # Double-encoded so any answer, quotes and all, arrives as plain data.
 ANSWERS = json.loads({{ cookiecutter | tojson | tojson }})
-# Computed by local_extensions.capacity_problem, the one place the rule lives.
+# Computed by template_extensions.capacity_problem, the one place the rule lives.
 CAPACITY_PROBLEM = json.loads({{ cookiecutter | capacity_problem | tojson | tojson }})
 CHOICES = json.loads({{ cookiecutter | choice_lists | tojson | tojson }})
 

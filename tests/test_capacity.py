@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_extensions import budget_for, load_capacity, suggested_pool_max
+from template_extensions import budget_for, load_capacity, suggested_pool_max
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SIZES = ("small", "medium", "large", "xlarge")
@@ -53,10 +53,10 @@ def test_suggested_default_always_fits() -> None:
 
 
 def test_template_tooling_is_lint_format_and_type_clean() -> None:
-    """The template's own Python (tests, bench, local_extensions.py) meets the bar it
+    """The template's own Python (tests, bench, template_extensions.py) meets the bar it
     sets for the rendered code: ruff, and mypy --strict ([tool.mypy] in pyproject.toml)."""
     root = README.parent
-    paths = ["tests", "bench", "local_extensions.py", "project_directory.py"]
+    paths = ["tests", "bench", "template_extensions.py", "project_directory.py"]
     ruff = Path(sys.executable).parent / "ruff"
     check = subprocess.run(
         [ruff, "check", *paths], cwd=root, capture_output=True, text=True, check=False

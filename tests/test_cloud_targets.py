@@ -24,7 +24,7 @@ from cfnlint.decode import cfn_yaml
 from lark.exceptions import LarkError
 from pycep import BicepParser
 
-from local_extensions import budget_for, load_capacity, suggested_pool_max
+from template_extensions import budget_for, load_capacity, suggested_pool_max
 
 from .deploy_files import KUBERNETES_VERSION, by_kind, kustomize, overlay_with_pgbouncer
 

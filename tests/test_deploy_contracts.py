@@ -27,7 +27,7 @@ import yaml
 from cfnlint.decode import cfn_yaml
 from pycep import BicepParser
 
-from local_extensions import Budget, budget_for, load_capacity
+from template_extensions import Budget, budget_for, load_capacity
 
 from .deploy_files import (
     by_kind,

@@ -2,7 +2,7 @@
 strings are rejected with their reason, or land in the files as inert text.
 
 cookiecutter renders every answer as a Jinja template before any hook sees it, so
-`project_name={{ 7*7 }}` arrives as "49"; local_extensions.sandbox makes that
+`project_name={{ 7*7 }}` arrives as "49"; template_extensions.sandbox makes that
 rendering a sandboxed one, so an answer cannot reach Python's internals or run a
 command on the rendering machine.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local_extensions import budget_for
+from template_extensions import budget_for
 
 from .conftest import render_cli
 

@@ -26,7 +26,7 @@ import yaml
 from docker.utils.build import exclude_paths
 from dockerfile_parse import DockerfileParser
 
-from local_extensions import db_budget
+from template_extensions import db_budget
 
 from .conftest import TEMPLATE
 from .harness import free_port

@@ -10,6 +10,7 @@ cruft renders hooks without telling them where the template is.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,11 +225,22 @@ def sandbox(environment: Any) -> None:
         environment.unop_table = dict(SandboxedEnvironment.default_unop_table)
 
 
+def forget_module(name: str) -> None:
+    """Drop this module from the import cache once its extension is made. cruft
+    renders a project's old and new template commits in one process: without this,
+    the commit rendered second would get the first one's module, and a filter or
+    attribute either commit added would be missing from it. (This module was named
+    local_extensions.py until the rule gained the rollout surge; the new name keeps
+    projects rendered before then from serving their cached copy to this commit.)"""
+    sys.modules.pop(name, None)
+
+
 class CapacityExtension(Extension):
     """Sandboxes the environment and registers the filters above."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        forget_module(__name__)
         sandbox(environment)
         environment.filters["suggested_pool_max"] = suggested_pool_max
         environment.filters["db_budget"] = db_budget
