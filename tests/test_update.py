@@ -223,14 +223,16 @@ def test_changing_cloud_target_later_keeps_history_and_edits(
     assert state["context"]["cookiecutter"]["cloud_target"] == "kubernetes"
     assert "our edit" in run(["git", "log", "--format=%s"], project)
 
-    # A sizing answer, the same way; the pool sizes stay as recorded (they fit).
+    # Sizing answers, the same way. The pool is not recomputed: a third worker
+    # needs a smaller pool to stay within the budget (rollout surge included).
     run(["git", "add", "-A"], project)
     run(["git", "commit", "--quiet", "-m", "kubernetes"], project)
-    workers = steps.replace('{"cloud_target": "kubernetes"}', '{"api_workers": "3"}')
+    sizing = '{"api_workers": "3", "db_pool_max_size": "5"}'
+    workers = steps.replace('{"cloud_target": "kubernetes"}', sizing)
     assert workers != steps
     run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", workers], project)
     answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
-    assert answers["api_workers"] == "3"
+    assert (answers["api_workers"], answers["db_pool_max_size"]) == ("3", "5")
     changed = run(["git", "status", "--porcelain"], project).split()
     assert "DEPLOYMENT.md" in changed, changed
     pools = [f"{key}={answers[key]}" for key in ("db_pool_max_size", "db_pool_min_size")]
