@@ -31,8 +31,8 @@ from baseline import (
     SAVE_KEY,
     SCOPE,
     TRY_LOCK,
-    WRITE_TRANSFER,
     Connection,
+    write_transfer,
 )
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -115,16 +115,7 @@ async def create_transfer(
         rows = await connection.fetch(LOCK_ACCOUNTS, sorted((source, destination)))
         if len(rows) != 2:
             raise HTTPException(status_code=404)
-        (row,) = await connection.fetch(
-            WRITE_TRANSFER,
-            [source, destination],
-            [-amount, amount],
-            source,
-            destination,
-            amount,
-            rows[0]["currency"],
-            ["debit", "credit"],
-        )
+        row = await write_transfer(connection, source, destination, amount, rows[0]["currency"])
         created = TransferOut(**dict(row))
         location = f"/v1/transfers/{created.id}"
         await connection.execute(
