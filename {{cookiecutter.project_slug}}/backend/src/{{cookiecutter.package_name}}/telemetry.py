@@ -2,8 +2,8 @@
 
 structlog renders our own events and writes them itself: the request log runs on
 every request, and the standard library's logging (LogRecord, handler lock,
-formatter) would cost it about twice as much (measured: the template's README,
-"Performance"). The standard library's loggers (uvicorn, asyncpg, alembic) go
+formatter) would cost it about twice as much CPU per logged request (measured
+in process). The standard library's loggers (uvicorn, asyncpg, alembic) go
 through the same processors in a ProcessorFormatter, so `bunyan` can pretty-print
 the whole stream and a log pipeline can parse every line. Both write through one
 LogWriter, whose thread does the writing (log_writer.py): a slow stdout never

@@ -50,7 +50,7 @@ class AgedConnection(asyncpg.Connection):
     retire_at: float
 
     def get_reset_query(self) -> str:
-        """No reset query on release: it would cost a round trip per request (bench/).
+        """No reset query on release: it would cost a round trip per request.
 
         asyncpg's default (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`)
         undoes session state, and this service keeps none: advisory locks are
@@ -193,7 +193,7 @@ class Database:
         """Give the connection back, or retire it past its lifetime. If the server goes
         away meanwhile (the proxy already detached, or the reset on release fails),
         asyncpg has terminated the connection and freed its slot: the request's own
-        outcome stands. (Both found by the template's database-restart fault test.)"""
+        outcome stands. (Both seen with the database restarted under load.)"""
         try:
             if connection.is_closed():
                 await pool.release(connection)
