@@ -135,3 +135,10 @@ def test_the_skeleton_holds_no_example_code_or_tables(variant: dict[str, str], b
             assert found is None, f"{relative}: {found.group(0) if found else ''}"
     migrations = sorted(path.name for path in (project / "backend/migrations/versions").iterdir())
     assert migrations == ["0001_baseline.py"]
+    # No package left with nothing in it but its __init__.py.
+    empty = [
+        init.parent.relative_to(project).as_posix()
+        for init in project.rglob("__init__.py")
+        if {child.name for child in init.parent.iterdir()} - {"__pycache__"} == {"__init__.py"}
+    ]
+    assert empty == []
