@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from .harness import make, migrated_database, running
+from .harness import k6_smoke_command, make, migrated_database, running
 
 pytestmark = pytest.mark.xdist_group("live-migration")
 
@@ -109,11 +109,14 @@ def test_an_expand_revision_under_traffic_sheds_nothing(
     environment = {"APP_DATABASE__URL": database, "APP_SERVER__WORKERS": "2"}
     with running(project, environment) as service:
         k6 = subprocess.Popen(
-            [str(project / "backend" / ".venv" / "bin" / "k6"), "run", "--quiet",
-             "-e", "SCENARIO=smoke", "-e", f"DURATION={TRAFFIC_SECONDS}s",
-             "-e", f"BASE_URL={service.base_url}", "-e", f"SUMMARY_FILE={summary_file}",
-             str(project / "k6" / "load_test.js")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            k6_smoke_command(
+                project / "backend" / ".venv" / "bin" / "k6",
+                service.base_url,
+                f"{TRAFFIC_SECONDS}s",
+                "-e",
+                f"SUMMARY_FILE={summary_file}",
+            ),
+            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=os.environ | {"K6_NO_USAGE_REPORT": "true"},
         )  # fmt: skip
         try:
