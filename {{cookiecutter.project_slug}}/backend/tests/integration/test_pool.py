@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from {{ cookiecutter.package_name }}.configuration import Settings
-from {{ cookiecutter.package_name }}.db.pool import Database
+from {{ cookiecutter.package_name }}.db.pool import REOPEN_MAX_INTERVAL_SECONDS, Database
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support import databases
@@ -40,6 +40,10 @@ def with_url(settings: Settings, url: str) -> Settings:
 def open_failures(reason: str) -> float:
     labels = {"reason": reason}
     return REGISTRY.get_sample_value("db_pool_open_failures_total", labels) or 0.0
+
+
+# The reopening task may be asleep for its longest back-off when the slot frees.
+REOPEN_WAIT_SECONDS = REOPEN_MAX_INTERVAL_SECONDS + 5
 
 
 async def until_pool_reopened(app: FastAPI, seconds: float) -> None:
@@ -183,7 +187,7 @@ async def test_too_many_connections_is_a_503_and_startup_waits_for_a_slot(
             assert version.headers["retry-after"] == "2"
             assert (await client.get("/health/ready")).status_code == 503
             await holder.close()
-            await until_pool_reopened(app, seconds=10)
+            await until_pool_reopened(app, seconds=REOPEN_WAIT_SECONDS)
             assert (await client.get("/health/ready")).status_code == 200
     finally:
         await holder.close()
@@ -217,7 +221,7 @@ async def test_reopening_keeps_trying_until_the_database_exists(
             assert (await client.get("/health/ready")).status_code == 503
             await asyncio.sleep(1.5)  # the task has tried, and failed, at least once
             await admin.execute(f"CREATE DATABASE {name} TEMPLATE {migrated_template}")
-            await until_pool_reopened(app, seconds=10)
+            await until_pool_reopened(app, seconds=REOPEN_WAIT_SECONDS)
             assert (await client.get("/version")).status_code == 200
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
