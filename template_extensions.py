@@ -235,8 +235,9 @@ def forget_module(name: str) -> None:
     sys.modules.pop(name, None)
 
 
-class CapacityExtension(Extension):
-    """Sandboxes the environment and registers the filters above."""
+class SandboxedTemplateEnvironment(Extension):
+    """The Jinja environment every file renders in: sandboxed (hostile answers cannot
+    reach Python), with the filters above (capacity, replay, manifest, choices)."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
