@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE
+from .support.paths import TEMPLATE
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

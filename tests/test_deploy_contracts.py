@@ -29,14 +29,14 @@ from pycep import BicepParser
 
 from template_extensions import Budget, budget_for, load_capacity
 
-from .deploy_files import (
+from .support.deploy_files import (
     by_kind,
     kustomize,
     named,
     overlay_with_pgbouncer,
     production_settings,
-    render_project,
 )
+from .support.rendering import render
 
 SIZES = ("small", "xlarge")
 ANSWERS = {"api_replicas": "3", "api_workers": "2", "include_frontend": "yes"}
@@ -53,7 +53,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Any:
         if (cloud_target, db_size) not in cache:
             output = tmp_path_factory.mktemp(f"{cloud_target}-{db_size}")
             answers = {**ANSWERS, "cloud_target": cloud_target, "db_size": db_size}
-            cache[(cloud_target, db_size)] = render_project(output, answers)
+            cache[(cloud_target, db_size)] = render(output, answers)
         return cache[(cloud_target, db_size)]
 
     return _rendered
