@@ -1,6 +1,6 @@
 """Static security checks of every variant: bandit through the project's own Make
 target, the image installs exactly the lock, and no secret is written into the
-configuration or the image. (The image's non-root user: tests/test_ship_ready.py.)"""
+configuration or the image. (The image's non-root user: tests/test_shipped_files.py.)"""
 
 from __future__ import annotations
 
