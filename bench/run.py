@@ -707,7 +707,14 @@ def k6_version() -> str:
 
 
 def in_process_command(
-    python: str, server: str, endpoint: str, *, requests: int, first_account: int, result: Path
+    python: str,
+    server: str,
+    endpoint: str,
+    *,
+    requests: int,
+    first_account: int,
+    result: Path,
+    warmup: int | None = None,
 ) -> list[str]:
     """bench/in_process.py for one server (by its name in SERVERS or LOGGING_OFF)."""
     return [
@@ -727,6 +734,7 @@ def in_process_command(
         str(ACCOUNTS),
         "--result",
         str(result),
+        *([] if warmup is None else ["--warmup", str(warmup)]),
     ]
 
 
