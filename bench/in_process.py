@@ -19,6 +19,7 @@ import asyncio
 import gc
 import importlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -156,7 +157,9 @@ async def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         gc.freeze()
         await serve(app, state, arguments, arguments.warmup, 0)
         started = time.process_time()
+        os.getppid()  # MEASURED_FROM: under callgrind, the counters start from zero here
         statuses = await serve(app, state, arguments, arguments.requests, arguments.warmup)
+        os.getpgrp()  # MEASURED_TO: and are written out here (bench/instructions.py)
         cpu = time.process_time() - started
     # Every request must have succeeded, or the figure would price error paths.
     expected = 201 if arguments.endpoint == "transfer" else 200
