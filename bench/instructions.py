@@ -106,7 +106,7 @@ def instructions(project: Project, server: Server, endpoint: str, counts: Counts
     ]
     env = {**server.env, **TIMERS_OFF}
     done = subprocess.run(
-        command, env=env, capture_output=True, text=True, check=False, timeout=900
+        command, env=env, capture_output=True, text=True, check=False, timeout=1800
     )
     # The dump at MEASURED_TO is the first numbered one; the file without a number
     # holds what ran after it, until the process exited.
@@ -142,6 +142,9 @@ def gate(figures: dict[str, dict[str, float]], update: bool) -> int:
         GATE_FILE.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
         print(f"updated {GATE_FILE}")
         return 0
+    if not GATE_FILE.exists():
+        print(f"No committed figures in {GATE_FILE}: make bench-gate-update writes them.")
+        return 1
     committed = json.loads(GATE_FILE.read_text())
     failed = 0
     for endpoint, by_server in figures.items():
@@ -192,7 +195,9 @@ def main() -> None:
                 figures: dict[str, dict[str, float]] = {}
                 for (endpoint, name), figure in zip(runs, counted, strict=True):
                     figures.setdefault(endpoint, {})[name] = figure
-                    print(f"  {name:12} {endpoint:8} {figure:.3f} M instructions/request")
+                    print(
+                        f"  {name:12} {endpoint:8} {figure:.3f} M instructions/request", flush=True
+                    )
         finally:
             asyncio.run(drop_database(maintenance_url, url))
     results = {
