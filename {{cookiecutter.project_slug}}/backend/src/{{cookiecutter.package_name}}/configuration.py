@@ -58,7 +58,7 @@ class ServerSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """Limits and headers every request gets (handlers/limits.py, handlers/security.py)."""
+    """Limits and headers every request gets (handlers/limits.py, handlers/request_context.py)."""
 
     max_body_bytes: int = Field(ge=0)
     request_timeout_seconds: float = Field(gt=0)

@@ -37,8 +37,7 @@ from ..domain.transfers import (
     TransferRejectedError,
     TransferRequest,
 )
-from .dependencies import DatabaseDep
-from .ledger_dependencies import LedgerSettingsDep
+from .dependencies import DatabaseDep, SettingsDep
 from .ledger_problems import documented_problems, ledger_problem
 from .parameters import (
     JSON_INTEGER,
@@ -155,7 +154,7 @@ CREATE_RESPONSES[503]["headers"] = {"Retry-After": _header("Seconds to wait.")}
     openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 async def create_transfer(
-    body: TransferCreate, request: Request, database: DatabaseDep, settings: LedgerSettingsDep
+    body: TransferCreate, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> Response:
     """Move money between two accounts of one currency, exactly once per Idempotency-Key.
 
@@ -192,8 +191,8 @@ async def create_transfer(
             key,
             fingerprint(body.model_dump()),
             transfer_once,
-            retention_seconds=settings.idempotency.retention_seconds,
-            attempts=settings.transaction_attempts,
+            retention_seconds=settings.ledger.idempotency.retention_seconds,
+            attempts=settings.ledger.transaction_attempts,
         )
     except DomainError as error:
         return ledger_problem(request, error)
