@@ -16,7 +16,7 @@ from .configuration import Settings, load_settings
 from .db.budget import BudgetGuard
 from .db.pool import Database
 from .db.session_settings import warn_if_differing
-from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
+from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
 from .handlers.middleware import RequestContextMiddleware
 from .handlers.problems import register_problem_handlers
@@ -35,6 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = await Database.open(settings.database, settings.application.name)
         app.state.database = database
+{%- if cookiecutter.background_worker == "yes" %}
+        app.state.webhook_settings = settings.webhooks
+{%- endif %}
         sampler = asyncio.create_task(
             metrics.sample_worker(database.stats, settings.metrics.pool_sample_seconds)
         )
@@ -109,6 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # FastAPI tries the included routers in order on every request: the API's
     # traffic first, the probes after (measured: 7% fewer instructions per read).
     app.include_router(ledger.create_router(settings.ledger))
+{%- endif %}
+{%- if cookiecutter.background_worker == "yes" %}
+    app.include_router(webhooks.router)
+    app.include_router(webhooks.dead_letters_router)
 {%- endif %}
     app.include_router(health.router)
     if docs:
