@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -200,4 +201,4 @@ async def list_dead_letters(
     letters = await webhooks.dead_letters(
         database, None if subscription_id is None else SubscriptionId(subscription_id), limit
     )
-    return [DeadLetterOut(**vars(letter)) for letter in letters]
+    return [DeadLetterOut(**asdict(letter)) for letter in letters]
