@@ -58,12 +58,13 @@ def running_worker(database_url: str, **settings: str) -> Iterator[WorkerProcess
     """Start a worker on this database (APP_* overrides in `settings`), yield it once
     its metrics listener answers, stop it (SIGKILL if a test has not ended it)."""
     port = free_port()
-    env = os.environ | settings | {
+    own = {
         "APP_ENVIRONMENT": "test",
         "APP_DATABASE__URL": database_url,
         "APP_WORKER__METRICS_PORT": str(port),
         "APP_LOGGING__LEVEL": "info",
     }
+    env = os.environ | settings | own
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", f"{PACKAGE}.worker"], env=env, stdout=log, stderr=log
