@@ -114,6 +114,11 @@ def worker_connections(answers: dict[str, Any], budget: Budget) -> int:
     return budget.peak_replicas(replicas) * (pool + queue)
 
 
+def rendered_worker_connections(answers: dict[str, Any]) -> int:
+    """worker_connections for files rendered from answers the hook accepted."""
+    return worker_connections(answers, db_budget(answers))
+
+
 def suggested_pool_max(answers: dict[str, Any]) -> int:
     """Default pool size: what the budget allows once the worker has its share,
     capped where Little's law says more is waste."""
@@ -275,6 +280,7 @@ class CapacityExtension(Extension):
         sandbox(environment)
         environment.filters["suggested_pool_max"] = suggested_pool_max
         environment.filters["db_budget"] = db_budget
+        environment.filters["worker_connections"] = rendered_worker_connections
         environment.filters["replay_json"] = replay_json
         environment.filters["capacity_problem"] = capacity_problem
         environment.filters["unselected_paths"] = unselected_paths

@@ -26,7 +26,7 @@ from pycep import BicepParser
 
 from template_extensions import budget_for, load_capacity, suggested_pool_max
 
-from .deploy_files import KUBERNETES_VERSION, by_kind, kustomize, overlay_with_pgbouncer
+from .deploy_files import KUBERNETES_VERSION, by_kind, kustomize, named, overlay_with_pgbouncer
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -219,7 +219,7 @@ def test_render_blueprint_matches_the_schema_and_the_budget(
         )
         assert check_render_schema(broken).returncode == 1, f"schema accepted {mistake}"
 
-    (service,) = blueprint["services"]
+    service = blueprint["services"][0]  # the API; [1] is the job worker
     (database,) = blueprint["databases"]
     assert service["runtime"] == "docker"
     assert service["preDeployCommand"] == " ".join(MIGRATE)
@@ -268,7 +268,7 @@ def test_production_overlay_is_valid_and_drains_and_migrates_once(
         "Job",
     } <= kinds.keys()
 
-    (deployment,) = kinds["Deployment"]
+    deployment = named(kinds["Deployment"], "ledger-api")
     replicas = int(ANSWERS["api_replicas"])
     assert deployment["spec"]["replicas"] == replicas
     assert kinds["HorizontalPodAutoscaler"][0]["spec"]["maxReplicas"] == replicas
@@ -386,6 +386,7 @@ def test_capacity_rule_at_the_largest_size_accepts_the_most_replicas_that_fit(
         "db_pool_max_size=1",
         "db_pool_min_size=1",
         "include_frontend=yes",
+        "background_worker=no",  # its connections: test_worker_capacity.py
     ]
     fits = cookiecutter(
         tmp_path / "fits", "--no-input", "run_checks=no", *common, f"api_replicas={most}"
