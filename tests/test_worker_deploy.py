@@ -17,7 +17,7 @@ from .conftest import render_cli
 from .deploy_files import by_kind, kustomize, named, production_settings, render_project
 
 WORKER = ["python", "-m", "ledger_api.worker"]
-ANSWERS = {"api_replicas": "3", "api_workers": "2", "worker_replicas": "2",
+ANSWERS = {"api_replicas": "3", "api_workers": "2", "db_pool_max_size": "4", "worker_replicas": "2",
            "worker_pool_max_size": "3"}  # fmt: skip
 
 

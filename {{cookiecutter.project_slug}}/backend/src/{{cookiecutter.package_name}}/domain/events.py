@@ -23,7 +23,11 @@ ACCOUNT_OPENED = "account.opened"
 TRANSFER_COMPLETED = "transfer.completed"
 {%- endif %}
 PING = "webhook.ping"
-EVENT_TYPES: tuple[str, ...] = ({% if cookiecutter.example_domain == "ledger" %}ACCOUNT_OPENED, TRANSFER_COMPLETED, {% endif %}PING)
+{%- if cookiecutter.example_domain == "ledger" %}
+EVENT_TYPES: tuple[str, ...] = (ACCOUNT_OPENED, TRANSFER_COMPLETED, PING)
+{%- else %}
+EVENT_TYPES: tuple[str, ...] = (PING,)
+{%- endif %}
 
 
 @dataclass(frozen=True)
