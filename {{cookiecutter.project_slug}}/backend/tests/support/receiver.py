@@ -8,13 +8,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
-import uvicorn
+from starlette.types import Receive, Scope, Send
 
-from .http_server import free_port
-
-STARTUP_SECONDS = 10.0
+from .http_server import serving_over_tcp
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,7 @@ class Receiver:
     def ids(self) -> set[str]:
         return {delivery.webhook_id for delivery in self.deliveries}
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         body = b""
@@ -68,26 +65,12 @@ class Receiver:
 
 
 @asynccontextmanager
-async def receiving(receiver: Receiver | None = None) -> AsyncIterator[Receiver]:
-    """Serve `receiver` (a new one if None) on a free 127.0.0.1 port until the block ends."""
-    receiver = receiver or Receiver()
-    receiver.port = receiver.port or free_port()
-    config = uvicorn.Config(
-        receiver, host="127.0.0.1", port=receiver.port, lifespan="off", log_config=None,
-        access_log=False, loop="asyncio", timeout_graceful_shutdown=1,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not server.started:
-        assert not task.done(), "the receiver stopped"
-        assert time.monotonic() < deadline, "the receiver did not start"
-        await asyncio.sleep(0.01)
-    try:
+async def receiving() -> AsyncIterator[Receiver]:
+    """A new receiver, served on a free 127.0.0.1 port until the block ends."""
+    receiver = Receiver()
+    async with serving_over_tcp(receiver) as port:
+        receiver.port = port
         yield receiver
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
