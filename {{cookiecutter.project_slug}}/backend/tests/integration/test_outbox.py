@@ -4,6 +4,7 @@ one event in its own transaction, and every event reaches the subscribers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections import Counter
@@ -54,6 +55,31 @@ async def test_a_refused_transfer_leaves_no_event(settings: Settings, database_u
     rows = await fetch(database_url, "SELECT type FROM outbox_events")
     assert sorted(row["type"] for row in rows) == ["account.opened"] * 2
     assert await count(database_url, "pgqueuer") == 2
+
+
+async def test_the_worker_logs_a_delivery_with_its_event_and_the_request_that_caused_it(
+    settings: Settings, database_url: str
+) -> None:
+    async with serving(settings) as (_, client), receiving() as receiver:
+        await subscribe(client, receiver, ["transfer.completed"])
+        source = await open_account(client, 500)
+        destination = await open_account(client)
+        response = await client.post(
+            "/v1/transfers",
+            json={"from_account_id": source["id"], "to_account_id": destination["id"],
+                  "amount_minor": 5},
+            headers={"Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": "req-outbox-1"},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        with running_worker(database_url) as worker:
+            await wait_until(lambda: len(receiver.deliveries) == 1, DELIVERY_SECONDS, "sent")
+            await wait_until(lambda: "webhook delivered" in worker.output(), 5, "logged")
+            lines = [json.loads(line) for line in worker.output().splitlines() if line[:1] == "{"]
+    (delivered,) = [line for line in lines if line["msg"] == "webhook delivered"]
+    assert delivered["event_id"] == receiver.deliveries[0].webhook_id
+    assert delivered["request_id"] == "req-outbox-1"
+    assert delivered["name"] == settings.application.name  # Bunyan's fields
+    assert delivered["level"] == 30
 
 
 async def test_every_transfer_from_many_clients_is_delivered_exactly_once_after_dedup(

@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from {{ cookiecutter.package_name }}.configuration import Settings
 
 from ..support.apps import serving
+from ..support.http_server import free_port
 from ..support.receiver import Delivery, receiving, wait_until
 from ..support.webhooks import delivery_states, event_ids, jobs_by_status, ping, subscribe
 from ..support.worker import running_worker
@@ -109,6 +110,23 @@ async def test_a_receiver_that_never_recovers_ends_in_the_dead_letters(
     assert letter["attempts"] == attempts
     assert letter["last_status_code"] == 500
     assert letter["event_type"] == "webhook.ping"
+
+
+async def test_an_unreachable_receiver_is_retried_then_dead_lettered_with_the_error(
+    settings: Settings, database_url: str
+) -> None:
+    async with serving(settings) as (_, client):
+        created = await client.post(
+            "/v1/webhook-subscriptions",
+            json={"url": f"http://127.0.0.1:{free_port()}/gone", "event_types": ["webhook.ping"]},
+        )
+        await ping(client, created.json()["id"])
+        with running_worker(database_url, APP_WEBHOOKS__MAX_ATTEMPTS="2") as worker:
+            await wait_until(lambda: "dead-lettered" in worker.output(), DELIVERY_SECONDS, "dead")
+        (letter,) = (await client.get("/v1/webhook-dead-letters")).json()
+    assert letter["attempts"] == 2
+    assert letter["last_status_code"] is None
+    assert letter["last_error"].startswith("ConnectError")
 
 
 async def test_a_receiver_answering_410_disables_its_subscription(
