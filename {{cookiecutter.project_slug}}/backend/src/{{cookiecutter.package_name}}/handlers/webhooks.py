@@ -133,7 +133,7 @@ async def create_subscription(
     "",
     response_model=list[SubscriptionOut],
     operation_id="listWebhookSubscriptions",
-    responses=problem_responses(503),
+    responses=problem_responses(413, 503),
 )
 async def list_subscriptions(database: DatabaseDep) -> list[SubscriptionOut]:
     return [SubscriptionOut.of(s) for s in await webhooks.list_subscriptions(database)]
