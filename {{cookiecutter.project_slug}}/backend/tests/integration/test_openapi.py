@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from {{ cookiecutter.package_name }}.configuration import load_settings
-from {{ cookiecutter.package_name }}.handlers import accounts, health, transfers
+from {{ cookiecutter.package_name }}.handlers import accounts, health, transfers{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.service import running_service
@@ -70,7 +70,15 @@ def document(app_without_database: FastAPI) -> dict[str, Any]:
 def test_every_route_is_documented(document: dict[str, Any]) -> None:
     routes = {
         (method.lower(), route.path)
-        for router in (health.router, accounts.router, transfers.router)
+        for router in (
+            health.router,
+            accounts.router,
+            transfers.router,
+{%- if cookiecutter.background_worker == "yes" %}
+            webhooks.router,
+            webhooks.dead_letters_router,
+{%- endif %}
+        )
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

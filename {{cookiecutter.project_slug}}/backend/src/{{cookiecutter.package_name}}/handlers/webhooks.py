@@ -107,7 +107,7 @@ SubscriptionIdPath = Annotated[int, Field(ge=1, le=2**63 - 1)]
     status_code=201,
     response_model=SubscriptionCreated,
     operation_id="createWebhookSubscription",
-    responses=problem_responses(422, 503),
+    responses=problem_responses(400, 422, 503),
 )
 async def create_subscription(
     body: SubscriptionCreate, request: Request, response: Response, database: DatabaseDep
