@@ -4,6 +4,7 @@ at deliveries and PgQueuer's jobs in the database."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
@@ -49,6 +50,15 @@ async def delivery_states(database_url: str) -> dict[str, int]:
         database_url, "SELECT status, count(*) AS n FROM webhook_deliveries GROUP BY status"
     )
     return {row["status"]: row["n"] for row in rows}
+
+
+async def settled(database_url: str, expected: dict[str, int], seconds: float = 10.0) -> None:
+    """Wait until the deliveries' states are `expected`: the receiver has an event a
+    moment before the worker records that it was delivered."""
+    deadline = time.monotonic() + seconds
+    while (states := await delivery_states(database_url)) != expected:
+        assert time.monotonic() < deadline, f"deliveries {states}, not {expected}"
+        await asyncio.sleep(0.1)
 
 
 async def jobs_by_status(database_url: str) -> dict[str, int]:
