@@ -113,6 +113,7 @@ def test_capacity_rule_at_the_largest_size_accepts_the_most_replicas_that_fit(
         "db_pool_max_size=1",
         "db_pool_min_size=1",
         "include_frontend=yes",
+        "background_worker=no",  # its connections: test_worker_deploy.py
     ]
     fits = attempt(tmp_path / "fits", *common, f"api_replicas={most}")
     assert fits.returncode == 0, fits.stderr

@@ -23,7 +23,13 @@ from pycep import BicepParser
 from template_extensions import budget_for, suggested_pool_max
 
 from .support.commands import run
-from .support.deploy_files import KUBERNETES_VERSION, by_kind, kustomize, overlay_with_pgbouncer
+from .support.deploy_files import (
+    KUBERNETES_VERSION,
+    by_kind,
+    kustomize,
+    named,
+    overlay_with_pgbouncer,
+)
 from .support.paths import BIN, TEMPLATE
 from .support.rendering import render as render_variant
 
@@ -191,7 +197,7 @@ def test_render_blueprint_matches_the_schema_and_the_budget(
         )
         assert check_render_schema(broken).returncode == 1, f"schema accepted {mistake}"
 
-    (service,) = blueprint["services"]
+    service = blueprint["services"][0]  # the API; [1] is the job worker
     (database,) = blueprint["databases"]
     assert service["runtime"] == "docker"
     assert service["preDeployCommand"] == " ".join(MIGRATE)
@@ -240,7 +246,7 @@ def test_production_overlay_is_valid_and_drains_and_migrates_once(
         "Job",
     } <= kinds.keys()
 
-    (deployment,) = kinds["Deployment"]
+    deployment = named(kinds["Deployment"], "ledger-api")
     replicas = int(ANSWERS["api_replicas"])
     assert deployment["spec"]["replicas"] == replicas
     assert kinds["HorizontalPodAutoscaler"][0]["spec"]["maxReplicas"] == replicas

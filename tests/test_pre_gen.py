@@ -79,6 +79,7 @@ def test_capacity_rule_accepts_the_largest_pool_and_rejects_one_more(
         "api_replicas=3",
         "api_workers=4",
         "db_pool_min_size=1",
+        "background_worker=no",  # the worker's share: tests/test_worker_deploy.py
     ]
     fits = attempt(tmp_path / "fits" / "out", *common, f"db_pool_max_size={largest}")
     assert fits.returncode == 0, fits.stderr
@@ -113,6 +114,7 @@ def test_capacity_rule_counts_the_rollout_surge(tmp_path: Path, cloud_target: st
         "api_workers=2",
         "db_pool_min_size=1",
         f"db_pool_max_size={at_rest}",
+        "background_worker=no",
     )
     assert result.returncode != 0
     (line,) = error_lines(result)
@@ -144,6 +146,7 @@ def test_capacity_rule_names_the_workers_that_fit_when_one_replica_is_too_many(
         "api_workers=64",
         "db_pool_min_size=1",
         "db_pool_max_size=1",
+        "background_worker=no",
     )
     assert result.returncode != 0
     (line,) = error_lines(result)

@@ -16,7 +16,7 @@ from .configuration import Settings, load_settings
 from .db.budget import BudgetGuard
 from .db.pool import Database
 from .db.session_settings import warn_if_differing
-from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
+from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 from .handlers.limits import RequestLimitsMiddleware
 from .handlers.problems import register_problem_handlers
 from .handlers.request_context import RequestContextMiddleware
@@ -80,7 +80,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         # The routes in the app's own list, API traffic first: FastAPI tries them in
         # order on every request, and matches an included router's routes twice.
-        routes=[{% if cookiecutter.example_domain == "ledger" %}*ledger.ROUTES, {% endif %}*health.router.routes],
+        routes=[
+{%- if cookiecutter.example_domain == "ledger" %}
+            *ledger.ROUTES,
+{%- endif %}
+{%- if cookiecutter.background_worker == "yes" %}
+            *webhooks.router.routes,
+            *webhooks.dead_letters_router.routes,
+{%- endif %}
+            *health.router.routes,
+        ],
     )
     # Read by handlers.dependencies.SettingsDep.
     app.state.settings = settings

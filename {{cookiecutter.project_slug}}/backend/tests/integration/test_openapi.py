@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from {{ cookiecutter.package_name }}.configuration import load_settings
-from {{ cookiecutter.package_name }}.handlers import accounts, health, transfers
+from {{ cookiecutter.package_name }}.handlers import accounts, health, transfers{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.service import running_service
@@ -70,7 +70,15 @@ def document(app_without_database: FastAPI) -> dict[str, Any]:
 def test_every_route_is_documented(document: dict[str, Any]) -> None:
     routes = {
         (method.lower(), route.path)
-        for router in (health.router, accounts.router, transfers.router)
+        for router in (
+            health.router,
+            accounts.router,
+            transfers.router,
+{%- if cookiecutter.background_worker == "yes" %}
+            webhooks.router,
+            webhooks.dead_letters_router,
+{%- endif %}
+        )
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()
@@ -148,7 +156,8 @@ def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> N
             check=False,
         )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
-    assert "Operations:       9 selected / 9 total" in result.stdout
+    operations = {{ "15" if cookiecutter.background_worker == "yes" else "9" }}  # 6 of them the webhooks API
+    assert f"Operations:       {operations} selected / {operations} total" in result.stdout
 
 
 def _open_account(base_url: str, currency: str) -> int:
