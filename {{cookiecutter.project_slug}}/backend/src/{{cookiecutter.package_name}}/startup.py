@@ -20,6 +20,7 @@ from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, le
 from .handlers.limits import RequestLimitsMiddleware
 from .handlers.problems import register_problem_handlers
 from .handlers.request_context import RequestContextMiddleware
+from .handlers.routes import add_routes
 from .telemetry import configure_logging, finish_logging
 
 logger = structlog.get_logger("startup")
@@ -78,9 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
         openapi_url="/openapi.json" if docs else None,
-        # The routes in the app's own list, API traffic first: FastAPI tries them in
-        # order on every request, and matches an included router's routes twice.
-        routes=[
+    )
+    # API traffic first: FastAPI tries the routes in order on every request.
+    add_routes(
+        app.router,
+        [
 {%- if cookiecutter.example_domain == "ledger" %}
             *ledger.ROUTES,
 {%- endif %}

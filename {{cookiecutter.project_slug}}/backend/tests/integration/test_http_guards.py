@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 from prometheus_client import generate_latest
 
 from {{ cookiecutter.package_name }} import metrics
@@ -107,6 +108,52 @@ async def test_a_change_over_the_time_limit_has_an_unknown_outcome(settings: Set
 {%- if cookiecutter.example_domain == "ledger" %}
     assert "Retrying with the same Idempotency-Key is safe" in detail
 {%- endif %}
+
+
+async def test_a_handler_failing_as_it_is_cancelled_at_the_time_limit_gets_a_504(
+    settings: Settings,
+) -> None:
+    """The deadline cancels the request's task; a handler whose clean-up turns that
+    cancellation into another error still timed out (504, with what it means for the
+    outcome), and the task is no longer marked as being cancelled afterwards."""
+    async with serving(with_http(settings, request_timeout_seconds=0.2)) as (app, client):
+
+        @app.post("/probe-slow")
+        async def slow() -> dict[str, bool]:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                raise RuntimeError("clean-up failed") from None
+            return {"done": True}
+
+        response = await client.post("/probe-slow")
+        # httpx's ASGI transport runs the app in this task: the deadline cancelled it.
+        cancelling = asyncio.current_task().cancelling()  # type: ignore[union-attr]
+    assert (response.status_code, response.headers["content-type"]) == (504, PROBLEM)
+    assert "outcome is unknown" in response.json()["detail"]
+    assert cancelling == 0
+
+
+async def test_a_response_already_streaming_at_the_time_limit_is_cut_off(
+    settings: Settings,
+) -> None:
+    """A started response cannot become a 504: the request fails (the server then
+    drops the connection), and the task is no longer marked as being cancelled."""
+    async with serving(with_http(settings, request_timeout_seconds=0.2)) as (app, client):
+
+        @app.get("/probe-stream")
+        async def stream() -> StreamingResponse:
+            async def parts() -> AsyncIterator[bytes]:
+                yield b"first"
+                await asyncio.sleep(5)
+                yield b"never"
+
+            return StreamingResponse(parts())
+
+        with pytest.raises(TimeoutError):
+            await client.get("/probe-stream")
+        cancelling = asyncio.current_task().cancelling()  # type: ignore[union-attr]
+    assert cancelling == 0
 
 
 async def test_docs_are_off_unless_enabled(settings: Settings) -> None:

@@ -19,8 +19,8 @@ from . import accounts, transfers
 
 logger = structlog.get_logger("ledger")
 
-# The routes themselves, for the app's own route list, not routers included: FastAPI
-# matches an included router's routes twice per request, and each level again.
+# The routes themselves, for the app's own router (routes.add_routes), not routers
+# included: FastAPI matches an included router's routes twice per request.
 ROUTES: list[BaseRoute] = [*accounts.router.routes, *transfers.router.routes]
 
 

@@ -89,10 +89,11 @@ class RequestLimitsMiddleware:
                 raise TimeoutError from None
             await self._timed_out(scope, receive, send)
         except Exception:
+            if expired:  # our cancellation, turned into another error by the app's clean-up
+                task.uncancel()
             if started:
                 raise
-            # Unexpected, a TimeoutError of the handler's own code included.
-            await self._unexpected(scope, receive, send)
+            await self._failed(scope, receive, send, expired=expired)
         else:
             if expired:  # the app caught our cancellation and answered anyway
                 task.uncancel()
@@ -134,10 +135,17 @@ class RequestLimitsMiddleware:
         )
         await response(scope, receive, send)
 
-    async def _unexpected(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _failed(self, scope: Scope, receive: Receive, send: Send, *, expired: bool) -> None:
+        """An error from the app: unexpected (500, a TimeoutError of the handler's own
+        code included), or raised while the deadline cancelled it (still a 504)."""
         # A logger of the logging configured now, not cached at first use: an
         # app created again in the same process (tests) logs where it is told.
-        structlog.get_logger("errors").exception("unhandled exception")
+        errors = structlog.get_logger("errors")
+        if expired:
+            errors.exception("error while cancelled at the deadline")
+            await self._timed_out(scope, receive, send)
+            return
+        errors.exception("unhandled exception")
         response = problem_response(Request(scope), 500, detail="An unexpected error occurred.")
         await response(scope, receive, send)
 
