@@ -28,6 +28,7 @@ import io
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TextIO
@@ -36,6 +37,9 @@ MAX_QUEUED_LINES = 10_000
 WAKE_AT_LINES = 1_000
 FLUSH_INTERVAL_SECONDS = 0.05
 CLOSE_TIMEOUT_SECONDS = 5.0
+# Another process holds the lock this long at most while writing one batch.
+LOCK_WAIT_SECONDS = 1.0
+LOCK_POLL_SECONDS = 0.001
 
 
 class LogWriter:
@@ -141,18 +145,30 @@ def _exclusive(fd: int) -> Iterator[None]:
     the other processes writing to it wait for the last part. A POSIX record lock:
     it works on pipes, and it excludes processes that inherited the same stdout
     (flock would not: they share one open file). Where it cannot be taken (a
-    terminal, say) the batch is written without it."""
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-    except OSError:
-        locked = False
-    else:
-        locked = True
+    terminal, say), or another process holds it for LOCK_WAIT_SECONDS (stuck, or
+    not ours), the batch is written without it: a line torn now and then is better
+    than a writer, and the process's exit, waiting forever."""
+    locked = _lock_within(fd, LOCK_WAIT_SECONDS)
     try:
         yield
     finally:
         if locked:
             fcntl.lockf(fd, fcntl.LOCK_UN)
+
+
+def _lock_within(fd: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):  # held elsewhere (EAGAIN or EACCES)
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCK_POLL_SECONDS)
+        except OSError:
+            return False
+        else:
+            return True
 
 
 def _file_descriptor(stream: TextIO) -> int | None:
