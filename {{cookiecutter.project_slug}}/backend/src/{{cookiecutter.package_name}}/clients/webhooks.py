@@ -1,6 +1,11 @@
 """Sends one event to one subscription, signed per the Standard Webhooks
 specification (webhook-id, webhook-timestamp, webhook-signature), over httpx
-with connect and read timeouts, to an address checked against the SSRF guard."""
+with connect and read timeouts, to an address checked against the SSRF guard.
+
+httpx's read timeout bounds each read, not the answer: a receiver trickling a
+byte a second would hold a job (and its lease, kept alive by heartbeats) for
+ever. So the whole attempt has a deadline too, connect plus read timeout; and
+only the status line and headers are read, never the body, whatever its size."""
 
 from __future__ import annotations
 
@@ -62,6 +67,7 @@ class WebhookClient:
         )
         # No redirects: a 3xx to an internal address would step around the guard.
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        self._deadline_seconds = settings.connect_timeout_seconds + settings.read_timeout_seconds
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -75,12 +81,22 @@ class WebhookClient:
         body = body_of(event, now)
         headers = signed_headers(subscription, event, body, now) | {"host": host}
         try:
-            response = await self._http.post(
-                url, content=body, headers=headers, extensions={"sni_hostname": server_name}
-            )
+            async with asyncio.timeout(self._deadline_seconds):
+                return await self._post(url, body, headers, server_name)
+        except TimeoutError:
+            return Answer(None, f"no answer within {self._deadline_seconds} s")
         except httpx.HTTPError as error:
             return Answer(None, f"{type(error).__name__}: {error}"[:500])
-        return Answer(response.status_code, None)
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], server_name: str
+    ) -> Answer:
+        """The status only: leaving the block unread closes the connection, so a
+        large (or endless) body is never downloaded."""
+        async with self._http.stream(
+            "POST", url, content=body, headers=headers, extensions={"sni_hostname": server_name}
+        ) as response:
+            return Answer(response.status_code, None)
 
     async def _pinned(self, url: str) -> tuple[str, str, str]:
         """The URL with its host replaced by an address that passed the guard, the
