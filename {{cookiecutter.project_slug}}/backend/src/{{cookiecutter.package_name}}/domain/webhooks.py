@@ -94,10 +94,14 @@ def refused_address(address: str, *, allow_private: bool) -> bool:
     """Server-side request forgery guard: loopback, private, link-local (cloud
     metadata lives at 169.254.169.254), multicast, reserved and unspecified
     addresses are refused unless the configuration allows private destinations."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried in IPv6 (mapped, 6to4, Teredo) is judged as itself.
+        teredo_client = ip.teredo[1] if ip.teredo else None
+        ip = ip.ipv4_mapped or ip.sixtofour or teredo_client or ip
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         return True
-    private = ip.is_private or ip.is_loopback or ip.is_link_local
-    return private and not allow_private
+    # Not globally reachable: private, loopback, link-local, and also the shared
+    # address space 100.64.0.0/10 (carrier-grade NAT, some clouds' internal
+    # services), which is_private leaves out.
+    return not ip.is_global and not allow_private
