@@ -9,10 +9,12 @@ from {{ cookiecutter.package_name }}.clients.webhooks import WebhookClient
 from {{ cookiecutter.package_name }}.configuration import load_settings
 from {{ cookiecutter.package_name }}.domain.events import ping
 from {{ cookiecutter.package_name }}.domain.webhooks import (
+    InvalidDestinationError,
     Outcome,
     RetryPolicy,
     Subscription,
     SubscriptionId,
+    check_url,
     outcome_of,
     refused_address,
 )
@@ -35,6 +37,16 @@ def test_delays_grow_between_half_a_step_and_a_step_up_to_the_limit() -> None:
     assert highest == [1, 2, 4, 8, 8, 8]
     assert not policy.gives_up_after(9)
     assert policy.gives_up_after(10)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://exa\x00mple.com/", "https://example.com/a\x00", "https://example.com/a b",
+     "https://example.com/\n", "gopher://example.com/", "https:///path"],
+)  # fmt: skip
+def test_urls_with_control_characters_or_no_http_host_are_refused(url: str) -> None:
+    with pytest.raises(InvalidDestinationError):
+        check_url(url, allow_private=False)
 
 
 @pytest.mark.parametrize(

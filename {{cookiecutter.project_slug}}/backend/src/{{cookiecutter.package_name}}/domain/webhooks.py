@@ -77,8 +77,15 @@ def check_url(url: str, *, allow_private: bool) -> str:
         scheme, hostname, _ = parts.scheme, parts.hostname, parts.port
     except ValueError:  # a bad port or IPv6 literal
         scheme, hostname = "", None
+    # A URL has no spaces or control characters (PostgreSQL stores no NUL at all).
+    printable = url.isprintable() and not any(character.isspace() for character in url)
     if len(url) > URL_MAX_LENGTH or scheme not in ("http", "https") or not hostname:
-        message = f"must be an http or https URL with a host, at most {URL_MAX_LENGTH} long"
+        printable = False
+    if not printable:
+        message = (
+            f"must be an http or https URL with a host, at most {URL_MAX_LENGTH} long,"
+            " without spaces or control characters"
+        )
         raise InvalidDestinationError(message)
     try:
         literal = ipaddress.ip_address(hostname)
