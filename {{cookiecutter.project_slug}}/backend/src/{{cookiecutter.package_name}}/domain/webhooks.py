@@ -79,9 +79,12 @@ def check_url(url: str, *, allow_private: bool) -> str:
         scheme, hostname = "", None
     # A URL has no spaces or control characters (PostgreSQL stores no NUL at all).
     printable = url.isprintable() and not any(character.isspace() for character in url)
-    if len(url) > URL_MAX_LENGTH or scheme not in ("http", "https") or not hostname:
-        printable = False
-    if not printable:
+    if (
+        not printable
+        or len(url) > URL_MAX_LENGTH
+        or scheme not in ("http", "https")
+        or not hostname
+    ):
         message = (
             f"must be an http or https URL with a host, at most {URL_MAX_LENGTH} long,"
             " without spaces or control characters"
