@@ -6,6 +6,7 @@ import gc
 import io
 import os
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -142,6 +143,8 @@ def test_a_lock_held_elsewhere_delays_the_lines_but_never_blocks_the_writer() ->
             closing.start()
             closing.join(WAIT_SECONDS * 2)
             assert not closing.is_alive(), "close() waited for the other process's lock"
+        readable, _, _ = select.select([read_end], [], [], WAIT_SECONDS * 2)
+        assert readable, "the line never arrived"
         assert os.read(read_end, 4_096) == b"still written\n"
     finally:
         holder.kill()
