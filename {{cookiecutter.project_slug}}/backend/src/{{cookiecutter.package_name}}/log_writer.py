@@ -11,7 +11,7 @@ Several workers share one stdout pipe, and a write to a pipe is atomic only up t
 PIPE_BUF bytes: a longer one can be cut and interleaved with another worker's when
 the reader falls behind. So a batch goes to the file descriptor in writes of whole
 lines, each at most PIPE_BUF bytes; a single longer line (a traceback) is kept whole
-by a lock the writing processes take around each batch.
+by a lock the writing processes take around each chunk.
 
 Hand-written: the standard library's QueueHandler would route structlog's events
 through LogRecords again, the cost telemetry.py avoids, and a queue.Queue costs a
@@ -28,6 +28,7 @@ import io
 import os
 import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TextIO
@@ -36,6 +37,11 @@ MAX_QUEUED_LINES = 10_000
 WAKE_AT_LINES = 1_000
 FLUSH_INTERVAL_SECONDS = 0.05
 CLOSE_TIMEOUT_SECONDS = 5.0
+# Another process holds the lock while one chunk enters the pipe: longer than this
+# (stuck, or not one of ours), and the chunk is written without it. Well below
+# CLOSE_TIMEOUT_SECONDS, so that close() still sees the last lines written.
+LOCK_WAIT_SECONDS = 2.0
+LOCK_POLL_SECONDS = 0.001
 
 
 class LogWriter:
@@ -117,8 +123,10 @@ class LogWriter:
                 self._stream.flush()
                 return
             self._stream.flush()  # anything written to the stream itself comes first
-            with _exclusive(self._fd):
-                for chunk in _whole_lines(batch):
+            for chunk in _whole_lines(batch):
+                # Per chunk, not per batch: another process waits for one chunk
+                # (at most one long line) to enter the pipe, not for our whole batch.
+                with _exclusive(self._fd):
                     _write_whole(self._fd, chunk)
         except (OSError, ValueError):
             pass  # stdout closed or gone: nowhere left to report it
@@ -141,18 +149,30 @@ def _exclusive(fd: int) -> Iterator[None]:
     the other processes writing to it wait for the last part. A POSIX record lock:
     it works on pipes, and it excludes processes that inherited the same stdout
     (flock would not: they share one open file). Where it cannot be taken (a
-    terminal, say) the batch is written without it."""
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-    except OSError:
-        locked = False
-    else:
-        locked = True
+    terminal, say), or another process holds it for LOCK_WAIT_SECONDS (stuck, or
+    not ours), the chunk is written without it: a line torn now and then is better
+    than a writer, and the process's exit, waiting forever."""
+    locked = _lock_within(fd, LOCK_WAIT_SECONDS)
     try:
         yield
     finally:
         if locked:
             fcntl.lockf(fd, fcntl.LOCK_UN)
+
+
+def _lock_within(fd: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):  # held elsewhere (EAGAIN or EACCES)
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(LOCK_POLL_SECONDS)
+        except OSError:
+            return False
+        else:
+            return True
 
 
 def _file_descriptor(stream: TextIO) -> int | None:

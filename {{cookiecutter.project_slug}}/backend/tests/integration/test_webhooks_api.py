@@ -44,6 +44,7 @@ async def test_a_subscription_is_created_read_listed_and_deleted(
     ("body", "name"),
     [
         ({"url": "ftp://example.com/", "event_types": ["webhook.ping"]}, "url"),
+        ({"url": "https://exa\u0000mple.com/", "event_types": ["webhook.ping"]}, "url"),
         ({"url": "https://example.com/", "event_types": ["no.such.event"]}, "event_types"),
         ({"url": "https://example.com/", "event_types": []}, "body.event_types"),
         ({"url": "http://[::1/", "event_types": ["webhook.ping"]}, "url"),

@@ -6,6 +6,7 @@ import gc
 import io
 import os
 import re
+import select
 import subprocess
 import sys
 import threading
@@ -114,6 +115,41 @@ def test_processes_sharing_a_pipe_keep_even_long_lines_whole() -> None:
     lines = received.decode().splitlines()
     torn = [line[:40] for line in lines if not re.fullmatch(r"(long|short) \d+ x+", line)]
     assert (len(lines), torn) == (400, [])
+
+
+HOLD_LOCK = """
+import fcntl, sys, time
+fcntl.lockf(1, fcntl.LOCK_EX)
+sys.stderr.write("locked\\n")
+sys.stderr.flush()
+time.sleep(30)
+"""
+
+
+def test_a_lock_held_elsewhere_delays_the_lines_but_never_blocks_the_writer() -> None:
+    """Another process holding the record lock on our stdout (stuck, or not one of
+    ours) must not stop the writer, nor the process's exit, for ever."""
+    read_end, write_end = os.pipe()
+    holder = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", HOLD_LOCK], stdout=write_end, stderr=subprocess.PIPE
+    )
+    try:
+        assert holder.stderr is not None
+        assert holder.stderr.readline() == b"locked\n"
+        with os.fdopen(write_end, "w") as stream:
+            writer = LogWriter(stream, on_dropped=lambda count: None)
+            writer.write("still written\n")
+            closing = threading.Thread(target=writer.close, daemon=True)
+            closing.start()
+            closing.join(WAIT_SECONDS * 2)
+            assert not closing.is_alive(), "close() waited for the other process's lock"
+        readable, _, _ = select.select([read_end], [], [], WAIT_SECONDS * 2)
+        assert readable, "the line never arrived"
+        assert os.read(read_end, 4_096) == b"still written\n"
+    finally:
+        holder.kill()
+        holder.communicate()
+        os.close(read_end)
 
 
 def test_after_close_a_line_is_written_at_once() -> None:

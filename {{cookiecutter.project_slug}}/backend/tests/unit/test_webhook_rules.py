@@ -9,10 +9,12 @@ from {{ cookiecutter.package_name }}.clients.webhooks import WebhookClient
 from {{ cookiecutter.package_name }}.configuration import load_settings
 from {{ cookiecutter.package_name }}.domain.events import ping
 from {{ cookiecutter.package_name }}.domain.webhooks import (
+    InvalidDestinationError,
     Outcome,
     RetryPolicy,
     Subscription,
     SubscriptionId,
+    check_url,
     outcome_of,
     refused_address,
 )
@@ -38,11 +40,23 @@ def test_delays_grow_between_half_a_step_and_a_step_up_to_the_limit() -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    ["https://exa\x00mple.com/", "https://example.com/a\x00", "https://example.com/a b",
+     "https://example.com/\n", "gopher://example.com/", "https:///path"],
+)  # fmt: skip
+def test_urls_with_control_characters_or_no_http_host_are_refused(url: str) -> None:
+    with pytest.raises(InvalidDestinationError):
+        check_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize(
     ("address", "refused"),
     [("8.8.8.8", False), ("2606:4700::1111", False), ("127.0.0.1", True), ("10.1.2.3", True),
      ("172.16.0.1", True), ("192.168.0.1", True), ("169.254.169.254", True), ("::1", True),
      ("fe80::1", True), ("fc00::1", True), ("::ffff:127.0.0.1", True), ("0.0.0.0", True),  # noqa: S104
-     ("224.0.0.1", True)],
+     ("224.0.0.1", True), ("100.64.0.1", True), ("100.100.100.200", True),
+     ("2002:7f00:1::", True), ("2002:808:808::", False), ("64:ff9b::7f00:1", True),
+     ("2001:0:4136:e378:8000:63bf:80ff:fffe", True)],
 )  # fmt: skip
 def test_the_guard_refuses_internal_addresses(address: str, refused: bool) -> None:
     assert refused_address(address, allow_private=False) is refused

@@ -1,6 +1,11 @@
 """Sends one event to one subscription, signed per the Standard Webhooks
 specification (webhook-id, webhook-timestamp, webhook-signature), over httpx
-with connect and read timeouts, to an address checked against the SSRF guard."""
+with connect and read timeouts, to an address checked against the SSRF guard.
+
+httpx's read timeout bounds each read, not the answer: a receiver trickling a
+byte a second would hold a job (and its lease, kept alive by heartbeats) for
+ever. So the whole attempt has a deadline too, connect plus read timeout; and
+of the body only a bounded start is read, whatever its size."""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from ..domain.events import Event
 from ..domain.webhooks import InvalidDestinationError, Subscription, refused_address
 
 USER_AGENT = "{{ cookiecutter.project_slug }}-webhooks"
+# Bytes of an answer's body read at most; receivers answer with a few, if any.
+RESPONSE_BODY_LIMIT = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,7 @@ class WebhookClient:
         )
         # No redirects: a 3xx to an internal address would step around the guard.
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        self._deadline_seconds = settings.connect_timeout_seconds + settings.read_timeout_seconds
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -75,12 +83,28 @@ class WebhookClient:
         body = body_of(event, now)
         headers = signed_headers(subscription, event, body, now) | {"host": host}
         try:
-            response = await self._http.post(
-                url, content=body, headers=headers, extensions={"sni_hostname": server_name}
-            )
+            async with asyncio.timeout(self._deadline_seconds):
+                return await self._post(url, body, headers, server_name)
+        except TimeoutError:
+            return Answer(None, f"no answer within {self._deadline_seconds} s")
         except httpx.HTTPError as error:
             return Answer(None, f"{type(error).__name__}: {error}"[:500])
-        return Answer(response.status_code, None)
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], server_name: str
+    ) -> Answer:
+        """The status; the body is read (and dropped) up to RESPONSE_BODY_LIMIT, so
+        the usual short answer leaves the connection open for the next delivery,
+        while a larger one closes it and is never downloaded."""
+        async with self._http.stream(
+            "POST", url, content=body, headers=headers, extensions={"sni_hostname": server_name}
+        ) as response:
+            received = 0
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+                if received > RESPONSE_BODY_LIMIT:
+                    break
+            return Answer(response.status_code, None)
 
     async def _pinned(self, url: str) -> tuple[str, str, str]:
         """The URL with its host replaced by an address that passed the guard, the

@@ -77,8 +77,18 @@ def check_url(url: str, *, allow_private: bool) -> str:
         scheme, hostname, _ = parts.scheme, parts.hostname, parts.port
     except ValueError:  # a bad port or IPv6 literal
         scheme, hostname = "", None
-    if len(url) > URL_MAX_LENGTH or scheme not in ("http", "https") or not hostname:
-        message = f"must be an http or https URL with a host, at most {URL_MAX_LENGTH} long"
+    # A URL has no spaces or control characters (PostgreSQL stores no NUL at all).
+    printable = url.isprintable() and not any(character.isspace() for character in url)
+    if (
+        not printable
+        or len(url) > URL_MAX_LENGTH
+        or scheme not in ("http", "https")
+        or not hostname
+    ):
+        message = (
+            f"must be an http or https URL with a host, at most {URL_MAX_LENGTH} long,"
+            " without spaces or control characters"
+        )
         raise InvalidDestinationError(message)
     try:
         literal = ipaddress.ip_address(hostname)
@@ -94,10 +104,14 @@ def refused_address(address: str, *, allow_private: bool) -> bool:
     """Server-side request forgery guard: loopback, private, link-local (cloud
     metadata lives at 169.254.169.254), multicast, reserved and unspecified
     addresses are refused unless the configuration allows private destinations."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried in IPv6 (mapped, 6to4, Teredo) is judged as itself.
+        teredo_client = ip.teredo[1] if ip.teredo else None
+        ip = ip.ipv4_mapped or ip.sixtofour or teredo_client or ip
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
         return True
-    private = ip.is_private or ip.is_loopback or ip.is_link_local
-    return private and not allow_private
+    # Not globally reachable: private, loopback, link-local, and also the shared
+    # address space 100.64.0.0/10 (carrier-grade NAT, some clouds' internal
+    # services), which is_private leaves out.
+    return not ip.is_global and not allow_private
