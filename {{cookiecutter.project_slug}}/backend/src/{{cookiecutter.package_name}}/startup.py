@@ -12,11 +12,17 @@ from fastapi_swagger import patch_fastapi
 from starlette.middleware.cors import CORSMiddleware
 
 from . import metrics
+{%- if cookiecutter.auth != "none" %}
+from .auth.lifecycle import token_verifier
+{%- endif %}
 from .configuration import Settings, load_settings
 from .db.budget import BudgetGuard
 from .db.pool import Database
 from .db.session_settings import warn_if_differing
-from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
+from .handlers import health{% if cookiecutter.auth != "none" %}, identity{% endif %}{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}
+{%- if cookiecutter.auth != "none" %}
+from .handlers.authentication import register_authentication
+{%- endif %}
 from .handlers.limits import BodySizeLimitMiddleware, RequestTimeoutMiddleware
 from .handlers.middleware import RequestContextMiddleware
 from .handlers.problems import register_problem_handlers
@@ -33,6 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+{%- if cookiecutter.auth != "none" %}
+        async with token_verifier(settings.auth) as verifier:
+            app.state.token_verifier = verifier
+            async with serving(app):
+                yield
+
+    @asynccontextmanager
+    async def serving(app: FastAPI) -> AsyncIterator[None]:
+{%- endif %}
         database = await Database.open(settings.database, settings.application.name)
         app.state.database = database
         sampler = asyncio.create_task(
@@ -105,10 +120,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     register_problem_handlers(app)
+{%- if cookiecutter.auth != "none" %}
+    register_authentication(app, settings.auth.max_header_bytes)
+{%- endif %}
 {%- if cookiecutter.example_domain == "ledger" %}
     # FastAPI tries the included routers in order on every request: the API's
     # traffic first, the probes after (measured: 7% fewer instructions per read).
     app.include_router(ledger.create_router(settings.ledger))
+{%- endif %}
+{%- if cookiecutter.auth != "none" %}
+    app.include_router(identity.router)
 {%- endif %}
     app.include_router(health.router)
     if docs:
