@@ -9,7 +9,7 @@ SUPPORTED: list[dict[str, str]] = [
     {},  # the defaults
     {"cloud_target": "aws", "db_size": "large", "python_version": "3.11"},
     {"cloud_target": "azure", "db_size": "medium", "example_domain": "none"},
-    {"cloud_target": "render", "db_size": "small", "include_frontend": "no"},
+    {"cloud_target": "render", "db_size": "small", "include_frontend": "no", "auth": "none"},
     {"cloud_target": "vercel", "db_size": "xlarge", "python_version": "3.13"},
     {"cloud_target": "kubernetes", "db_size": "xlarge", "api_replicas": "6", "api_workers": "4"},
     {"example_domain": "none", "include_frontend": "no", "run_checks": "no"},
