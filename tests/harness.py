@@ -25,6 +25,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from . import identity_provider
+
 PROBLEM = "application/problem+json"
 # The machine's shared PostgreSQL (trust): tests create databases of their own on it.
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -214,6 +216,17 @@ class Service:
         self.log_path = Path(tempfile.mkstemp(prefix="service-", suffix=".log")[1])
 
     @property
+    def auth_token(self) -> str | None:
+        """A bearer token the service trusts; None if the project has no auth."""
+        return identity_provider.project_token(self.project)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """What requests to the ledger carry: the Authorization header, if it has auth."""
+        token = self.auth_token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -234,6 +247,7 @@ class Service:
             "APP_METRICS__HOST": "127.0.0.1",
             "APP_METRICS__PORT": str(self.metrics_port),
             "PROMETHEUS_MULTIPROC_DIR": str(self.log_path.with_suffix(".metrics")),
+            **identity_provider.service_environment(self.project),
             **self.environment,
         }
         with self.log_path.open("wb") as log:

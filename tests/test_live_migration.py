@@ -115,6 +115,7 @@ def test_an_expand_revision_under_traffic_sheds_nothing(
                 f"{TRAFFIC_SECONDS}s",
                 "-e",
                 f"SUMMARY_FILE={summary_file}",
+                *([f"--env=TOKEN={service.auth_token}"] if service.auth_token else []),
             ),
             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=os.environ | {"K6_NO_USAGE_REPORT": "true"},

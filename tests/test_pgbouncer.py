@@ -77,7 +77,9 @@ def settings(bouncer: PgBouncer, **overrides: object) -> dict[str, str]:
 def client_of(service: Service) -> httpx.AsyncClient:
     # A connection per request, so that both uvicorn workers take requests.
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-    return httpx.AsyncClient(base_url=service.base_url, limits=limits, timeout=30)
+    return httpx.AsyncClient(
+        base_url=service.base_url, limits=limits, timeout=30, headers=service.auth_headers
+    )
 
 
 async def open_account(client: httpx.AsyncClient, balance: int) -> int:

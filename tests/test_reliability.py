@@ -183,7 +183,9 @@ async def until(condition: Any, seconds: float, what: str) -> None:
 
 def clients_of(service: Service) -> httpx.AsyncClient:
     """An HTTP client to the service that opens a connection per request."""
-    return httpx.AsyncClient(base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30)
+    return httpx.AsyncClient(
+        base_url=service.base_url, limits=NO_KEEPALIVE, timeout=30, headers=service.auth_headers
+    )
 
 
 def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -436,7 +438,9 @@ def test_body_and_time_limits_answer_problems_and_free_the_database(
     with serving(project, environment) as service:
 
         async def scenario() -> None:
-            async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=service.base_url, timeout=30, headers=service.auth_headers
+            ) as client:
                 body = json.dumps({"owner": "x" * 2 * limit}).encode()
                 declared = await client.post("/v1/accounts", content=body)
                 assert str(limit) in assert_problem(declared, 413)["detail"]
@@ -719,6 +723,7 @@ def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(
             opened = httpx.post(
                 f"{service.base_url}/v1/accounts",
                 json={"owner": "fuzz", "currency": "EUR", "opening_balance_minor": 10**12},
+                headers=service.auth_headers,
                 timeout=10,
             )
             assert opened.status_code == 201, opened.text
@@ -736,6 +741,7 @@ def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(
                 "--seed", FUZZ_SEED,
                 "--workers", "1",  # hypothesis before CPython 3.11.8 (gh-106905)
                 "--no-color",
+                *(f"--header={name}: {value}" for name, value in service.auth_headers.items()),
             ],
             capture_output=True, text=True, timeout=900, check=False,
             cwd=tmp_path,  # schemathesis keeps a cache in the working directory

@@ -269,7 +269,9 @@ def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) 
             capture_output=True,
             text=True,
             check=False,
-            env=os.environ | {"API": service.base_url},
+            env=os.environ
+            | {"API": service.base_url}
+            | ({"TOKEN": service.auth_token} if service.auth_token else {}),
             timeout=60,
         )
     assert result.returncode == 0, result.stdout + result.stderr
