@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from {{ cookiecutter.package_name }}.auth.development import mint
 from {{ cookiecutter.package_name }}.configuration import Settings
 
+from ..support.apps import serving
 from ..support.service import running_service
 from ..support.tokens import bearer
 
@@ -65,6 +66,19 @@ async def test_malformed_and_oversized_headers_are_invalid_tokens(
 ) -> None:
     assert_invalid_token(await client.get(PROTECTED, headers={"Authorization": authorization}))
     assert (await client.get("/health/live")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_valid_token_in_a_header_over_the_limit_is_refused_unread(
+    settings: Settings,
+) -> None:
+    limit = 512
+    auth = settings.auth.model_copy(update={"max_header_bytes": limit})
+    token = bearer(settings, "x" * 250)  # valid, and longer than the limit
+    assert len(token["Authorization"]) > limit
+    async with serving(settings.model_copy(update={"auth": auth})) as (_, client):
+        assert_invalid_token(await client.get(PROTECTED, headers=token))
+        assert (await client.get(PROTECTED, headers=bearer(settings, "y"))).status_code == 200
 
 
 @pytest.mark.anyio
