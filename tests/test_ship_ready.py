@@ -29,6 +29,7 @@ from dockerfile_parse import DockerfileParser
 from template_extensions import db_budget
 
 from .conftest import TEMPLATE
+from . import identity_provider
 from .harness import free_port
 from .variants import SUPPORTED
 
@@ -482,6 +483,7 @@ def serve_rendered(
             "APP_SERVER__PORT": str(port),
             "APP_METRICS__HOST": "127.0.0.1",
             "APP_METRICS__PORT": str(free_port()),
+            **identity_provider.service_environment(project),
             **(service_env or {}),
         }
         with (project / "service.log").open("wb") as log:
@@ -516,7 +518,10 @@ def served(
 
 
 def make_load(project: Path, base_url: str, *variables: str) -> subprocess.CompletedProcess[str]:
-    return run(["make", "load", f"BASE_URL={base_url}", *variables], project)
+    # A token the production-configured service trusts, not the development one make mints.
+    token = identity_provider.project_token(project)
+    credentials = [f"TOKEN={token}"] if token else []
+    return run(["make", "load", f"BASE_URL={base_url}", *credentials, *variables], project)
 
 
 def k6_summary(project: Path, scenario: str) -> dict[str, Any]:
