@@ -28,8 +28,8 @@ from dockerfile_parse import DockerfileParser
 
 from template_extensions import db_budget
 
-from .conftest import TEMPLATE
 from . import identity_provider
+from .conftest import TEMPLATE
 from .harness import free_port
 from .variants import SUPPORTED
 
