@@ -68,12 +68,14 @@ def account_from(row: asyncpg.Record) -> Account:
 async def create_account(database: Database, new: NewAccount) -> Account:
     async with database.connection() as connection:
         (row,) = await connection.fetch(
+{%- if cookiecutter.auth != "none" %}
             _INSERT,
             new.owner.name,
             new.currency.code,
             new.opening_balance.minor_units,
-{%- if cookiecutter.auth != "none" %}
             new.holder,
+{%- else %}
+            _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
 {%- endif %}
         )
     return account_from(row)

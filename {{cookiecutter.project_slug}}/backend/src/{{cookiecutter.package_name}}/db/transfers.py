@@ -86,11 +86,13 @@ async def lock_accounts(
     rows = await connection.fetch(_LOCK_ACCOUNTS, account_ids)
     return {
         AccountId(row["id"]): AccountState(
+{%- if cookiecutter.auth != "none" %}
             AccountId(row["id"]),
             Currency(row["currency"]),
             Balance(row["balance_minor"]),
-{%- if cookiecutter.auth != "none" %}
             row["holder"],
+{%- else %}
+            AccountId(row["id"]), Currency(row["currency"]), Balance(row["balance_minor"])
 {%- endif %}
         )
         for row in rows

@@ -62,14 +62,13 @@ def open_account(owner: str, currency: str, opening_balance_minor: int{% if cook
     if not 0 <= opening_balance_minor <= MAX_MINOR_UNITS:
         reason = f"must be from 0 to {MAX_MINOR_UNITS}"
         raise InvalidValueError("opening_balance_minor", reason)
-    return NewAccount(
-        Owner.parse(owner),
-        Currency.parse(currency),
-        Balance(opening_balance_minor),
 {%- if cookiecutter.auth != "none" %}
-        holder,
-{%- endif %}
+    return NewAccount(
+        Owner.parse(owner), Currency.parse(currency), Balance(opening_balance_minor), holder
     )
+{%- else %}
+    return NewAccount(Owner.parse(owner), Currency.parse(currency), Balance(opening_balance_minor))
+{%- endif %}
 
 
 @dataclass(frozen=True, slots=True)
