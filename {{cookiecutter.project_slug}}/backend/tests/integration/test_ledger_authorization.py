@@ -26,9 +26,7 @@ async def test_reads_and_lists_show_only_ones_own_accounts(
     client: httpx.AsyncClient, settings: Settings, as_bob: dict[str, str]
 ) -> None:
     alices = await open_account(client, 100)
-    bobs = (await client.post(
-        "/v1/accounts", json={"owner": "Bob", "currency": "EUR"}, headers=as_bob
-    )).json()  # fmt: skip
+    bobs = await open_account(client, owner="Bob", headers=as_bob)
     assert (await client.get(f"/v1/accounts/{bobs['id']}")).status_code == 404
     assert (await client.get(f"/v1/accounts/{alices['id']}", headers=as_bob)).status_code == 404
     own = (await client.get("/v1/accounts")).json()["items"]
@@ -45,11 +43,7 @@ async def test_money_moves_only_out_of_ones_own_accounts(
     client: httpx.AsyncClient, settings: Settings, database_url: str, as_bob: dict[str, str]
 ) -> None:
     alices = await open_account(client, 100)
-    bobs = (await client.post(
-        "/v1/accounts",
-        json={"owner": "Bob", "currency": "EUR", "opening_balance_minor": 100},
-        headers=as_bob,
-    )).json()  # fmt: skip
+    bobs = await open_account(client, 100, owner="Bob", headers=as_bob)
     paid = await transfer(client, alices["id"], bobs["id"], 30)
     assert paid.status_code == 201, paid.text
     transfer_id = paid.json()["id"]
@@ -90,11 +84,7 @@ async def test_idempotency_keys_are_each_principals_own(
     client: httpx.AsyncClient, settings: Settings, as_bob: dict[str, str]
 ) -> None:
     alices = await open_account(client, 100)
-    bobs = (await client.post(
-        "/v1/accounts",
-        json={"owner": "Bob", "currency": "EUR", "opening_balance_minor": 100},
-        headers=as_bob,
-    )).json()  # fmt: skip
+    bobs = await open_account(client, 100, owner="Bob", headers=as_bob)
     key = "shared-key"
     first = await transfer(client, alices["id"], bobs["id"], 5, key=key)
     second = await client.post(
