@@ -57,14 +57,17 @@ class Budget:
         """Replicas holding pools at once: the autoscaler's maximum plus the rollout surge."""
         return replicas + self.surge(replicas)
 
-    def largest_pool(self, replicas: int, workers: int) -> int:
-        """The largest db_pool_max_size that fits at the peak: floor(usable / processes)."""
-        return max(self.usable // (self.peak_replicas(replicas) * workers), 0)
+    def largest_pool(self, replicas: int, workers: int, reserved_for_worker: int = 0) -> int:
+        """The largest db_pool_max_size that fits at the peak: floor((usable - the
+        background worker's share) / processes)."""
+        usable = self.usable - reserved_for_worker
+        return max(usable // (self.peak_replicas(replicas) * workers), 0)
 
-    def most_replicas(self, workers: int, pool: int) -> int:
+    def most_replicas(self, workers: int, pool: int, reserved_for_worker: int = 0) -> int:
         """The largest autoscaler maximum whose peak fits workers x pool each."""
         replicas = 0
-        while self.peak_replicas(replicas + 1) * workers * pool <= self.usable:
+        usable = self.usable - reserved_for_worker
+        while self.peak_replicas(replicas + 1) * workers * pool <= usable:
             replicas += 1
         return replicas
 
@@ -88,18 +91,48 @@ def budget_for(cloud_target: str, db_size: str) -> Budget:
     )
 
 
+def answer_or_default(answers: dict[str, Any], key: str) -> str:
+    """An answer, or its cookiecutter.json default while it is not asked yet: the API's
+    pool default is computed before the worker's questions come."""
+    if key in answers:
+        return str(answers[key])
+    default = json.loads(QUESTIONS_FILE.read_text(encoding="utf-8"))[key]
+    return str(default[0] if isinstance(default, list) else default)
+
+
+def worker_connections(answers: dict[str, Any], budget: Budget) -> int:
+    """The background worker's share at its peak: (replicas + rollout surge) x
+    (its job pool + the one connection its queue listens and claims on); 0 without it.
+    Raises ValueError on an answer that is not a number."""
+    if answer_or_default(answers, "background_worker") != "yes":
+        return 0
+    replicas = int(answer_or_default(answers, "worker_replicas"))
+    pool = int(answer_or_default(answers, "worker_pool_max_size"))
+    if min(replicas, pool) < 1:
+        raise ValueError
+    queue: int = load_capacity()["worker_queue_connections"]
+    return budget.peak_replicas(replicas) * (pool + queue)
+
+
+def rendered_worker_connections(answers: dict[str, Any]) -> int:
+    """worker_connections for files rendered from answers the hook accepted."""
+    return worker_connections(answers, db_budget(answers))
+
+
 def suggested_pool_max(answers: dict[str, Any]) -> int:
-    """Default pool size: what the budget allows, capped where Little's law says more is waste."""
+    """Default pool size: what the budget allows once the worker has its share,
+    capped where Little's law says more is waste."""
     try:
         replicas, workers = int(answers["api_replicas"]), int(answers["api_workers"])
         budget = budget_for(answers["cloud_target"], answers["db_size"])
+        worker = worker_connections(answers, budget)
     except (KeyError, ValueError):
         # A bad answer is reported by the pre-generation hook; any default will do until then.
         return 1
     if replicas < 1 or workers < 1:
         return 1
     cap: int = load_capacity()["suggested_pool_max"]
-    return max(min(cap, budget.largest_pool(replicas, workers)), 1)
+    return max(min(cap, budget.largest_pool(replicas, workers, reserved_for_worker=worker)), 1)
 
 
 def db_budget(answers: dict[str, Any]) -> Budget:
@@ -116,35 +149,38 @@ def capacity_problem(answers: dict[str, Any]) -> str | None:
         replicas, workers = int(answers["api_replicas"]), int(answers["api_workers"])
         pool = int(answers["db_pool_max_size"])
         budget = budget_for(answers["cloud_target"], answers["db_size"])
+        worker = worker_connections(answers, budget)
     except (KeyError, ValueError):
         return None
     if min(replicas, workers, pool) < 1:
         return None
     surge = budget.surge(replicas)
-    needed = (replicas + surge) * workers * pool + budget.reserved + budget.headroom
+    needed = (replicas + surge) * workers * pool + worker + budget.reserved + budget.headroom
     if needed <= budget.max_connections:
         return None
+    worker_part = f"+ {worker} background worker " if worker else ""
     return (
         f"db_pool_max_size={pool}: ({replicas} replicas + {surge} rollout surge) x "
-        f"{workers} workers x {pool} "
+        f"{workers} workers x {pool} {worker_part}"
         f"+ {budget.reserved} reserved + {budget.headroom} headroom = {needed} connections "
         f"exceeds max_connections={budget.max_connections} of {budget.cloud_target} "
-        f"{budget.db_size} ({budget.instance}); accepted: {capacity_fix(budget, replicas, workers)}"
+        f"{budget.db_size} ({budget.instance}); accepted: "
+        f"{capacity_fix(budget, replicas, workers, worker)}"
     )
 
 
-def capacity_fix(budget: Budget, replicas: int, workers: int) -> str:
+def capacity_fix(budget: Budget, replicas: int, workers: int, worker: int = 0) -> str:
     """What the capacity rule accepts instead: a smaller pool if one fits, else the
     most replicas (or workers) that fit with a pool of 1; a larger db_size only when
-    the target has one."""
-    largest = budget.largest_pool(replicas, workers)
+    the target has one. `worker`: the background worker's connections at its peak."""
+    largest = budget.largest_pool(replicas, workers, reserved_for_worker=worker)
     if largest:
         return f"db_pool_max_size at most {largest}"
-    most = budget.most_replicas(workers, pool=1)
+    most = budget.most_replicas(workers, pool=1, reserved_for_worker=worker)
     fix = (
         f"api_replicas at most {most} with db_pool_max_size=1"
         if most
-        else f"api_workers at most {budget.usable // budget.peak_replicas(1)} with "
+        else f"api_workers at most {(budget.usable - worker) // budget.peak_replicas(1)} with "
         "api_replicas=1 and db_pool_max_size=1"
     )
     sizes = list(load_capacity()["targets"][budget.cloud_target]["sizes"])
@@ -235,8 +271,9 @@ def forget_module(name: str) -> None:
     sys.modules.pop(name, None)
 
 
-class CapacityExtension(Extension):
-    """Sandboxes the environment and registers the filters above."""
+class SandboxedTemplateEnvironment(Extension):
+    """The Jinja environment every file renders in: sandboxed (hostile answers cannot
+    reach Python), with the filters above (capacity, replay, manifest, choices)."""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -244,6 +281,7 @@ class CapacityExtension(Extension):
         sandbox(environment)
         environment.filters["suggested_pool_max"] = suggested_pool_max
         environment.filters["db_budget"] = db_budget
+        environment.filters["worker_connections"] = rendered_worker_connections
         environment.filters["replay_json"] = replay_json
         environment.filters["capacity_problem"] = capacity_problem
         environment.filters["unselected_paths"] = unselected_paths

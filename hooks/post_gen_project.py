@@ -25,6 +25,15 @@ def prune():
         else:
             target.unlink(missing_ok=True)
         remove_empty_parents(target)
+    remove_packages_left_empty()
+
+
+def remove_packages_left_empty():
+    """domain/ serves the ledger and the background worker: once neither is chosen it
+    holds only its __init__.py, and an empty package is no place to start from."""
+    for init in sorted(PROJECT.glob("backend/src/*/*/__init__.py")):
+        if [child.name for child in init.parent.iterdir()] == ["__init__.py"]:
+            shutil.rmtree(init.parent)
 
 
 def remove_empty_parents(path):

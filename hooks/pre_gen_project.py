@@ -75,7 +75,8 @@ def number_problems():
     limits = {"api_workers": (1, 64), "api_replicas": (1, 1000),
               "db_pool_min_size": (1, 1000), "db_pool_max_size": (1, 1000),
               "db_pool_max_lifetime_seconds": (1, 86400),
-              "db_pool_acquire_timeout_seconds": (1, 60)}
+              "db_pool_acquire_timeout_seconds": (1, 60),
+              "worker_replicas": (1, 1000), "worker_pool_max_size": (1, 1000)}
     numbers = {}
     for name, (low, high) in limits.items():
         number, problem = integer(name, low, high)
@@ -90,7 +91,8 @@ def number_problems():
                    f"accepted: a min_size from 1 to {high}")
     # The capacity rule only over answers that passed their own range: an
     # out-of-range one already has its line.
-    if CAPACITY_PROBLEM and {"api_replicas", "api_workers", "db_pool_max_size"} <= numbers.keys():
+    if CAPACITY_PROBLEM and {"api_replicas", "api_workers", "db_pool_max_size",
+                             "worker_replicas", "worker_pool_max_size"} <= numbers.keys():
         yield CAPACITY_PROBLEM
 
 

@@ -13,25 +13,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .support.commands import run
+from .support.k6 import latency_bounds_ms
+
 pytestmark = pytest.mark.skipif(
     shutil.which("promtool") is None, reason="promtool (Debian's prometheus) is not installed"
 )
 
 ALERTS = Path("deploy/prometheus")
-# k6/load_test.js: const LATENCY_MS = { smoke: [...], load: [p95, p99], ... }
-LOAD_P99_MS = re.compile(r"load: \[\d+, (\d+)\]")
 FAILED_RATE = re.compile(r"http_req_failed: \['rate<([0-9.]+)'\]")
 
 
 def promtool(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["promtool", *arguments],
-        cwd=project / ALERTS,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run(["promtool", *arguments], project / ALERTS, timeout=60)
 
 
 def rules(project: Path) -> dict[str, str]:
@@ -62,12 +56,11 @@ def test_alert_rules_pass_promtool_and_their_unit_tests(
 def test_alert_thresholds_are_the_load_tests(shipped: tuple[dict[str, str], Path]) -> None:
     _, project = shipped
     script = (project / "k6" / "load_test.js").read_text()
-    p99 = LOAD_P99_MS.search(script)
+    _, p99_ms = latency_bounds_ms(project, "load")
     failed = FAILED_RATE.search(script)
-    assert p99, "k6/load_test.js's latency bounds moved"
     assert failed, "k6/load_test.js's failed-requests threshold moved"
     expressions = rules(project)
-    assert expressions["RouteLatencyP99High"].rstrip().endswith(f"> {int(p99[1]) / 1000}")
+    assert expressions["RouteLatencyP99High"].rstrip().endswith(f"> {p99_ms / 1000}")
     assert expressions["RequestsShed"].rstrip().endswith(f"> {failed[1]}")
     assert expressions["DatabaseConnectionBudgetExceeded"].endswith(
         f'db_connection_budget_headroom{{job="{project.name}"}}) < 0'

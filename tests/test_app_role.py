@@ -14,67 +14,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from .conftest import TEMPLATE
+from .support.commands import run
+from .support.databases import SERVER, administer, create_database, drop_database, fetch
+from .support.paths import BIN
+from .support.rendering import baked
 
-BIN = TEMPLATE / ".venv" / "bin"
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 pytestmark = pytest.mark.slow
-
-
-async def fetch(url: str, query: str, *arguments: object) -> Any:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(query, *arguments)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
 def migrated(cookies: Any) -> Iterator[tuple[Path, str, str]]:
     """A project migrated into a database of its own: (project, owner's URL, role)."""
     suffix = uuid.uuid4().hex[:8]
-    result = cookies.bake(extra_context={"project_name": f"Role {suffix}", "run_checks": "no"})
-    assert result.exit_code == 0, result.exception
-    project = Path(result.project_path)
-    package = result.context["package_name"]
+    answers, project = baked(cookies, {"project_name": f"Role {suffix}"})
+    package = answers["package_name"]
     url = f"{SERVER}/{package}"
-    asyncio.run(fetch(f"{SERVER}/postgres", f'CREATE DATABASE "{package}"'))
+    create_database(package)
     try:
         env = os.environ | {"APP_DATABASE__URL": url, "PYTHONPATH": "src"}
-        upgrade = subprocess.run(
-            [str(BIN / "alembic"), "upgrade", "head"],
-            cwd=project / "backend",
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        upgrade = run([str(BIN / "alembic"), "upgrade", "head"], project / "backend", env)
         assert upgrade.returncode == 0, upgrade.stderr
         yield project, url, f"{package}_app"
     finally:
-        asyncio.run(
-            fetch(f"{SERVER}/postgres", f'DROP DATABASE IF EXISTS "{package}" WITH (FORCE)')
-        )
-        asyncio.run(fetch(f"{SERVER}/postgres", f'DROP ROLE IF EXISTS "{package}_app"'))
+        drop_database(package)
+        administer(f'DROP ROLE IF EXISTS "{package}_app"')
 
 
 def app_role(project: Path, url: str, password: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "APP_ROLE_PASSWORD"}
     env |= {"APP_DATABASE__URL": url} | ({"APP_ROLE_PASSWORD": password} if password else {})
-    return subprocess.run(
-        ["make", "app-role", f"VENV_BIN={BIN}"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    return run(["make", "app-role", f"VENV_BIN={BIN}"], project, env, timeout=120)
 
 
 def row_privileges(url: str, role: str, table: str) -> dict[str, bool]:
@@ -166,7 +139,6 @@ def test_app_role_reruns_for_an_owner_who_is_not_a_superuser(
         assert tuple(asyncio.run(fetch(url, flags, role))) == (False, False, False)
     finally:
         # The database and the role go first (the fixture), then the owner of both.
-        server = f"{SERVER}/postgres"
-        asyncio.run(fetch(server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        asyncio.run(fetch(server, f'DROP ROLE IF EXISTS "{role}"'))
-        asyncio.run(fetch(server, f'DROP ROLE IF EXISTS "{owner}"'))
+        drop_database(database)
+        administer(f'DROP ROLE IF EXISTS "{role}"')
+        administer(f'DROP ROLE IF EXISTS "{owner}"')

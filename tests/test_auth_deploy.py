@@ -12,7 +12,8 @@ import yaml
 from cfnlint.decode import cfn_yaml
 from pycep import BicepParser
 
-from .deploy_files import by_kind, kustomize, render_project
+from .support.deploy_files import by_kind, kustomize
+from .support.rendering import render
 
 SETTINGS = {"APP_AUTH__ISSUER", "APP_AUTH__AUDIENCE"}
 
@@ -43,6 +44,6 @@ def api_environment_names(project: Path, target: str) -> set[str]:
 def test_the_api_gets_the_issuer_and_audience_only_with_auth(
     tmp_path: Path, target: str, auth: str
 ) -> None:
-    project = render_project(tmp_path, {"cloud_target": target, "auth": auth})
+    project = render(tmp_path, {"cloud_target": target, "auth": auth})
     names = api_environment_names(project, target)
     assert SETTINGS & names == (SETTINGS if auth == "oidc" else set()), names

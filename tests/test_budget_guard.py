@@ -6,16 +6,17 @@ ready."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from .harness import migrated_database, running
+from .support.databases import migrated_database
+from .support.json_logs import json_lines
+from .support.metrics import metric_samples
+from .support.service import running
 
 pytestmark = pytest.mark.xdist_group("budget-guard")
 
@@ -44,15 +45,13 @@ def test_an_oversized_fleet_is_reported_not_fatal(installed_default: Path, datab
         exposition = httpx.get(service.metrics_url, timeout=10).text
         warnings = [
             entry
-            for line in service.log().split("\n")
-            if line.startswith("{")
-            and (entry := json.loads(line))["msg"].startswith("connection budget exceeded")
+            for entry in json_lines(service.log())
+            if entry["msg"].startswith("connection budget exceeded")
         ]
     gauges = {
-        sample.name: sample.value
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-        if sample.name.startswith("db_connection_budget_")
+        name: value
+        for (name, _), value in metric_samples(exposition).items()
+        if name.startswith("db_connection_budget_")
     }
     print(f"budget gauges: {gauges}; warnings: {len(warnings)}")
     assert ready.status_code == 200

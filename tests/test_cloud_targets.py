@@ -1,7 +1,5 @@
 """Each cloud_target's deploy files pass their platform's offline validator and say
-what the brief asks (sizes from capacity.yaml, health paths, a one-off migration);
-presets render with --no-input and --replay reproduces a project; the capacity rule
-holds at every target's largest size.
+what the brief asks (sizes from capacity.yaml, health paths, a one-off migration).
 
 Validators: cfn-lint (AWS), pycep-parser (Bicep syntax; the Bicep compiler is not
 reachable), our JSON schema of Render's Blueprint (tests/schemas/), and kustomize
@@ -11,9 +9,7 @@ Each validator is also shown a broken file once, so a green run means something.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,34 +20,25 @@ from cfnlint.decode import cfn_yaml
 from lark.exceptions import LarkError
 from pycep import BicepParser
 
-from template_extensions import budget_for, load_capacity, suggested_pool_max
+from template_extensions import budget_for, suggested_pool_max
 
-from .deploy_files import KUBERNETES_VERSION, by_kind, kustomize, overlay_with_pgbouncer
+from .support.commands import run
+from .support.deploy_files import (
+    KUBERNETES_VERSION,
+    by_kind,
+    kustomize,
+    named,
+    overlay_with_pgbouncer,
+)
+from .support.paths import BIN, TEMPLATE
+from .support.rendering import render as render_variant
 
-TEMPLATE = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 RENDER_SCHEMA = TEMPLATE / "tests" / "schemas" / "render.schema.json"
-PRESETS = sorted((TEMPLATE / "presets").glob("*.yaml"))
 MIGRATE = ["alembic", "upgrade", "head"]
 PRESTOP_SLEEP_SECONDS = 10
-MAX_REPLICAS = 1000  # the pre-generation hook's range for api_replicas
 # Rendered for each target with replicas and workers above the defaults, so a value
 # that ignored the answers would show.
 ANSWERS = {"api_replicas": "5", "api_workers": "3"}
-
-
-def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
-
-
-def cookiecutter(
-    output: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    output.mkdir(parents=True, exist_ok=True)
-    return run(
-        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--output-dir", str(output), *args],
-        env=env,
-    )
 
 
 Renderer = Callable[..., Path]
@@ -61,16 +48,7 @@ Renderer = Callable[..., Path]
 def render(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
     def _render(cloud_target: str, db_size: str = "medium", **extra: str) -> Path:
         answers = {**ANSWERS, **extra, "cloud_target": cloud_target, "db_size": db_size}
-        output = tmp_path_factory.mktemp(cloud_target)
-        result = cookiecutter(
-            output,
-            "--no-input",
-            "run_checks=no",
-            *(f"{key}={value}" for key, value in answers.items()),
-        )
-        assert result.returncode == 0, result.stderr
-        (project,) = output.iterdir()
-        return project
+        return render_variant(tmp_path_factory.mktemp(cloud_target), answers)
 
     return _render
 
@@ -219,7 +197,7 @@ def test_render_blueprint_matches_the_schema_and_the_budget(
         )
         assert check_render_schema(broken).returncode == 1, f"schema accepted {mistake}"
 
-    (service,) = blueprint["services"]
+    service = blueprint["services"][0]  # the API; [1] is the job worker
     (database,) = blueprint["databases"]
     assert service["runtime"] == "docker"
     assert service["preDeployCommand"] == " ".join(MIGRATE)
@@ -268,7 +246,7 @@ def test_production_overlay_is_valid_and_drains_and_migrates_once(
         "Job",
     } <= kinds.keys()
 
-    (deployment,) = kinds["Deployment"]
+    deployment = named(kinds["Deployment"], "ledger-api")
     replicas = int(ANSWERS["api_replicas"])
     assert deployment["spec"]["replicas"] == replicas
     assert kinds["HorizontalPodAutoscaler"][0]["spec"]["maxReplicas"] == replicas
@@ -325,84 +303,6 @@ def test_pgbouncer_component_is_valid_and_bypassed_by_migrations(
     # The Job keeps its own URL (migration-secrets.env), straight to the server.
     assert "APP_DATABASE__URL" not in {e["name"] for e in migrate["env"]}
     assert "pgbouncer" not in str(migrate)
-
-
-# --- presets and replay -----------------------------------------------------------
-
-
-@pytest.mark.parametrize("preset", PRESETS, ids=lambda path: path.stem)
-def test_preset_fits_its_budget_renders_and_replays(preset: Path, tmp_path: Path) -> None:
-    answers = yaml.safe_load(preset.read_text())["default_context"]
-    budget = budget_for(answers["cloud_target"], answers["db_size"])
-    pool = int(answers["db_pool_max_size"])
-    assert pool <= budget.largest_pool(int(answers["api_replicas"]), int(answers["api_workers"]))
-    row = (
-        f"| `{preset.stem}` | {answers['cloud_target']} | {answers['db_size']} | "
-        f"{answers['api_replicas']} × {answers['api_workers']} × {pool} |"
-    )
-    assert row in (TEMPLATE / "README.md").read_text(), f"README lacks {row}"
-
-    # cookiecutter keeps its replay file under $HOME: a home of our own keeps runs apart.
-    env = os.environ | {"HOME": str(tmp_path / "home")}
-    first = cookiecutter(
-        tmp_path / "first", "--no-input", "--config-file", str(preset), "run_checks=no", env=env
-    )
-    assert first.returncode == 0, first.stderr
-    (project,) = (tmp_path / "first").iterdir()
-    rendered_base = (project / "backend/configuration/base.yaml").read_text()
-    assert f"max_size: {pool}\n" in rendered_base
-    assert f"workers: {answers['api_workers']}\n" in rendered_base
-
-    again = cookiecutter(tmp_path / "again", "--replay", env=env)
-    assert again.returncode == 0, again.stderr
-    assert tree(tmp_path / "again") == tree(tmp_path / "first")
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
-
-
-# --- the capacity rule at each target's largest size -------------------------------
-
-
-@pytest.mark.parametrize("cloud_target", sorted(load_capacity()["targets"]))
-def test_capacity_rule_at_the_largest_size_accepts_the_most_replicas_that_fit(
-    tmp_path: Path, cloud_target: str
-) -> None:
-    """test_pre_gen.py moves the pool at db_size=small; this moves the replicas at
-    xlarge, where the fix the error suggests is fewer replicas, not a smaller pool."""
-    budget = budget_for(cloud_target, "xlarge")
-    usable = budget.max_connections - budget.reserved - budget.headroom
-    workers = -(-usable // MAX_REPLICAS)  # enough workers that the answer stays in range
-    most = budget.most_replicas(workers=workers, pool=1)
-    common = [
-        f"cloud_target={cloud_target}",
-        "db_size=xlarge",
-        f"api_workers={workers}",
-        "db_pool_max_size=1",
-        "db_pool_min_size=1",
-        "include_frontend=yes",
-    ]
-    fits = cookiecutter(
-        tmp_path / "fits", "--no-input", "run_checks=no", *common, f"api_replicas={most}"
-    )
-    assert fits.returncode == 0, fits.stderr
-
-    over = cookiecutter(
-        tmp_path / "over", "--no-input", "run_checks=no", *common, f"api_replicas={most + 1}"
-    )
-    assert over.returncode != 0
-    (line,) = [line for line in over.stderr.splitlines() if line.startswith("error: ")]
-    surge = budget.surge(most + 1)
-    assert f"({most + 1} replicas + {surge} rollout surge) x {workers} workers x 1 " in line
-    assert f"max_connections={budget.max_connections}" in line
-    # The number that fits, and no larger db_size: xlarge is the largest.
-    assert line.endswith(f"accepted: api_replicas at most {most} with db_pool_max_size=1")
-    assert list((tmp_path / "over").iterdir()) == []
 
 
 def graceful_shutdown_seconds(project: Path) -> int:

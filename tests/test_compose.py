@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -23,11 +21,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import ConsoleMessage, sync_playwright
+from playwright.sync_api import ConsoleMessage
 
-from .compose_stack import BIN, Stack, base_images, engine_problem, http_get
-from .conftest import TEMPLATE, render_cli
-from .harness import CHROMIUM_ARGS
+from .support.browser import launched
+from .support.commands import run, with_tools
+from .support.compose_stack import Stack, base_images, engine_problem, http_get
+from .support.paths import TEMPLATE
+from .support.rendering import render
 
 ENGINE_PROBLEM = engine_problem()
 pytestmark = [
@@ -57,10 +57,7 @@ def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     output = tmp_path_factory.mktemp(f"compose-{request.param}")
-    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
-    rendered = render_cli(output, "run_checks=no", *VARIANTS[request.param], env=env)
-    assert rendered.returncode == 0, rendered.stderr
-    (project,) = output.iterdir()
+    project = render(output, VARIANTS[request.param], env=with_tools())
     stack = Stack(project=project, answers={"variant": request.param})
     # The README's commands for a project rendered with run_checks=no: the lock, the
     # local passwords, then compose.
@@ -82,11 +79,7 @@ def stack(
         yield stack
     finally:
         stack.compose("down", "--volumes", "--remove-orphans", timeout=120)
-        subprocess.run(
-            ["docker", "image", "rm", "--force", f"{project.name}-api:local"],
-            capture_output=True,
-            check=False,
-        )
+        run(["docker", "image", "rm", "--force", f"{project.name}-api:local"])
 
 
 def logs(stack: Stack) -> str:
@@ -184,20 +177,14 @@ def test_console_page_loads_through_nginx_without_console_errors(stack: Stack) -
         if message.type == "error":
             errors.append(message.text)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.on("console", record)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            answered = page.goto(f"{stack.console_url}/", wait_until="networkidle")
-            assert answered is not None
-            assert answered.status == 200
-            assert page.title()
-        finally:
-            browser.close()
+    with launched() as browser:
+        page = browser.new_page()
+        page.on("console", record)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        answered = page.goto(f"{stack.console_url}/", wait_until="networkidle")
+        assert answered is not None
+        assert answered.status == 200
+        assert page.title()
     assert errors == []
 
 

@@ -29,14 +29,14 @@ from pycep import BicepParser
 
 from template_extensions import Budget, budget_for, load_capacity
 
-from .deploy_files import (
+from .support.deploy_files import (
     by_kind,
     kustomize,
     named,
     overlay_with_pgbouncer,
     production_settings,
-    render_project,
 )
+from .support.rendering import render
 
 SIZES = ("small", "xlarge")
 ANSWERS = {"api_replicas": "3", "api_workers": "2", "include_frontend": "yes"}
@@ -53,7 +53,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Any:
         if (cloud_target, db_size) not in cache:
             output = tmp_path_factory.mktemp(f"{cloud_target}-{db_size}")
             answers = {**ANSWERS, "cloud_target": cloud_target, "db_size": db_size}
-            cache[(cloud_target, db_size)] = render_project(output, answers)
+            cache[(cloud_target, db_size)] = render(output, answers)
         return cache[(cloud_target, db_size)]
 
     return _rendered
@@ -251,7 +251,7 @@ def test_render_contract(rendered: Any, db_size: str) -> None:
     project = rendered("render", db_size)
     settings = production_settings(project)
     blueprint = yaml.safe_load((project / "render.yaml").read_text())
-    (service,) = blueprint["services"]
+    service = blueprint["services"][0]  # the API; [1] is the job worker
     (database,) = blueprint["databases"]
 
     budget = budget_for("render", size_of("render", database["plan"]))
@@ -303,7 +303,7 @@ def test_kubernetes_contract(rendered: Any, db_size: str) -> None:
     settings = production_settings(project)
     documents = kustomize(project / "deploy/kubernetes/overlays/production")
     kinds = by_kind(documents)
-    (deployment,) = kinds["Deployment"]
+    deployment = named(kinds["Deployment"], "ledger-api")
     pod = deployment["spec"]["template"]["spec"]
     (api,) = pod["containers"]
     (config,) = kinds["ConfigMap"]
@@ -369,7 +369,7 @@ def test_kubernetes_metrics_listener_is_scraped_not_served(rendered: Any) -> Non
     project = rendered("kubernetes", "small")
     settings = production_settings(project)
     kinds = by_kind(kustomize(project / "deploy/kubernetes/overlays/production"))
-    (deployment,) = kinds["Deployment"]
+    deployment = named(kinds["Deployment"], "ledger-api")
     (api,) = deployment["spec"]["template"]["spec"]["containers"]
     ports = {port["name"]: port["containerPort"] for port in api["ports"]}
     assert ports["metrics"] == settings["metrics"]["port"]
@@ -435,7 +435,7 @@ def test_kubernetes_staging_rolls_without_downtime(rendered: Any) -> None:
     kinds = by_kind(
         kustomize(rendered("kubernetes", "small") / "deploy/kubernetes/overlays/staging")
     )
-    (deployment,) = kinds["Deployment"]
+    deployment = named(kinds["Deployment"], "ledger-api")
     rolling = deployment["spec"]["strategy"]["rollingUpdate"]
     assert deployment["spec"]["replicas"] - int(rolling["maxUnavailable"]) >= 1
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,39 +14,14 @@ import crossplane
 import pytest
 import yaml
 
-from .conftest import TEMPLATE, answers_with_defaults
-from .test_ship_ready import (
-    compose,
-    run,
-)
+from .support.node_tools import check_vercel, rewrite_of, vercel_routes
+from .support.shipped_files import compose
+from .support.template_files import answers_with_defaults
 from .variants import SUPPORTED, variant_id
 
-NODE_TOOLS = TEMPLATE / "tests" / "node"
 FRONTEND_VARIANTS = [
     variant for variant in SUPPORTED if answers_with_defaults(variant)["include_frontend"] == "yes"
 ]
-INSTALL_HINT = "scripts/install_test_deps.sh (run by `make test`) installs it"
-
-
-def check_vercel(path: Path) -> subprocess.CompletedProcess[str]:
-    node = shutil.which("node")
-    assert node, f"node not found; {INSTALL_HINT}"
-    assert (NODE_TOOLS / "node_modules").is_dir(), f"tests/node has no node_modules; {INSTALL_HINT}"
-    return run([node, str(NODE_TOOLS / "check_vercel.js"), str(path)], NODE_TOOLS)
-
-
-def vercel_routes(project: Path) -> list[dict[str, Any]]:
-    result = check_vercel(project / "frontend" / "vercel.json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    routes: list[dict[str, Any]] = json.loads(result.stdout)["routes"]
-    return routes
-
-
-def rewrite_of(routes: list[dict[str, Any]], path: str) -> str | None:
-    for route in routes:
-        if "dest" in route and (match := re.search(route["src"], path)):
-            return re.sub(r"\$(\d+)", lambda group: match.group(int(group[1])) or "", route["dest"])
-    return None
 
 
 def console_port(project: Path) -> int:

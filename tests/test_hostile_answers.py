@@ -10,22 +10,18 @@ command on the rendering machine.
 from __future__ import annotations
 
 import ast
-import asyncio
 import io
 import json
-import os
-import sys
 import tokenize
 import tomllib
-import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 import yaml
 
-from .conftest import JINJA_LEFTOVER, project_files
-from .test_pre_gen import error_lines, render
+from .support.databases import drop_database, unique_name
+from .support.rendering import attempt, checked_environment, error_lines
+from .support.template_files import JINJA_LEFTOVER, project_files
 
 MARKER = "PWNED"
 
@@ -63,7 +59,7 @@ def test_hostile_answer_is_rejected_with_its_reason(
     tmp_path: Path, answer: str, expected: str
 ) -> None:
     name, _, value = answer.partition("=")
-    result = render(tmp_path, f"{name}={value}")
+    result = attempt(tmp_path / "out", f"{name}={value}")
     assert result.returncode != 0
     assert any(line.startswith(f"error: {expected}") for line in error_lines(result)), (
         result.stderr[-2000:]
@@ -85,7 +81,7 @@ def test_shell_metacharacters_are_rejected_and_never_run(tmp_path: Path, payload
     value = payload.format(touch=touch(tmp_path))
     for name in ("project_name", "description", "author_name"):
         # A slug derived from a name holding `/` is refused first, alone (it names a directory).
-        result = render(tmp_path / name, f"{name}={value}", "project_slug=shell")
+        result = attempt(tmp_path / name / "out", f"{name}={value}", "project_slug=shell")
         assert result.returncode != 0
         assert any(line.startswith(f"error: {name}=") for line in error_lines(result))
         assert nothing_written(tmp_path / name)
@@ -103,7 +99,7 @@ def test_shell_metacharacters_are_rejected_and_never_run(tmp_path: Path, payload
     ],
 )
 def test_jinja_in_an_answer_cannot_reach_python_internals(tmp_path: Path, template: str) -> None:
-    result = render(tmp_path, f"description={template.format(touch=touch(tmp_path))}")
+    result = attempt(tmp_path / "out", f"description={template.format(touch=touch(tmp_path))}")
     assert not (tmp_path / MARKER).exists(), "the answer ran a command"
     assert result.returncode != 0
     assert result.stdout.startswith("Unable to render variable 'description'"), result.stdout[:500]
@@ -144,7 +140,7 @@ def test_a_slug_that_is_no_directory_name_is_rejected_before_anything_is_written
     """cookiecutter creates the project directory before the pre-generation hook runs:
     project_directory.directory_name checks the slug while cookiecutter renders its
     answers, so `a/b` leaves no empty `a` and a 5000-character name no half-made tree."""
-    result = render(tmp_path, answer)
+    result = attempt(tmp_path / "out", answer)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         expected + " accepted: lowercase letters and digits "
@@ -178,27 +174,17 @@ def spicy_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Rendered with the post-generation checks on: install, init-db and the smoke
     test run the project's Makefile, scripts and service with these answers."""
     output = tmp_path_factory.mktemp("spicy")
-    database = f"spicy_{uuid.uuid4().hex[:12]}"
-    environment = {k: v for k, v in os.environ.items() if k != "HIGHCONCURRENCY_SKIP_CHECKS"}
-    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"
-    environment["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:5432/{database}"
+    database = unique_name("spicy")
+    environment = checked_environment(database)
     answers = [f"{key}={value}" for key, value in spicy_answers(output).items()]
     try:
-        result = render(output, *answers, env=environment, checks=True)
+        result = attempt(output / "out", *answers, env=environment, checks=True)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "✓ smoke" in result.stdout
     finally:
-        asyncio.run(_drop(database))
+        drop_database(database)
     assert not (output / MARKER).exists(), "an answer ran as a command"
     return output / "out" / "obrien-co"
-
-
-async def _drop(database: str) -> None:
-    connection = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-    finally:
-        await connection.close()
 
 
 @pytest.mark.slow

@@ -13,21 +13,24 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from .conftest import TEMPLATE
-from .harness import k6_smoke_command
-from .test_ship_ready import BIN, answers_ready, drop_database, run
+from .support.commands import run, with_tools
+from .support.databases import drop_database_at, unique_name
+from .support.k6 import ENVIRONMENT as K6_ENVIRONMENT
+from .support.k6 import k6_smoke_command
+from .support.paths import BIN, TEMPLATE
+from .support.polling import wait_until_answering
+from .support.ports import port_is_free
+from .support.rendering import baked
+from .support.shipped_files import compose
 
 pytestmark = [
     pytest.mark.skipif(
@@ -40,11 +43,12 @@ pytestmark = [
 ]
 STORE = TEMPLATE / "build" / "buildah"
 STARTUP_TIMEOUT_SECONDS = 60
+STEP_SECONDS = 300  # each command of the build and run, so a hung one fails the test
 
 
 def buildah(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     command = ["buildah", "--root", str(STORE / "storage"), "--runroot", str(STORE / "run"), *args]
-    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+    return run(command, timeout=timeout)
 
 
 def in_container(container: str, env: dict[str, str]) -> list[str]:
@@ -67,11 +71,6 @@ def in_container(container: str, env: dict[str, str]) -> list[str]:
     ]
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
 def stop_group(process: subprocess.Popen[bytes]) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -84,16 +83,13 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def image(cookies_session: Any) -> Iterator[tuple[dict[str, Any], Path, dict[str, Any]]]:
     STORE.mkdir(parents=True, exist_ok=True)
-    base = run(["bash", "scripts/local_base_image.sh", str(STORE)], TEMPLATE)
+    base = run(["bash", "scripts/local_base_image.sh", str(STORE)], TEMPLATE, timeout=STEP_SECONDS)
     assert base.returncode == 0, base.stdout + base.stderr
     # auth=none: the container could not reach a test identity provider on the host's loopback.
-    context = {"python_version": "3.13", "run_checks": "no", "auth": "none"}
-    result = cookies_session.bake(extra_context=context)
-    assert result.exit_code == 0, result.exception
-    project = Path(result.project_path)
-    lock = run(["make", "lock"], project, os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"})
+    answers, project = baked(cookies_session, {"python_version": "3.13", "auth": "none"})
+    lock = run(["make", "lock"], project, with_tools(), timeout=STEP_SECONDS)
     assert lock.returncode == 0, lock.stdout + lock.stderr
-    tag = f"localhost/{result.context['project_slug']}-api:test"
+    tag = f"localhost/{answers['project_slug']}-api:test"
     # Docker format keeps HEALTHCHECK (OCI has no field for it).
     built = buildah(
         "bud",
@@ -116,7 +112,7 @@ def image(cookies_session: Any) -> Iterator[tuple[dict[str, Any], Path, dict[str
     config = json.loads(inspected.stdout)["Docker"]["config"]
     container = buildah("from", "--pull=never", tag).stdout.strip()
     try:
-        yield dict(result.context), project, {"config": config, "container": container}
+        yield answers, project, {"config": config, "container": container}
     finally:
         buildah("rm", container)
         buildah("rmi", tag)
@@ -145,20 +141,19 @@ def test_image_migrates_serves_passes_its_healthcheck_and_k6_smoke(
             sys.executable,
             "scripts/resolve_database.py",
             "--database",
-            f"image_{uuid.uuid4().hex[:12]}",
+            unique_name("image"),
         ],
         project,
+        timeout=STEP_SECONDS,
     )
     assert server.returncode == 0, server.stderr
     url = server.stdout.strip()
-    run([sys.executable, "scripts/create_database.py", url], project)
+    run([sys.executable, "scripts/create_database.py", url], project, timeout=STEP_SECONDS)
     # The migrate command also gives the API's role its grants (backend/scripts/app_role.py).
     env = {"APP_DATABASE__URL": url, "APP_ROLE_PASSWORD": f"image-{uuid.uuid4().hex}"}
     try:
-        migrate = yaml.safe_load((project / "docker-compose.yml").read_text())["services"][
-            "migrate"
-        ]["command"]
-        migrated = run([*in_container(container, env), *migrate], project)
+        migrate = compose(project)["services"]["migrate"]["command"]
+        migrated = run([*in_container(container, env), *migrate], project, timeout=STEP_SECONDS)
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
         # The image's CMD listens on 0.0.0.0 (production.yaml); here only on 127.0.0.1.
@@ -174,23 +169,29 @@ def test_image_migrates_serves_passes_its_healthcheck_and_k6_smoke(
             )
         try:
             base_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while not answers_ready(base_url):
-                assert api.poll() is None, (project / "image.log").read_text()
-                assert time.monotonic() < deadline, "the container never became ready"
-                time.sleep(0.3)
+            wait_until_answering(
+                f"{base_url}/health/ready",
+                STARTUP_TIMEOUT_SECONDS,
+                "the container becoming ready",
+                process=api,
+                output=(project / "image.log").read_text,
+                interval=0.3,
+            )
             healthcheck = run(
-                [*in_container(container, {}), *config["Healthcheck"]["Test"][1:]], project
+                [*in_container(container, {}), *config["Healthcheck"]["Test"][1:]],
+                project,
+                timeout=STEP_SECONDS,
             )
             assert healthcheck.returncode == 0, healthcheck.stderr
             smoke = run(
                 k6_smoke_command(BIN / "k6", base_url, "5s"),
                 project,
-                os.environ | {"K6_NO_USAGE_REPORT": "true"},
+                os.environ | K6_ENVIRONMENT,
+                timeout=STEP_SECONDS,
             )
             assert smoke.returncode == 0, smoke.stdout + smoke.stderr
             assert (project / "smoke-summary.json").is_file()
         finally:
             stop_group(api)
     finally:
-        drop_database(url)
+        drop_database_at(url)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,14 +19,17 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from .harness import k6_smoke_command, make, migrated_database, running
+from .support.commands import make, run
+from .support.databases import migrated_database
+from .support.json_logs import finished_requests
+from .support.k6 import ENVIRONMENT as K6_ENVIRONMENT
+from .support.k6 import k6_smoke_command, latency_bounds_ms
+from .support.service import running
 
 pytestmark = pytest.mark.xdist_group("live-migration")
 
 TRAFFIC_SECONDS = 30
 MIGRATE_AFTER_SECONDS = 10
-# k6/load_test.js's smoke bound on p(99), in ms (LATENCY_MS.smoke).
-SMOKE_P99_MS = re.compile(r"smoke: \[\d+, (\d+)\]")
 EXPAND = '''"""Expand: transfers get a free-text reference (README: expand, then contract).
 
 Revision ID: 0003
@@ -96,14 +98,13 @@ def test_an_expand_revision_under_traffic_sheds_nothing(
     installed_default: Path, database: str, expand_revision: Path, tmp_path: Path
 ) -> None:
     project = installed_default
-    bound = SMOKE_P99_MS.search((project / "k6" / "load_test.js").read_text())
-    assert bound, "k6/load_test.js has no smoke latency bounds"
-    p99_bound = int(bound[1])
+    _, p99_bound = latency_bounds_ms(project, "smoke")
     # The revision is one `make lint` (squawk) lets through, as the README's example is.
-    lint = subprocess.run(
+    lint = run(
         [str(project / "backend" / ".venv" / "bin" / "python"), "scripts/lint_migrations.py"],
-        cwd=project, capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
+        project,
+        timeout=120,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     summary_file = tmp_path / "summary.json"
     environment = {"APP_DATABASE__URL": database, "APP_SERVER__WORKERS": "2"}
@@ -118,7 +119,7 @@ def test_an_expand_revision_under_traffic_sheds_nothing(
                 *([f"--env=TOKEN={service.auth_token}"] if service.auth_token else []),
             ),
             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=os.environ | {"K6_NO_USAGE_REPORT": "true"},
+            env=os.environ | K6_ENVIRONMENT,
         )  # fmt: skip
         try:
             time.sleep(MIGRATE_AFTER_SECONDS)
@@ -130,11 +131,7 @@ def test_an_expand_revision_under_traffic_sheds_nothing(
             if k6.poll() is None:
                 k6.kill()
                 k6.wait()
-        statuses = [
-            json.loads(line)["status"]
-            for line in service.log().split("\n")
-            if line.startswith("{") and '"request finished"' in line
-        ]
+        statuses = [entry["status"] for entry in finished_requests(service.log())]
     metrics = json.loads(summary_file.read_text())["metrics"]
     p99 = metrics["http_req_duration"]["values"]["p(99)"]
     requests = metrics["http_reqs"]["values"]["count"]

@@ -1,5 +1,5 @@
 """The rendered service behind a real PgBouncer in transaction mode (Debian's 1.18, started
-here on a free 127.0.0.1 port, tests/harness.py) with the settings the README gives:
+here on a free 127.0.0.1 port, tests/support/pgbouncer.py) with the settings the README gives:
 `statement_cache_size: 0`, timeouts stored on the database by `make init-db`.
 
 The service runs as deployed (`python -m <package>`, two uvicorn workers) against a
@@ -24,16 +24,17 @@ import asyncpg
 import httpx
 import pytest
 
-from .harness import (
+from .support.databases import migrated_database
+from .support.http_answers import (
     Outcome,
-    PgBouncer,
-    Service,
     assert_shed,
+    fresh_connections,
     keep_requesting,
-    migrated_database,
-    running,
     timed_get,
 )
+from .support.pgbouncer import PgBouncer
+from .support.polling import until
+from .support.service import app_variables, running
 
 pytestmark = [
     pytest.mark.xdist_group("pgbouncer"),
@@ -71,15 +72,7 @@ def settings(bouncer: PgBouncer, **overrides: object) -> dict[str, str]:
         "APP_SERVER__WORKERS": "2",
         "APP_LOGGING__LEVEL": "info",
     }
-    return base | {f"APP_{key.upper()}": str(value) for key, value in overrides.items()}
-
-
-def client_of(service: Service) -> httpx.AsyncClient:
-    # A connection per request, so that both uvicorn workers take requests.
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=0)
-    return httpx.AsyncClient(
-        base_url=service.base_url, limits=limits, timeout=30, headers=service.auth_headers
-    )
+    return base | app_variables(**overrides)
 
 
 async def open_account(client: httpx.AsyncClient, balance: int) -> int:
@@ -131,7 +124,7 @@ def test_the_ledger_keeps_the_books_straight_through_pgbouncer(
     with running(installed_default, environment) as service:
 
         async def scenario() -> tuple[Counter[int], int, int, list[str]]:
-            async with client_of(service) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 accounts = [await open_account(client, 5000) for _ in range(8)]
                 queue = asyncio.Queue[tuple[int, int, int, str]]()
                 for _ in range(400):
@@ -190,7 +183,7 @@ def test_pause_sheds_or_holds_requests_then_resume_serves_them(
     with running(installed_default, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], float, float]:
-            async with client_of(service) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 account = await open_account(client, 0)
                 outcomes: list[Outcome] = []
                 stop = asyncio.Event()
@@ -245,7 +238,7 @@ def test_kill_then_resume_recovers_without_a_restart(
     with running(installed_default, settings(bouncer)) as service:
 
         async def scenario() -> tuple[Counter[Any], float, float]:
-            async with client_of(service) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 assert [(await client.get("/version")).status_code for _ in range(10)] == [200] * 10
                 await asyncio.to_thread(bouncer.admin, f"KILL {ALIAS}")
                 during = [await timed_get(client, "/version") for _ in range(4)]
@@ -274,18 +267,19 @@ def test_kill_then_resume_recovers_without_a_restart(
 
 async def serving_again(bouncer: PgBouncer, seconds: float = 30.0) -> None:
     """Until a fresh client gets an answer through PgBouncer."""
-    deadline = time.monotonic() + seconds
-    while True:
+
+    async def answers() -> bool:
         try:
             connection = await asyncpg.connect(bouncer.url(), statement_cache_size=0, timeout=1)
             try:
                 await connection.fetchval("SELECT 1", timeout=1)
-                return
+                return True
             finally:
                 await connection.close()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            assert time.monotonic() < deadline, f"PgBouncer not serving within {seconds} s"
-            await asyncio.sleep(0.1)
+            return False
+
+    await until(answers, seconds, "PgBouncer serving")
 
 
 def test_reconnect_under_load_loses_no_request(installed_default: Path, bouncer: PgBouncer) -> None:
@@ -293,7 +287,7 @@ def test_reconnect_under_load_loses_no_request(installed_default: Path, bouncer:
     with running(installed_default, settings(bouncer)) as service:
 
         async def scenario() -> list[Outcome]:
-            async with client_of(service) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 outcomes: list[Outcome] = []
                 stop = asyncio.Event()
                 load = [

@@ -3,26 +3,13 @@ problem (answer, what is wrong, what is accepted) and leaves nothing on disk."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from template_extensions import budget_for
 
-from .conftest import render_cli
-
-
-def render(
-    tmp_path: Path, *answers: str, env: dict[str, str] | None = None, checks: bool = False
-) -> subprocess.CompletedProcess[str]:
-    output = tmp_path / "out"
-    output.mkdir(parents=True)
-    return render_cli(output, f"run_checks={'yes' if checks else 'no'}", *answers, env=env)
-
-
-def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+from .support.rendering import attempt, error_lines
 
 
 @pytest.mark.parametrize(
@@ -61,7 +48,7 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 def test_bad_answer_is_rejected_with_its_reason(
     tmp_path: Path, answers: list[str], expected: str
 ) -> None:
-    result = render(tmp_path, *answers)
+    result = attempt(tmp_path / "out", *answers)
     assert result.returncode != 0
     lines = error_lines(result)
     assert any(line.startswith(f"error: {expected}") for line in lines), result.stderr
@@ -70,7 +57,7 @@ def test_bad_answer_is_rejected_with_its_reason(
 
 
 def test_every_problem_gets_its_own_line(tmp_path: Path) -> None:
-    result = render(tmp_path, "api_workers=x", "api_replicas=y", "author_email=z")
+    result = attempt(tmp_path / "out", "api_workers=x", "api_replicas=y", "author_email=z")
     assert result.returncode != 0
     assert [line.split("=")[0] for line in error_lines(result)] == [
         "error: author_email",
@@ -92,11 +79,12 @@ def test_capacity_rule_accepts_the_largest_pool_and_rejects_one_more(
         "api_replicas=3",
         "api_workers=4",
         "db_pool_min_size=1",
+        "background_worker=no",  # the worker's share: tests/test_worker_deploy.py
     ]
-    fits = render(tmp_path / "fits", *common, f"db_pool_max_size={largest}")
+    fits = attempt(tmp_path / "fits" / "out", *common, f"db_pool_max_size={largest}")
     assert fits.returncode == 0, fits.stderr
 
-    too_many = render(tmp_path / "over", *common, f"db_pool_max_size={largest + 1}")
+    too_many = attempt(tmp_path / "over" / "out", *common, f"db_pool_max_size={largest + 1}")
     assert too_many.returncode != 0
     (line,) = error_lines(too_many)
     assert f"max_connections={budget.max_connections}" in line
@@ -118,14 +106,15 @@ def test_capacity_rule_counts_the_rollout_surge(tmp_path: Path, cloud_target: st
     budget = budget_for(cloud_target, "small")
     at_rest = budget.usable // (4 * 2)
     assert at_rest > budget.largest_pool(replicas=4, workers=2), "this size shows no surge"
-    result = render(
-        tmp_path,
+    result = attempt(
+        tmp_path / "out",
         f"cloud_target={cloud_target}",
         "db_size=small",
         "api_replicas=4",
         "api_workers=2",
         "db_pool_min_size=1",
         f"db_pool_max_size={at_rest}",
+        "background_worker=no",
     )
     assert result.returncode != 0
     (line,) = error_lines(result)
@@ -149,14 +138,15 @@ def test_capacity_rule_names_the_workers_that_fit_when_one_replica_is_too_many(
     budget = budget_for("render", "small")
     most_workers = budget.usable // budget.peak_replicas(1)
     assert budget.most_replicas(workers=64, pool=1) == 0, "64 workers fit: pick a smaller size"
-    result = render(
-        tmp_path,
+    result = attempt(
+        tmp_path / "out",
         "cloud_target=render",
         "db_size=small",
         "api_replicas=3",
         "api_workers=64",
         "db_pool_min_size=1",
         "db_pool_max_size=1",
+        "background_worker=no",
     )
     assert result.returncode != 0
     (line,) = error_lines(result)
@@ -168,8 +158,8 @@ def test_capacity_rule_names_the_workers_that_fit_when_one_replica_is_too_many(
 
 
 def test_an_out_of_range_answer_gets_one_line_not_a_capacity_line_too(tmp_path: Path) -> None:
-    result = render(
-        tmp_path,
+    result = attempt(
+        tmp_path / "out",
         "cloud_target=aws",
         "db_size=small",
         "api_replicas=1001",

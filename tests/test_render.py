@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
-from .conftest import (
+from .support.commands import run
+from .support.paths import BIN, TEMPLATE
+from .support.template_files import (
     JINJA_LEFTOVER,
     answers_with_defaults,
     choice_values,
@@ -21,17 +22,8 @@ from .conftest import (
 )
 from .variants import SUPPORTED, variant_id
 
-BIN = Path(sys.executable).parent
 # One cache per xdist worker: mypy's cache is not safe for concurrent writers.
-MYPY_CACHE = (
-    Path(__file__).resolve().parents[1]
-    / "build"
-    / f"mypy-cache-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-)
-
-
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+MYPY_CACHE = TEMPLATE / "build" / f"mypy-cache-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def test_every_choice_value_is_in_a_supported_variant() -> None:
@@ -44,7 +36,7 @@ def test_every_choice_value_is_in_a_supported_variant() -> None:
 
 def test_manifest_names_every_choice_and_only_real_paths() -> None:
     choices = choice_values()
-    template = Path(__file__).resolve().parents[1] / "{{cookiecutter.project_slug}}"
+    template = TEMPLATE / "{{cookiecutter.project_slug}}"
     for option, owners in manifest().items():
         assert set(owners) == set(choices[option]), f"manifest {option}: values differ"
         for paths in owners.values():
@@ -55,9 +47,7 @@ def test_manifest_names_every_choice_and_only_real_paths() -> None:
 
 @pytest.fixture
 def rendered(variant: dict[str, str], bake: Any) -> tuple[dict[str, str], Path]:
-    result = bake(variant)
-    assert result.exit_code == 0, result.exception
-    return answers_with_defaults(variant), Path(result.project_path)
+    return answers_with_defaults(variant), bake(variant)
 
 
 def test_no_template_syntax_left(rendered: tuple[dict[str, str], Path]) -> None:
@@ -125,16 +115,15 @@ SHARED_FILES = {"backend/pyproject.toml", "backend/uv.lock"}
 
 @pytest.mark.parametrize("variant", SKELETONS, ids=variant_id)
 def test_the_skeleton_holds_no_example_code_or_tables(variant: dict[str, str], bake: Any) -> None:
-    result = bake(variant)
-    assert result.exit_code == 0, result.exception
-    project = Path(result.project_path)
+    project = bake(variant)
     for path in project_files(project):
         relative = path.relative_to(project).as_posix()
         if path.is_file() and relative not in SHARED_FILES:
             found = EXAMPLE_WORDS.search(path.read_text(errors="replace"))
             assert found is None, f"{relative}: {found.group(0) if found else ''}"
     migrations = sorted(path.name for path in (project / "backend/migrations/versions").iterdir())
-    assert migrations == ["0001_baseline.py"]
+    worker = ["0004_outbox_webhooks.py"] if variant.get("background_worker", "yes") == "yes" else []
+    assert migrations == ["0001_baseline.py", *worker]
     # No package left with nothing in it but its __init__.py.
     empty = [
         init.parent.relative_to(project).as_posix()

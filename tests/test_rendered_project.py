@@ -9,8 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from .conftest import render_cli, shell_block
-from .harness import running
+from .support.commands import run
+from .support.databases import SERVER, drop_database, execute, unique_name
+from .support.rendering import attempt, checked_environment
+from .support.service import running
+from .support.template_files import shell_block
 
 REPRESENTATIVE = [
     pytest.param([], id="defaults"),
@@ -29,50 +30,24 @@ REPRESENTATIVE = [
 ]
 
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-
-
-def environment(database: str) -> dict[str, str]:
-    """uv from this venv, and a database of this variant's own on the shared server
-    (two variants share the package name, hence the default database name)."""
-    return {k: v for k, v in os.environ.items() if k != "HIGHCONCURRENCY_SKIP_CHECKS"} | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "DATABASE_URL": f"{SERVER}/{database}",
-    }
-
-
 def make(
     project: Path, *targets: str, database: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`make targets` in the project, on its own database unless `database` names one."""
-    env = environment(project.parent.name)
+    env = checked_environment(project.parent.name)
     if database is not None:
-        env = environment(database) | {"APP_DATABASE__URL": f"{SERVER}/{database}"}
-    return subprocess.run(
-        ["make", *targets], cwd=project, capture_output=True, text=True, check=False, env=env
-    )
-
-
-async def _execute(database: str, statements: str) -> None:
-    connection = await asyncpg.connect(f"{SERVER}/{database}")
-    try:
-        await connection.execute(statements)
-    finally:
-        await connection.close()
-
-
-async def _drop(database: str) -> None:
-    await _execute("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        env = checked_environment(database) | {"APP_DATABASE__URL": f"{SERVER}/{database}"}
+    return run(["make", *targets], project, env)
 
 
 @pytest.fixture(scope="module", params=REPRESENTATIVE)
 def project(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
-    database = f"rendered_{uuid.uuid4().hex[:12]}"
+    database = unique_name("rendered")
     output = tmp_path_factory.mktemp("rendered") / database
     output.mkdir()
-    result = render_cli(output, *request.param, env=environment(database))
+    result = attempt(output, *request.param, checks=True, env=checked_environment(database))
     try:
         assert result.returncode == 0, result.stdout + result.stderr
         for step in ("install", "init-db", "smoke"):
@@ -80,7 +55,7 @@ def project(
         (project_dir,) = output.iterdir()
         yield project_dir
     finally:
-        asyncio.run(_drop(database))
+        drop_database(database)
 
 
 @pytest.mark.slow
@@ -100,9 +75,9 @@ def test_init_db_again_succeeds_and_changes_nothing(project: Path) -> None:
 
 
 async def _create_migrated_by_another_project(database: str) -> None:
-    await _execute("postgres", f"CREATE DATABASE {database}")
-    await _execute(
-        database,
+    await execute(f"{SERVER}/postgres", f"CREATE DATABASE {database}")
+    await execute(
+        f"{SERVER}/{database}",
         "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
         "INSERT INTO alembic_version VALUES ('9999_elsewhere')",
     )
@@ -111,12 +86,12 @@ async def _create_migrated_by_another_project(database: str) -> None:
 @pytest.mark.slow
 @pytest.mark.xdist_group("rendered")
 def test_init_db_on_another_projects_database_says_so(project: Path) -> None:
-    database = f"foreign_{uuid.uuid4().hex[:12]}"
+    database = unique_name("foreign")
     asyncio.run(_create_migrated_by_another_project(database))
     try:
         result = make(project, "init-db", database=database)
     finally:
-        asyncio.run(_drop(database))
+        drop_database(database)
     assert result.returncode != 0
     assert "another project migrated it" in result.stderr, result.stderr
 
@@ -177,7 +152,7 @@ def test_a_new_migration_is_numbered_like_the_shipped_ones_and_passes_the_checks
             capture_output=True,
             text=True,
             check=False,
-            env=environment(project.parent.name),
+            env=checked_environment(project.parent.name),
         )
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-4000:]
     finally:
@@ -191,12 +166,9 @@ def test_make_migration_takes_any_name_and_skips_alembics_own_ids(project: Path)
     quotes, backticks and backslashes in NAME are the message, never shell or Python."""
     versions = project / "backend" / "migrations" / "versions"
     last = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
-    plain = subprocess.run(
+    plain = run(
         [".venv/bin/alembic", "revision", "--rev-id", "1234abcd5678", "-m", "plain"],
-        cwd=project / "backend",
-        capture_output=True,
-        text=True,
-        check=False,
+        project / "backend",
     )
     # Run by a shell, the backticks would create backend/ran. `$` is left out: make
     # itself expands it in a command-line variable.
@@ -264,11 +236,8 @@ def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) 
     database = project.parent.name
     before = asyncio.run(_row_counts(database))
     with running(project, {"APP_DATABASE__URL": f"{SERVER}/{database}"}) as service:
-        result = subprocess.run(
+        result = run(
             ["bash", "-euo", "pipefail", "-c", script],
-            capture_output=True,
-            text=True,
-            check=False,
             env=os.environ
             | {"API": service.base_url}
             | ({"TOKEN": service.auth_token} if service.auth_token else {}),
@@ -307,14 +276,12 @@ def test_pre_commit_runs_the_makefiles_checks_offline(project: Path) -> None:
         git(project, "init", "--quiet")
     git(project, "add", "--all")
     pre_commit = [str(project / "backend" / ".venv" / "bin" / "pre-commit"), "run", "--all-files"]
-    env = environment(project.parent.name)
+    env = checked_environment(project.parent.name)
 
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            pre_commit, cwd=project, capture_output=True, text=True, check=False, env=env
-        )
+    def commit_hooks() -> subprocess.CompletedProcess[str]:
+        return run(pre_commit, project, env)
 
-    clean = run()
+    clean = commit_hooks()
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert re.search(r"^make lint\.+Passed$", clean.stdout, re.M), clean.stdout
     assert re.search(r"^make typecheck\.+Passed$", clean.stdout, re.M), clean.stdout
@@ -322,7 +289,7 @@ def test_pre_commit_runs_the_makefiles_checks_offline(project: Path) -> None:
     sloppy.write_text("x = {'a':1}\n")
     try:
         git(project, "add", "--all")
-        dirty = run()
+        dirty = commit_hooks()
     finally:
         sloppy.unlink()
         git(project, "add", "--all")
@@ -346,8 +313,6 @@ def test_make_lint_lints_the_openapi_description(project: Path) -> None:
     broken.write_text(json.dumps(description))
     redocly = ["npx", "--no-install", "redocly", "lint", "--format=stylish", str(broken)]
     env = os.environ | {"REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"}
-    caught = subprocess.run(
-        redocly, cwd=project, capture_output=True, text=True, check=False, env=env
-    )
+    caught = run(redocly, project, env)
     assert caught.returncode != 0
     assert "no-empty-servers" in caught.stdout + caught.stderr

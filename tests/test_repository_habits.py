@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import editorconfig
 import yaml
 
-from .conftest import project_files
+from .support.commands import run
+from .support.paths import BIN
+from .support.template_files import project_files
 
-BIN = Path(sys.executable).parent
 BINARY_SUFFIXES = {".png", ".ico", ".svg"}
 
 
@@ -25,11 +24,8 @@ def test_dependabot_configuration_is_valid_and_covers_every_ecosystem(
 ) -> None:
     _, project = shipped
     config = project / ".github" / "dependabot.yml"
-    result = subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(config)]
     )
     assert result.returncode == 0, result.stdout + result.stderr
     updates = yaml.safe_load(config.read_text())["updates"]
@@ -79,19 +75,12 @@ def test_every_file_keeps_the_editorconfig(shipped: tuple[dict[str, str], Path])
 
 def test_make_lint_without_npm_says_what_to_install(bake: Any, tmp_path: Path) -> None:
     """No Node.js on the machine yet: make lint stops with one line naming what it needs."""
-    project = Path(bake({}).project_path)
+    project = bake({})
     tools = tmp_path / "bin"
     tools.mkdir()
     for tool in ("bash", "make"):
         (tools / tool).symlink_to(shutil.which(tool) or tool)
-    result = subprocess.run(
-        ["make", "lint-openapi"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=os.environ | {"PATH": str(tools)},
-    )
+    result = run(["make", "lint-openapi"], project, os.environ | {"PATH": str(tools)})
     assert result.returncode != 0
     assert result.stderr.splitlines()[0] == (
         "make lint-openapi (part of make lint): npm not found; install Node.js >= 20.19 with npm"

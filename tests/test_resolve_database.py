@@ -6,52 +6,33 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
+
+from .support.commands import run
+from .support.databases import fetch
+from .support.ports import free_port
+from .support.postgres_cluster import as_server_user
 
 THROWAWAY_PORT = 55432
 
 
 def resolve(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | env
-    return subprocess.run(
-        [sys.executable, "scripts/resolve_database.py", *args],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+    return run(
+        [sys.executable, "scripts/resolve_database.py", *args], project, environment, timeout=120
     )
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port  # nothing listens once the probe is closed
-
-
-async def server_version(url: str) -> str:
-    connection = await asyncpg.connect(url)
-    try:
-        return str(await connection.fetchval("SHOW server_version"))
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
 def project(bake: Any) -> Path:
-    result = bake({})
-    assert result.exit_code == 0, result.exception
-    return Path(result.project_path)
+    project: Path = bake({})
+    return project
 
 
 def test_database_url_wins(project: Path) -> None:
@@ -69,19 +50,15 @@ def test_local_server_is_found(project: Path) -> None:
 def test_throwaway_cluster_when_no_server_answers(project: Path) -> None:
     data_root = Path(tempfile.gettempdir()) / f"throwaway-pg-{THROWAWAY_PORT}"
     already_running = (data_root / "data" / "postmaster.pid").exists()
-    result = resolve(project, "--port", str(closed_port()), "--database", "postgres")
+    result = resolve(project, "--port", str(free_port()), "--database", "postgres")
     try:
         assert result.returncode == 0, result.stderr
         url = result.stdout.strip()
         assert url == f"postgresql://postgres@127.0.0.1:{THROWAWAY_PORT}/postgres"
-        assert asyncio.run(server_version(url))
+        assert asyncio.run(fetch(url, "SHOW server_version"))
     finally:
         if not already_running and (data_root / "data").exists():
-            bindir = subprocess.run(
-                ["pg_config", "--bindir"], capture_output=True, text=True, check=True
-            ).stdout.strip()
+            bindir = run(["pg_config", "--bindir"]).stdout.strip()
             stop = [f"{bindir}/pg_ctl", "-D", str(data_root / "data"), "-m", "fast", "-w", "stop"]
-            if os.geteuid() == 0:
-                stop = ["runuser", "-u", "postgres", "--", *stop]
-            subprocess.run(stop, capture_output=True, check=False)
+            run(as_server_user(stop))
             shutil.rmtree(data_root, ignore_errors=True)

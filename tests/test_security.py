@@ -1,13 +1,11 @@
 """Static security checks of every variant: bandit through the project's own Make
 target, the image installs exactly the lock, and no secret is written into the
-configuration or the image. (The image's non-root user: tests/test_ship_ready.py.)"""
+configuration or the image. (The image's non-root user: tests/test_shipped_files.py.)"""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +13,22 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-BIN = Path(sys.executable).parent
+from .support.commands import run, with_tools
+from .support.paths import BIN
+
 # user:password@ in a URL.
 URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
 
 @pytest.fixture
 def project(variant: dict[str, str], bake: Any) -> Path:
-    result = bake(variant)
-    assert result.exit_code == 0, result.exception
-    return Path(result.project_path)
+    project: Path = bake(variant)
+    return project
 
 
 def make_security(project: Path) -> subprocess.CompletedProcess[str]:
     """The project's own target, with bandit from this environment."""
-    return subprocess.run(
-        ["make", "security", f"VENV_BIN={BIN}"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return run(["make", "security", f"VENV_BIN={BIN}"], project, timeout=300)
 
 
 def test_bandit_finds_nothing_of_medium_or_high_severity(project: Path) -> None:
@@ -78,13 +70,11 @@ def test_no_secret_in_the_configuration_or_the_image(project: Path) -> None:
 def test_a_lock_that_no_longer_matches_is_refused(project: Path) -> None:
     """`uv sync --locked` (the image's install) fails once pyproject.toml and uv.lock
     disagree, rather than resolving something else."""
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = with_tools()
     backend = project / "backend"
 
     def uv(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["uv", *args], cwd=backend, env=env, capture_output=True, text=True, check=False
-        )
+        return run(["uv", *args], backend, env)
 
     locked = uv("lock")
     assert locked.returncode == 0, locked.stderr

@@ -7,40 +7,49 @@ from __future__ import annotations
 import filecmp
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import shell_block
+from .support.commands import run
+from .support.paths import BIN, TEMPLATE
+from .support.rendering import cookiecutter
+from .support.template_files import shell_block, tree_of
 
-TEMPLATE = Path(__file__).resolve().parents[1]
 # The earliest commit whose hooks run under cruft (which renders without _repo_dir).
 EARLIER_COMMIT = "c82af29ce8f99fa293a46304bf7bf0fca84273ff"
-BIN = Path(sys.executable).parent
 USER_LINE = "# kept by the team: our own note\n"
 CONFLICTING_LINE = "# the team rewrote this line\n"
 
 
-def run(command: list[str], cwd: Path) -> str:
-    env = os.environ | {
-        "HIGHCONCURRENCY_SKIP_CHECKS": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+# Checks skipped, as a team's CI would; commits by a known author.
+ENVIRONMENT = os.environ | {
+    "HIGHCONCURRENCY_SKIP_CHECKS": "1",
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def succeed(command: list[str], cwd: Path) -> str:
+    """The command's output; it must pass."""
+    result = run(command, cwd, ENVIRONMENT)
     assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
-def render(template: Path, commit: str, output: Path) -> Path:
-    run(["git", "checkout", "--quiet", commit], template)
-    run([str(BIN / "cookiecutter"), str(template), "--no-input", "-o", str(output)], output.parent)
+def rendered(output: Path, *arguments: str, template: Path = TEMPLATE) -> Path:
+    """`cookiecutter <template> --output-dir <output> <arguments>`; the project."""
+    result = cookiecutter(output, *arguments, env=ENVIRONMENT, template=template)
+    assert result.returncode == 0, f"{arguments}:\n{result.stdout}\n{result.stderr}"
     (project,) = output.iterdir()
     return project
+
+
+def render(template: Path, commit: str, output: Path) -> Path:
+    succeed(["git", "checkout", "--quiet", commit], template)
+    return rendered(output, "--no-input", template=template)
 
 
 def differing_files(old: Path, new: Path) -> tuple[list[str], list[str]]:
@@ -67,17 +76,17 @@ def first_changed_line(old: Path, new: Path) -> int:
 def template_clone(tmp_path: Path) -> tuple[Path, str]:
     """A clone of this repository and the name of its current branch."""
     clone = tmp_path / "template"
-    run(["git", "clone", "--quiet", str(TEMPLATE), str(clone)], tmp_path)
-    if run(["git", "cat-file", "-t", EARLIER_COMMIT], clone).strip() != "commit":
+    succeed(["git", "clone", "--quiet", str(TEMPLATE), str(clone)], tmp_path)
+    if succeed(["git", "cat-file", "-t", EARLIER_COMMIT], clone).strip() != "commit":
         pytest.fail(f"{EARLIER_COMMIT} is not in this clone's history")
-    return clone, run(["git", "symbolic-ref", "--short", "HEAD"], clone).strip()
+    return clone, succeed(["git", "symbolic-ref", "--short", "HEAD"], clone).strip()
 
 
 def test_update_brings_template_changes_and_keeps_user_edits(
     tmp_path: Path, template_clone: tuple[Path, str]
 ) -> None:
     clone, branch = template_clone
-    current = run(["git", "rev-parse", "HEAD"], clone).strip()
+    current = succeed(["git", "rev-parse", "HEAD"], clone).strip()
     (tmp_path / "old").mkdir()
     (tmp_path / "new").mkdir()
     old_render = render(clone, EARLIER_COMMIT, tmp_path / "old")
@@ -88,7 +97,7 @@ def test_update_brings_template_changes_and_keeps_user_edits(
 
     # A project created by the earlier commit, as the README says, then committed.
     (tmp_path / "user").mkdir()
-    run(
+    succeed(
         [
             str(BIN / "cruft"),
             "create",
@@ -105,9 +114,9 @@ def test_update_brings_template_changes_and_keeps_user_edits(
     # What a plain `cruft create` back then recorded: that commit, no pinned checkout.
     state = json.loads((project / ".cruft.json").read_text())
     (project / ".cruft.json").write_text(json.dumps(state | {"checkout": None}, indent=2))
-    run(["git", "init", "--quiet"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "--quiet", "-m", "rendered"], project)
+    succeed(["git", "init", "--quiet"], project)
+    succeed(["git", "add", "-A"], project)
+    succeed(["git", "commit", "--quiet", "-m", "rendered"], project)
 
     # The owner's edits: one in a file the template leaves alone, one on a line it changes.
     untouched = next(name for name in same if name.endswith(".yaml"))
@@ -117,9 +126,11 @@ def test_update_brings_template_changes_and_keeps_user_edits(
     lines = (project / conflicted).read_text().splitlines(keepends=True)
     lines[first_changed_line(old_render / conflicted, new_render / conflicted)] = CONFLICTING_LINE
     (project / conflicted).write_text("".join(lines))
-    run(["git", "commit", "--quiet", "-am", "our edits"], project)
+    succeed(["git", "commit", "--quiet", "-am", "our edits"], project)
 
-    run([str(BIN / "cruft"), "update", "--skip-apply-ask", "--project-dir", str(project)], tmp_path)
+    succeed(
+        [str(BIN / "cruft"), "update", "--skip-apply-ask", "--project-dir", str(project)], tmp_path
+    )
 
     state = json.loads((project / ".cruft.json").read_text())
     assert state["commit"] == current
@@ -133,39 +144,16 @@ def test_update_brings_template_changes_and_keeps_user_edits(
     for name in changed[1:]:
         if not (project / f"{name}.rej").exists() and "<<<<<<<" not in (project / name).read_text():
             assert filecmp.cmp(project / name, new_render / name, shallow=False), name
-    assert run([str(BIN / "cruft"), "check", "--project-dir", str(project)], tmp_path)
+    assert succeed([str(BIN / "cruft"), "check", "--project-dir", str(project)], tmp_path)
 
 
 def test_replay_file_reproduces_the_project(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    run(
-        [
-            str(BIN / "cookiecutter"),
-            str(TEMPLATE),
-            "--no-input",
-            "-o",
-            str(first),
-            "cloud_target=aws",
-            "db_size=large",
-            "api_workers=3",
-            "include_frontend=no",
-        ],
-        tmp_path,
-    )
-    (project,) = first.iterdir()
-    run(
-        [
-            str(BIN / "cookiecutter"),
-            str(TEMPLATE),
-            "--replay-file",
-            str(project / ".cookiecutter-replay.json"),
-            "-o",
-            str(second),
-        ],
-        tmp_path,
-    )
+    answers = ("cloud_target=aws", "db_size=large", "api_workers=3", "include_frontend=no")
+    project = rendered(first, "--no-input", *answers)
+    rendered(second, "--replay-file", str(project / ".cookiecutter-replay.json"))
     changed, same = differing_files(project, second / project.name)
     assert changed == []
     for tree in (project, second / project.name):
@@ -177,11 +165,10 @@ def test_replay_file_reproduces_the_project(tmp_path: Path) -> None:
 def tree(project: Path) -> dict[str, bytes]:
     """Every file but git's own and the two that record the answers."""
     return {
-        str(path.relative_to(project)): path.read_bytes()
-        for path in sorted(project.rglob("*"))
-        if path.is_file()
-        and ".git" not in path.relative_to(project).parts
-        and path.name not in {".cruft.json", ".cookiecutter-replay.json"}
+        name: data
+        for name, data in tree_of(project).items()
+        if ".git" not in Path(name).parts
+        and Path(name).name not in {".cruft.json", ".cookiecutter-replay.json"}
     }
 
 
@@ -194,14 +181,14 @@ def test_changing_cloud_target_later_keeps_history_and_edits(
     clone, _ = template_clone
     (tmp_path / "user").mkdir()
     command = [str(BIN / "cruft"), "create", str(clone), "--no-input"]
-    run([*command, "--output-dir", str(tmp_path / "user")], tmp_path)
+    succeed([*command, "--output-dir", str(tmp_path / "user")], tmp_path)
     (project,) = (tmp_path / "user").iterdir()
-    run(["git", "init", "--quiet"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "--quiet", "-m", "rendered"], project)
+    succeed(["git", "init", "--quiet"], project)
+    succeed(["git", "add", "-A"], project)
+    succeed(["git", "commit", "--quiet", "-m", "rendered"], project)
     with (project / "README.md").open("a") as handle:
         handle.write(USER_LINE)
-    run(["git", "commit", "--quiet", "-am", "our edit"], project)
+    succeed(["git", "commit", "--quiet", "-am", "our edit"], project)
 
     guide = (project / "DEPLOYMENT.md").read_text()
     for where in (
@@ -214,26 +201,26 @@ def test_changing_cloud_target_later_keeps_history_and_edits(
         assert f"`{where}" in guide, where
     steps = shell_block(guide, "## Changing an answer later")
     path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
+    succeed(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
 
     assert_same_as_fresh_render_plus_edit(
         project, clone, tmp_path / "fresh", "cloud_target=kubernetes"
     )
     state = json.loads((project / ".cruft.json").read_text())
     assert state["context"]["cookiecutter"]["cloud_target"] == "kubernetes"
-    assert "our edit" in run(["git", "log", "--format=%s"], project)
+    assert "our edit" in succeed(["git", "log", "--format=%s"], project)
 
     # Sizing answers, the same way. The pool is not recomputed: a third worker
     # needs a smaller pool to stay within the budget (rollout surge included).
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "--quiet", "-m", "kubernetes"], project)
+    succeed(["git", "add", "-A"], project)
+    succeed(["git", "commit", "--quiet", "-m", "kubernetes"], project)
     sizing = '{"api_workers": "3", "db_pool_max_size": "5"}'
     workers = steps.replace('{"cloud_target": "kubernetes"}', sizing)
     assert workers != steps
-    run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", workers], project)
+    succeed(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", workers], project)
     answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
     assert (answers["api_workers"], answers["db_pool_max_size"]) == ("3", "5")
-    changed = run(["git", "status", "--porcelain"], project).split()
+    changed = succeed(["git", "status", "--porcelain"], project).split()
     assert "DEPLOYMENT.md" in changed, changed
     pools = [f"{key}={answers[key]}" for key in ("db_pool_max_size", "db_pool_min_size")]
     assert_same_as_fresh_render_plus_edit(
@@ -250,21 +237,19 @@ def test_a_plain_cookiecutter_project_is_linked_with_its_own_answers(
     clone, _ = template_clone
     answers = ("project_name=Skel Api", "example_domain=none")
     (tmp_path / "user").mkdir()
-    command = [str(BIN / "cookiecutter"), str(clone), "--no-input", *answers]
-    run([*command, "--output-dir", str(tmp_path / "user")], tmp_path)
-    (project,) = (tmp_path / "user").iterdir()
-    run(["git", "init", "--quiet"], project)
+    project = rendered(tmp_path / "user", "--no-input", *answers, template=clone)
+    succeed(["git", "init", "--quiet"], project)
     with (project / "README.md").open("a") as handle:
         handle.write(USER_LINE)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "--quiet", "-m", "rendered, and our edit"], project)
+    succeed(["git", "add", "-A"], project)
+    succeed(["git", "commit", "--quiet", "-m", "rendered, and our edit"], project)
 
     guide = (project / "DEPLOYMENT.md").read_text()
     link = shell_block(guide, "A project made with plain cookiecutter")
     assert "<template>" in link
     path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
     for steps in (link.replace("<template>", str(clone)), shell_block(guide, "## Changing")):
-        run(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
+        succeed(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", steps], project)
     assert_same_as_fresh_render_plus_edit(
         project, clone, tmp_path / "fresh", *answers, "cloud_target=kubernetes"
     )
@@ -276,11 +261,7 @@ def assert_same_as_fresh_render_plus_edit(
     """The project holds exactly what a fresh render with `answers` holds, but for the
     owner's line at the end of README.md."""
     output.mkdir()
-    run(
-        [str(BIN / "cookiecutter"), str(template), "--no-input", "-o", str(output), *answers],
-        output,
-    )
-    (fresh,) = output.iterdir()
+    fresh = rendered(output, "--no-input", *answers, template=template)
     expected, updated = tree(fresh), tree(project)
     assert any(name.startswith("deploy/kubernetes/base/") for name in expected)
     assert updated.keys() == expected.keys()

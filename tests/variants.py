@@ -7,12 +7,39 @@ from typing import Any
 
 SUPPORTED: list[dict[str, str]] = [
     {},  # the defaults
-    {"cloud_target": "aws", "db_size": "large", "python_version": "3.11"},
-    {"cloud_target": "azure", "db_size": "medium", "example_domain": "none"},
-    {"cloud_target": "render", "db_size": "small", "include_frontend": "no", "auth": "none"},
+    {
+        "cloud_target": "aws",
+        "db_size": "large",
+        "python_version": "3.11",
+        "worker_replicas": "3",
+        "auth": "none",
+    },
+    {
+        "cloud_target": "azure",
+        "db_size": "medium",
+        "example_domain": "none",
+        "background_worker": "yes",
+    },
+    {
+        "cloud_target": "render",
+        "db_size": "small",
+        "include_frontend": "no",
+        "background_worker": "no",
+    },
     {"cloud_target": "vercel", "db_size": "xlarge", "python_version": "3.13"},
-    {"cloud_target": "kubernetes", "db_size": "xlarge", "api_replicas": "6", "api_workers": "4"},
-    {"example_domain": "none", "include_frontend": "no", "run_checks": "no"},
+    {
+        "cloud_target": "kubernetes",
+        "db_size": "xlarge",
+        "api_replicas": "6",
+        "api_workers": "4",
+        "worker_pool_max_size": "6",
+    },
+    {
+        "example_domain": "none",
+        "include_frontend": "no",
+        "run_checks": "no",
+        "background_worker": "no",
+    },
 ]
 
 

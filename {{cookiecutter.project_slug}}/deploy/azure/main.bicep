@@ -78,6 +78,11 @@ var migrationVariables = [
   { name: 'PGPASSWORD', secretRef: 'owner-database-password' }
   { name: 'APP_ROLE_PASSWORD', secretRef: 'app-database-password' }
   { name: 'PGSSLMODE', value: 'require' }
+{%- if cookiecutter.auth != "none" %}
+  // The settings load whole, auth's included (auth.issuer is required in production).
+  { name: 'APP_AUTH__ISSUER', value: authIssuer }
+  { name: 'APP_AUTH__AUDIENCE', value: authAudience }
+{%- endif %}
 ]
 
 // The database is reachable from this network only: no public access, no firewall rule.
@@ -282,6 +287,44 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
   }
 }
 
+{%- if cookiecutter.background_worker == "yes" %}
+// The job worker: the API's image, its second entry point; no ingress. A fixed
+// count (worker_replicas): the connection budget counts each replica's
+// worker.pool.max_size + 1, and a new revision's replicas beside the old ones.
+resource worker 'Microsoft.App/containerApps@2024-03-01' = {
+  name: '${name}-worker'
+  location: location
+  identity: { type: 'UserAssigned', userAssignedIdentities: { '${identity.id}': {} } }
+  dependsOn: [ readSecrets ]
+  properties: {
+    managedEnvironmentId: environment.id
+    workloadProfileName: 'Consumption'
+    configuration: {
+      activeRevisionsMode: 'Single'
+      secrets: secrets
+      registries: registries
+    }
+    template: {
+      // Above worker.graceful_shutdown_seconds (20): running jobs finish first.
+      terminationGracePeriodSeconds: terminationGracePeriodSeconds
+      containers: [
+        {
+          name: 'worker'
+          image: image
+          command: [ 'python', '-m', '{{ cookiecutter.package_name }}.worker' ]
+          env: environmentVariables
+          resources: { cpu: json('0.5'), memory: '1Gi' }
+        }
+      ]
+      scale: {
+        minReplicas: {{ cookiecutter.worker_replicas }}
+        maxReplicas: {{ cookiecutter.worker_replicas }}
+      }
+    }
+  }
+}
+
+{% endif %}
 // Started by hand (az containerapp job start) once per release, before the app
 // gets the new image; never part of a replica's start-up.
 resource migration 'Microsoft.App/jobs@2024-03-01' = {

@@ -58,7 +58,7 @@ class ServerSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """Limits and headers every request gets (handlers/limits.py, handlers/security.py)."""
+    """Limits and headers every request gets (handlers/limits.py, handlers/request_context.py)."""
 
     max_body_bytes: int = Field(ge=0)
     request_timeout_seconds: float = Field(gt=0)
@@ -197,6 +197,34 @@ class LedgerSettings(_Section):
 
 
 {% endif -%}
+{% if cookiecutter.background_worker == "yes" -%}
+class WorkerSettings(_Section):
+    """`python -m {{ cookiecutter.package_name }}.worker`: the job worker's own process."""
+
+    concurrency: int = Field(ge=1, le=1000)
+    batch_size: int = Field(ge=1, le=1000)
+    # A job whose worker sent no heartbeat for this long is taken over by another.
+    heartbeat_timeout_seconds: float = Field(gt=0)
+    # How often an idle worker polls, should a notification be missed.
+    dequeue_timeout_seconds: float = Field(gt=0)
+    graceful_shutdown_seconds: float = Field(gt=0)
+    metrics_port: int = Field(ge=1, le=65535)
+    queue_sample_seconds: float = Field(gt=0)
+    pool: PoolSettings
+    replicas: int = Field(ge=1)
+
+
+class WebhookSettings(_Section):
+    connect_timeout_seconds: float = Field(gt=0)
+    read_timeout_seconds: float = Field(gt=0)
+    max_attempts: int = Field(ge=1, le=100)
+    initial_delay_seconds: float = Field(gt=0)
+    max_delay_seconds: float = Field(gt=0)
+    # Off in production: no destination in private, loopback or link-local ranges.
+    allow_private_destinations: bool = False
+
+
+{% endif -%}
 def config_dir() -> Path:
     return Path(os.environ.get("APP_CONFIG_DIR", DEFAULT_CONFIG_DIR))
 
@@ -227,6 +255,10 @@ class Settings(BaseSettings):
 {%- if cookiecutter.example_domain == "ledger" %}
     ledger: LedgerSettings
 {%- endif %}
+{%- if cookiecutter.background_worker == "yes" %}
+    worker: WorkerSettings
+    webhooks: WebhookSettings
+{%- endif %}
 
     @model_validator(mode="after")
     def _metrics_port_is_not_the_api_port(self) -> Self:
@@ -234,6 +266,21 @@ class Settings(BaseSettings):
             msg = f"metrics.port ({self.metrics.port}) must differ from server.port"
             raise ValueError(msg)
         return self
+{%- if cookiecutter.background_worker == "yes" %}
+
+    @model_validator(mode="after")
+    def _deliveries_end_before_shutdown_does(self) -> Self:
+        # A delivery still running when the grace period ends is left to the lease.
+        longest = self.webhooks.connect_timeout_seconds + self.webhooks.read_timeout_seconds
+        if longest >= self.worker.graceful_shutdown_seconds:
+            msg = (
+                f"webhooks.connect_timeout_seconds + webhooks.read_timeout_seconds ({longest}) "
+                "must be below worker.graceful_shutdown_seconds "
+                f"({self.worker.graceful_shutdown_seconds})"
+            )
+            raise ValueError(msg)
+        return self
+{%- endif %}
 
 {%- if cookiecutter.auth != "none" %}
 

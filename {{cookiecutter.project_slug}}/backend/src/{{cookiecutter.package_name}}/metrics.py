@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -29,6 +30,8 @@ from prometheus_client import (
 
 from .processes import running
 
+# An ASGI scope; typed here without the web framework, which this module does not need.
+Scope = Mapping[str, Any]
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Route templates, not raw paths: bounded label values whatever clients request.
 UNMATCHED_ROUTE = "<unmatched>"
@@ -61,6 +64,40 @@ EVENT_LOOP_LAG = Histogram(
     "How late a worker's event loop ran a timer due now: time spent behind other work.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+# The children of REQUEST_DURATION and REQUESTS for each (method, route, status),
+# looked up once: `.labels()` validates and locks on every call, this is one dict lookup.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    # FastAPI serves /openapi.json as a plain Starlette route, which leaves no "route"
+    # in the scope; its path has no parameters, so it is its own template.
+    if scope["path"] == getattr(scope.get("app"), "openapi_url", None):
+        return str(scope["path"])
+    return UNMATCHED_ROUTE
+
+
+def record_request(scope: Scope, status: int, seconds: float) -> None:
+    """Latency and status of one answered request, labelled by route template (FastAPI
+    leaves the matched route in the scope, so no route is matched again here)."""
+    key = (scope["method"], _route_template(scope), status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        method, route, _ = key
+        children = (
+            REQUEST_DURATION.labels(method, route),
+            REQUESTS.labels(method, route, str(status)),
+        )
+        _REQUEST_CHILDREN[key] = children
+    duration, count = children
+    duration.observe(seconds)
+    count.inc()
+
+
 POOL_OPEN_FAILURES = Counter(
     "db_pool_open_failures",
     "Failed attempts to open the pool with its minimum size, at startup and while "

@@ -11,6 +11,21 @@ from ..support.databases import BACKEND, migrate
 from ..support.ledger import connect
 
 LEDGER_TABLES = ["accounts", "idempotency_keys", "ledger_entries", "transfers"]
+{%- if cookiecutter.background_worker == "yes" %}
+# Revision 0004 (on top of the ledger): the outbox, webhooks and PgQueuer's tables.
+WORKER_TABLES = [
+    "outbox_events",
+    "pgqueuer",
+    "pgqueuer_log",
+    "pgqueuer_schedules",
+    "pgqueuer_statistics",
+    "webhook_deliveries",
+    "webhook_subscriptions",
+]
+HEAD_TABLES = sorted(LEDGER_TABLES + WORKER_TABLES)
+{%- else %}
+HEAD_TABLES = LEDGER_TABLES
+{%- endif %}
 
 
 async def tables(database_url: str) -> list[str]:
@@ -23,11 +38,11 @@ async def tables(database_url: str) -> list[str]:
 
 
 def test_revision_0002_adds_the_ledger_and_removes_it_again(database_url: str) -> None:
-    assert asyncio.run(tables(database_url)) == LEDGER_TABLES
+    assert asyncio.run(tables(database_url)) == HEAD_TABLES
     config = Config(str(BACKEND / "alembic.ini"))
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
     command.downgrade(config, "0001")
     assert asyncio.run(tables(database_url)) == []
     migrate(database_url)
-    assert asyncio.run(tables(database_url)) == LEDGER_TABLES
+    assert asyncio.run(tables(database_url)) == HEAD_TABLES

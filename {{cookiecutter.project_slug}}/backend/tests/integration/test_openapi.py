@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from {{ cookiecutter.package_name }}.configuration import load_settings
-from {{ cookiecutter.package_name }}.handlers import accounts, health, {% if cookiecutter.auth != "none" %}identity, {% endif %}transfers
+from {{ cookiecutter.package_name }}.handlers import accounts, health, {% if cookiecutter.auth != "none" %}identity, {% endif %}transfers{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.service import running_service
@@ -82,7 +82,18 @@ def document(app_without_database: FastAPI) -> dict[str, Any]:
 def test_every_route_is_documented(document: dict[str, Any]) -> None:
     routes = {
         (method.lower(), route.path)
-        for router in (health.router, accounts.router, transfers.router{% if cookiecutter.auth != "none" %}, identity.router{% endif %})
+        for router in (
+            health.router,
+            accounts.router,
+            transfers.router,
+{%- if cookiecutter.auth != "none" %}
+            identity.router,
+{%- endif %}
+{%- if cookiecutter.background_worker == "yes" %}
+            webhooks.router,
+            webhooks.dead_letters_router,
+{%- endif %}
+        )
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()
@@ -168,7 +179,9 @@ def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> N
             check=False,
         )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
-    assert "Operations:       {% if cookiecutter.auth != "none" %}10 selected / 10{% else %}9 selected / 9{% endif %} total" in result.stdout
+    # 6 of the ledger, 3 probes{% if cookiecutter.auth != "none" %}, GET /v1/me{% endif %}{% if cookiecutter.background_worker == "yes" %}, 6 of the webhooks API{% endif %}.
+    operations = {{ 9 + (1 if cookiecutter.auth != "none" else 0) + (6 if cookiecutter.background_worker == "yes" else 0) }}
+    assert f"Operations:       {operations} selected / {operations} total" in result.stdout
 
 
 def _open_account(base_url: str, currency: str, headers: dict[str, str]) -> int:

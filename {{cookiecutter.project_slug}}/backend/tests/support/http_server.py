@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 STARTUP_SECONDS = 10.0
 
@@ -23,8 +23,8 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving_over_tcp(app: FastAPI) -> AsyncIterator[int]:
-    """Serve `app` (its lifespan already entered by the caller) on a free port."""
+async def serving_over_tcp(app: ASGIApp) -> AsyncIterator[int]:
+    """Serve `app` (its lifespan, if any, already entered by the caller) on a free port."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=free_port(), lifespan="off", log_config=None,
         access_log=False, loop="asyncio",

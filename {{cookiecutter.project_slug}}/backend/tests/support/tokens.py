@@ -5,11 +5,10 @@ from __future__ import annotations
 from {{ cookiecutter.package_name }}.auth.development import mint
 from {{ cookiecutter.package_name }}.configuration import Settings
 
-{% if cookiecutter.example_domain == "ledger" -%}
-ALL_SCOPES = "ledger:read ledger:write"
-{%- else -%}
-ALL_SCOPES = ""
-{%- endif %}
+{%- set scopes = [] %}
+{%- if cookiecutter.example_domain == "ledger" %}{% set scopes = scopes + ["ledger:read", "ledger:write"] %}{% endif %}
+{%- if cookiecutter.background_worker == "yes" %}{% set scopes = scopes + ["webhooks:manage"] %}{% endif %}
+ALL_SCOPES = "{{ scopes | join(" ") }}"
 
 
 def bearer(settings: Settings, subject: str = "alice", scopes: str = ALL_SCOPES) -> dict[str, str]:

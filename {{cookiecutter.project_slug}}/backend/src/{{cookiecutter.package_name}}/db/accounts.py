@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncpg
 
 from ..domain.accounts import Account, AccountId, NewAccount, Owner
+{%- if cookiecutter.background_worker == "yes" %}
+from ..domain.events import account_opened
+{%- endif %}
 from ..domain.money import Balance, Currency
 from ..domain.pagination import Cursor, Page, page_of
+{%- if cookiecutter.background_worker == "yes" %}
+from . import outbox
+{%- endif %}
 from .pool import Database
 
 LISTING = "accounts"
@@ -66,6 +72,16 @@ def account_from(row: asyncpg.Record) -> Account:
 
 
 async def create_account(database: Database, new: NewAccount) -> Account:
+{%- if cookiecutter.background_worker == "yes" %}
+    # The account.opened event commits with the account, or neither does.
+    async with database.connection() as connection, connection.transaction():
+        (row,) = await connection.fetch(
+            _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
+        )
+        account = account_from(row)
+        await outbox.record(connection, account_opened(account))
+    return account
+{%- else %}
     async with database.connection() as connection:
         (row,) = await connection.fetch(
 {%- if cookiecutter.auth != "none" %}
@@ -79,6 +95,7 @@ async def create_account(database: Database, new: NewAccount) -> Account:
 {%- endif %}
         )
     return account_from(row)
+{%- endif %}
 
 
 async def get_account(database: Database, account_id: AccountId) -> Account | None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncpg
 
 from ..domain.accounts import AccountId
+{%- if cookiecutter.background_worker == "yes" %}
+from ..domain.events import transfer_completed
+{%- endif %}
 from ..domain.money import Amount, Balance, Currency
 from ..domain.pagination import Cursor, Page, page_of
 from ..domain.transfers import (
@@ -15,6 +18,9 @@ from ..domain.transfers import (
     TransferRequest,
     plan_transfer,
 )
+{%- if cookiecutter.background_worker == "yes" %}
+from . import outbox
+{%- endif %}
 from .pool import Database, PooledConnection
 
 LISTING = "transfers"
@@ -115,7 +121,14 @@ async def create_transfer(connection: PooledConnection, request: TransferRequest
         plan.currency.code,
         [entry.kind for entry in entries],
     )
+{%- if cookiecutter.background_worker == "yes" %}
+    transfer = transfer_from(row)
+    # In the same transaction: a rolled-back transfer leaves no event behind.
+    await outbox.record(connection, transfer_completed(transfer))
+    return transfer
+{%- else %}
     return transfer_from(row)
+{%- endif %}
 
 
 {% if cookiecutter.auth != "none" -%}

@@ -28,7 +28,7 @@ from .authentication import authentication_problems
 {%- endif %}
 from .dependencies import DatabaseDep
 {%- if cookiecutter.auth != "none" %}
-from .ledger_dependencies import ReaderDep, WriterDep
+from .ledger_access import ReaderDep, WriterDep
 {%- endif %}
 from .ledger_problems import documented_problems, ledger_problem
 from .parameters import JSON_INTEGER, AccountIdPath, CursorQuery, LimitQuery, NextCursor

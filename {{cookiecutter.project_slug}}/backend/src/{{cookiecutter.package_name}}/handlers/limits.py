@@ -1,13 +1,13 @@
-"""Per-request limits as pure ASGI middleware: body size (413) and time (504),
-both answered as RFC 9457 problems."""
+"""Per-request limits as one pure ASGI middleware: body size (413), time (504) and
+unexpected errors (500), answered as RFC 9457 problems."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import structlog
-from starlette.datastructures import Headers
-from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,80 +15,124 @@ from .problems import problem_response
 
 logger = structlog.get_logger("http")
 
-
-class BodySizeLimitMiddleware:
-    """413 for a body over `max_body_bytes`. Starlette's RequestBodyLimitMiddleware
-    counts the bytes as they stream (its 413 is an HTTPException, which the problem
-    handlers render), but a declared Content-Length over the limit on a route that
-    never reads the body gets its plain-text 413: that case is answered here first."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.counting = RequestBodyLimitMiddleware(app, max_body_size=max_body_bytes)
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            response = problem_response(
-                Request(scope),
-                413,
-                detail=f"The request body is larger than {self.max_body_bytes} bytes.",
-                headers={"Connection": "close"},
-            )
-            await response(scope, receive, send)
-            return
-        await self.counting(scope, receive, send)
-
-
 # Methods that change nothing: cancelling one at its deadline leaves nothing undecided.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class RequestTimeoutMiddleware:
-    """Cancel a request still running after `timeout_seconds` and answer 504
-    (uvicorn has no per-request timeout), and answer an unexpected error with a 500
-    problem, logged once. A response already started cannot be replaced: then the
-    connection is dropped, as uvicorn does for any failure."""
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """(Content-Length as a number or None, whether the body is chunked)."""
+    declared, chunked = None, False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = int(value) if value.isdigit() else None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
 
-    def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
+
+class RequestLimitsMiddleware:
+    """Per-request limits, in one pure ASGI layer, answered as RFC 9457 problems:
+
+    - body size: 413 for a declared Content-Length over `max_body_bytes` (even on a
+      route that never reads the body), and while the body streams in (an
+      HTTPException from `receive`, which the problem handlers render);
+    - time: cancel a request still running after `timeout_seconds` and answer 504
+      (uvicorn has no per-request timeout). One timer handle per request
+      (`loop.call_at`), not `asyncio.timeout`, whose context manager costs about
+      twice as much;
+    - an unexpected error: a 500 problem, logged once.
+
+    A response already started cannot be replaced: then the connection is dropped,
+    as uvicorn does for any failure."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared, chunked = _body_headers(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        if chunked:  # a declared length is the server's to enforce; a chunked body is ours
+            receive = self._counting(receive)
         started = False
 
         async def send_tracking_start(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
             await send(message)
 
-        deadline = asyncio.timeout(self.timeout_seconds)
+        # An ASGI server runs each request in a task of its own.
+        task = cast("asyncio.Task[None]", asyncio.current_task())
+        loop = asyncio.get_running_loop()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        deadline = loop.call_at(loop.time() + self.timeout_seconds, expire)
         try:
-            async with deadline:
-                await self.app(scope, receive, send_tracking_start)
-        except Exception as error:
+            await self.app(scope, receive, send_tracking_start)
+        except asyncio.CancelledError:
+            # Ours only if nobody else cancelled the task too (server shutdown, say).
+            if not expired or task.uncancel() > 0:
+                raise
+            if started:
+                raise TimeoutError from None
+            await self._timed_out(scope, receive, send)
+        except Exception:
             if started:
                 raise
-            if not (isinstance(error, TimeoutError) and deadline.expired()):
-                # Unexpected, a TimeoutError of the handler's own code included.
-                await self._unexpected(scope, receive, send)
-                return
-            logger.warning("request timed out", timeout_seconds=self.timeout_seconds)
-            response = problem_response(
-                Request(scope),
-                504,
-                problem_type="/problems/request-timeout",
-                title="Request timed out",
-                detail=self._timed_out(scope["method"]),
-            )
-            await response(scope, receive, send)
+            # Unexpected, a TimeoutError of the handler's own code included.
+            await self._unexpected(scope, receive, send)
+        else:
+            if expired:  # the app caught our cancellation and answered anyway
+                task.uncancel()
+        finally:
+            deadline.cancel()
+
+    def _counting(self, receive: Receive) -> Receive:
+        """`receive`, raising 413 once the body streamed in exceeds the limit."""
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise HTTPException(413, headers={"Connection": "close"})
+            return message
+
+        return counting_receive
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            Request(scope),
+            413,
+            detail=f"The request body is larger than {self.max_body_bytes} bytes.",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+    async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
+        logger.warning("request timed out", timeout_seconds=self.timeout_seconds)
+        response = problem_response(
+            Request(scope),
+            504,
+            problem_type="/problems/request-timeout",
+            title="Request timed out",
+            detail=self._timed_out_detail(scope["method"]),
+        )
+        await response(scope, receive, send)
 
     async def _unexpected(self, scope: Scope, receive: Receive, send: Send) -> None:
         # A logger of the logging configured now, not cached at first use: an
@@ -97,7 +141,7 @@ class RequestTimeoutMiddleware:
         response = problem_response(Request(scope), 500, detail="An unexpected error occurred.")
         await response(scope, receive, send)
 
-    def _timed_out(self, method: str) -> str:
+    def _timed_out_detail(self, method: str) -> str:
         took = f"The request took longer than {self.timeout_seconds} s"
         if method in SAFE_METHODS:
             return f"{took} and was cancelled."

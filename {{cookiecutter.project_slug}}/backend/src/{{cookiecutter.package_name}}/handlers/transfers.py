@@ -43,8 +43,10 @@ from ..domain.transfers import (
 {%- if cookiecutter.auth != "none" %}
 from .authentication import authentication_problems
 {%- endif %}
-from .dependencies import DatabaseDep
-from .ledger_dependencies import LedgerSettingsDep{% if cookiecutter.auth != "none" %}, ReaderDep, WriterDep{% endif %}
+from .dependencies import DatabaseDep, SettingsDep
+{%- if cookiecutter.auth != "none" %}
+from .ledger_access import ReaderDep, WriterDep
+{%- endif %}
 from .ledger_problems import documented_problems, ledger_problem
 from .parameters import (
     JSON_INTEGER,
@@ -168,12 +170,12 @@ async def create_transfer(
     body: TransferCreate,
     request: Request,
     database: DatabaseDep,
-    settings: LedgerSettingsDep,
+    settings: SettingsDep,
     principal: WriterDep,
 ) -> Response:
 {%- else -%}
 async def create_transfer(
-    body: TransferCreate, request: Request, database: DatabaseDep, settings: LedgerSettingsDep
+    body: TransferCreate, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> Response:
 {%- endif %}
     """Move money between two accounts of one currency, exactly once per Idempotency-Key.
@@ -218,8 +220,8 @@ async def create_transfer(
             key,
             fingerprint(body.model_dump()),
             transfer_once,
-            retention_seconds=settings.idempotency.retention_seconds,
-            attempts=settings.transaction_attempts,
+            retention_seconds=settings.ledger.idempotency.retention_seconds,
+            attempts=settings.ledger.transaction_attempts,
         )
     except DomainError as error:
         return ledger_problem(request, error)

@@ -6,29 +6,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .conftest import render_cli
+from .commands import run
+from .paths import BIN
 
-BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.30"
-
-
-def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
-
-
-def render_project(output: Path, answers: dict[str, str]) -> Path:
-    output.mkdir(parents=True, exist_ok=True)
-    result = render_cli(output, "run_checks=no", *(f"{k}={v}" for k, v in answers.items()))
-    assert result.returncode == 0, result.stderr
-    (project,) = output.iterdir()
-    return project
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -4,69 +4,31 @@ pieces agree with each other and with the service's own configuration."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import re
 import shlex
-import subprocess
 import sys
-import time
-import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 
-import asyncpg
-import pytest
 import yaml
 from docker.utils.build import exclude_paths
-from dockerfile_parse import DockerfileParser
 
 from template_extensions import db_budget
 
-from . import identity_provider
-from .conftest import TEMPLATE
-from .harness import free_port
-from .variants import SUPPORTED
+from .support.commands import run, with_tools
+from .support.k6 import k6_inspect
+from .support.paths import BIN
+from .support.shipped_files import compose, dockerfile, final_stage, instructions
 
-BIN = Path(sys.executable).parent
 HEALTHCHECK_URL = re.compile(r"http://127\.0\.0\.1:(\d+)(/[\w/]+)")
 # Compose's `${NAME:-default}` interpolation, the only form the compose file uses.
 COMPOSE_DEFAULT = re.compile(r"\$\{\w+:-([^}]*)\}")
 # Compose's `${NAME:?message}`: no value, no start.
 REQUIRED_VARIABLE = re.compile(r"\$\{(\w+):\?[^}]+\}")
 SERVER_OVERRIDES = ("APP_SERVER__PORT", "APP_SERVER__WORKERS")
-
-
-def run(
-    command: list[str], cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, check=False, env=env, timeout=300
-    )
-
-
-def compose(project: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((project / "docker-compose.yml").read_text())
-    return data
-
-
-def dockerfile(project: Path) -> DockerfileParser:
-    return DockerfileParser(path=str(project / "backend" / "Dockerfile"))
-
-
-def instructions(parser: DockerfileParser, name: str) -> list[str]:
-    return [entry["value"] for entry in parser.structure if entry["instruction"] == name]
-
-
-def final_stage(parser: DockerfileParser) -> list[dict[str, Any]]:
-    structure: list[dict[str, Any]] = parser.structure
-    starts = [i for i, entry in enumerate(structure) if entry["instruction"] == "FROM"]
-    return structure[starts[-1] :]
 
 
 def healthcheck_url(text: str) -> tuple[int, str]:
@@ -96,7 +58,7 @@ def effective_server_settings(project: Path, overrides: dict[str, str]) -> dict[
             "APP_DATABASE__URL": "postgresql://probe@127.0.0.1:5432/probe",
         }
     )
-    result = run([sys.executable, "-c", probe], project, env)
+    result = run([sys.executable, "-c", probe], project, env, timeout=300)
     assert result.returncode == 0, result.stderr
     settings: dict[str, Any] = json.loads(result.stdout)
     return settings
@@ -298,7 +260,7 @@ def test_every_copy_source_is_in_the_build_context(shipped: tuple[dict[str, str]
     _, project = shipped
     # uv.lock comes from the project's own lock step (the post-generation install
     # runs it; these renders skip that step to stay fast).
-    lock = run(["make", "lock"], project, os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"})
+    lock = run(["make", "lock"], project, with_tools(), timeout=300)
     assert lock.returncode == 0, lock.stdout + lock.stderr
     context = project / compose(project)["services"]["api"]["build"]["context"]
     assert (context / "Dockerfile").resolve() == (project / "backend" / "Dockerfile").resolve()
@@ -343,13 +305,6 @@ def test_yaml_passes_yamllint(shipped: tuple[dict[str, str], Path]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def k6_inspect(project: Path, scenario: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"K6_NO_USAGE_REPORT": "true"}
-    return run(
-        [str(BIN / "k6"), "inspect", "-e", f"SCENARIO={scenario}", "k6/load_test.js"], project, env
-    )
-
-
 def test_k6_script_compiles_with_thresholds(shipped: tuple[dict[str, str], Path]) -> None:
     _, project = shipped
     executors = {
@@ -384,196 +339,3 @@ def test_k6_mix_exercises_the_ledger_only_when_present(
     ledger_calls = ("/v1/accounts", "/v1/transfers", "Idempotency-Key")
     for call in ledger_calls:
         assert (call in script) == (answers["example_domain"] == "ledger"), call
-
-
-def test_template_workflows_pass_actionlint_and_yamllint() -> None:
-    workflows = sorted(str(path) for path in (TEMPLATE / ".github" / "workflows").glob("*.yml"))
-    assert workflows
-    lint = run(
-        [str(BIN / "actionlint"), "-shellcheck", str(BIN / "shellcheck"), *workflows], TEMPLATE
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    yamllint = run([str(BIN / "yamllint"), "--strict", "-c", ".yamllint.yml", "."], TEMPLATE)
-    assert yamllint.returncode == 0, yamllint.stdout + yamllint.stderr
-
-
-def test_template_scripts_pass_shellcheck() -> None:
-    scripts = sorted(str(path) for path in (TEMPLATE / "scripts").glob("*.sh"))
-    assert scripts
-    result = run([str(BIN / "shellcheck"), *scripts], TEMPLATE)
-    assert result.returncode == 0, result.stdout
-
-
-def test_template_matrix_lists_every_supported_variant() -> None:
-    """The workflow's own plan step, run here, yields one matrix entry per variant."""
-    workflow = yaml.safe_load((TEMPLATE / ".github/workflows/template.yml").read_text())
-    (step,) = [step for step in workflow["jobs"]["plan"]["steps"] if step.get("id") == "variants"]
-    output = TEMPLATE / "build" / f"github-output-{os.getpid()}"
-    output.parent.mkdir(exist_ok=True)
-    try:
-        result = run(
-            ["bash", "-euo", "pipefail", "-c", step["run"]],
-            TEMPLATE,
-            os.environ | {"GITHUB_OUTPUT": str(output), "PATH": f"{BIN}:{os.environ['PATH']}"},
-        )
-        assert result.returncode == 0, result.stderr
-        name, _, value = output.read_text().strip().partition("=")
-    finally:
-        output.unlink(missing_ok=True)
-    assert name == "variants"
-    assert [entry["index"] for entry in json.loads(value)] == list(range(len(SUPPORTED)))
-
-
-# --- A real k6 run against a rendered service on PostgreSQL -------------------------
-
-LOAD_VARIANTS = [
-    pytest.param({}, id="defaults"),
-    pytest.param({"example_domain": "none", "include_frontend": "no"}, id="skeleton"),
-]
-STARTUP_TIMEOUT_SECONDS = 60
-
-
-def answers_ready(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/health/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def drop_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-
-    async def drop() -> None:
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-    asyncio.run(drop())
-
-
-@contextlib.contextmanager
-def serve_rendered(
-    cookies_session: Any, extra_context: dict[str, str], service_env: dict[str, str] | None = None
-) -> Iterator[tuple[dict[str, str], Path, str]]:
-    """A rendered project, installed and migrated into a database of its own, served
-    as the image serves it (production settings, the configured workers), with
-    `service_env` on top; yields its answers, directory and base URL."""
-    result = cookies_session.bake(extra_context={**extra_context, "run_checks": "no"})
-    assert result.exit_code == 0, result.exception
-    project = Path(result.project_path)
-    env = os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"}
-    install = run(["make", "install", f"PYTHON={sys.executable}"], project, env)
-    assert install.returncode == 0, install.stdout + install.stderr
-    database = f"k6_{uuid.uuid4().hex[:12]}"
-    resolved = run([sys.executable, "scripts/resolve_database.py", "--database", database], project)
-    assert resolved.returncode == 0, f"no PostgreSQL for the service: {resolved.stderr}"
-    url = resolved.stdout.strip()
-    env["APP_DATABASE__URL"] = url
-    try:
-        migrated = run(["make", "init-db"], project, env)
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        port = free_port()
-        service_env = env | {
-            "APP_ENVIRONMENT": "production",
-            "APP_SERVER__HOST": "127.0.0.1",
-            "APP_SERVER__PORT": str(port),
-            "APP_METRICS__HOST": "127.0.0.1",
-            "APP_METRICS__PORT": str(free_port()),
-            **identity_provider.service_environment(project),
-            **(service_env or {}),
-        }
-        with (project / "service.log").open("wb") as log:
-            service = subprocess.Popen(
-                [str(project / "backend/.venv/bin/python"), "-m", result.context["package_name"]],
-                cwd=project,
-                env=service_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while not answers_ready(base_url):
-                assert service.poll() is None, (project / "service.log").read_text()
-                assert time.monotonic() < deadline, "the service never became ready"
-                time.sleep(0.2)
-            yield dict(result.context), project, base_url
-        finally:
-            service.terminate()
-            service.wait(timeout=60)
-    finally:
-        drop_database(url)
-
-
-@pytest.fixture(scope="module", params=LOAD_VARIANTS)
-def served(
-    request: pytest.FixtureRequest, cookies_session: Any
-) -> Iterator[tuple[dict[str, str], Path, str]]:
-    with serve_rendered(cookies_session, request.param) as served_project:
-        yield served_project
-
-
-def make_load(project: Path, base_url: str, *variables: str) -> subprocess.CompletedProcess[str]:
-    # A token the production-configured service trusts, not the development one make mints.
-    token = identity_provider.project_token(project)
-    credentials = [f"TOKEN={token}"] if token else []
-    return run(["make", "load", f"BASE_URL={base_url}", *credentials, *variables], project)
-
-
-def k6_summary(project: Path, scenario: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        (project / "k6" / "results" / f"{scenario}-summary.json").read_text()
-    )
-    return data
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("k6")
-def test_k6_smoke_passes_its_thresholds(served: tuple[dict[str, str], Path, str]) -> None:
-    answers, project, base_url = served
-    result = make_load(project, base_url, "SCENARIO=smoke", "LOAD_DURATION=8s")
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = k6_summary(project, "smoke")
-    thresholds = {
-        f"{name} {expression}": outcome["ok"]
-        for name, metric in summary["metrics"].items()
-        for expression, outcome in metric.get("thresholds", {}).items()
-    }
-    assert len(thresholds) == 4, thresholds
-    assert all(thresholds.values()), thresholds
-    checks = {check["name"]: check for check in summary["root_group"]["checks"]}
-    assert all(check["fails"] == 0 for check in checks.values()), checks
-    exercised = {"live: 200", "ready: 200"}
-    if answers["example_domain"] == "ledger":
-        exercised |= {
-            "create account: 201",
-            "create account: Location",
-            "read account: 200 with its id",
-            "list accounts: 200 with items",
-            "transfer: 201",
-            "read transfer: 200",
-        }
-    assert {name for name, check in checks.items() if check["passes"] > 0} == exercised
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("k6")
-def test_make_load_writes_json_summary_and_html_report(
-    served: tuple[dict[str, str], Path, str],
-) -> None:
-    _, project, base_url = served
-    result = make_load(project, base_url, "LOAD_DURATION=5s")
-    # 99 is k6's "a threshold failed": the reports are written either way, and the
-    # smoke test above is the one that holds the service to its thresholds.
-    assert result.returncode in (0, 99), result.stdout + result.stderr
-    summary = k6_summary(project, "load")
-    assert summary["metrics"]["http_reqs"]["values"]["count"] > 0
-    assert "p(99)" in summary["metrics"]["http_req_duration"]["values"]
-    report = (project / "k6" / "results" / "load-report.html").read_text()
-    # k6's dashboard report: one self-contained page with the run's data embedded.
-    assert report.rstrip().endswith("</html>")
-    assert '<script id="data"' in report

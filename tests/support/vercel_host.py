@@ -20,12 +20,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .node_tools import substitute
+
 # Not forwarded: they describe one connection, not the request (RFC 9110 §7.6.1).
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
-
-
-def _substitute(template: str, match: re.Match[str]) -> str:
-    return re.sub(r"\$(\d+)", lambda group: match.group(int(group[1])) or "", template)
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -52,13 +50,13 @@ class _Handler(SimpleHTTPRequestHandler):
             match = re.search(route["src"], path)
             if not match:
                 continue
-            route_headers = {k: _substitute(v, match) for k, v in route.get("headers", {}).items()}
+            route_headers = {k: substitute(v, match) for k, v in route.get("headers", {}).items()}
             if "status" in route:
                 self._answer(route["status"], headers | route_headers, b"")
                 return
             headers |= route_headers
             if "dest" in route:
-                self._proxy(_substitute(route["dest"], match), headers)
+                self._proxy(substitute(route["dest"], match), headers)
                 return
         self._answer(404, headers, b"not found")
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 AUDIENCE = "template-tests"
 KEY_ID = "template-tests"
-SCOPES = "ledger:read ledger:write"
+SCOPES = "ledger:read ledger:write webhooks:manage"
 
 
 @functools.cache

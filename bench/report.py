@@ -1,0 +1,174 @@
+"""The report of a run: spreads of the rounds, results.json's summary, results.md's
+tables and the rate-vs-p99 chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from search import MAX_P99_MS, Bench, Run, spread
+from servers import BENCH_APPS, ENDPOINTS, LOGGING_OFF, SERVERS
+
+
+def summarize(
+    bench: Bench, best: dict[tuple[str, str], list[int]], fixed_rates: dict[str, int]
+) -> dict[str, Any]:
+    endpoints: dict[str, Any] = {}
+    for endpoint in ENDPOINTS:
+        names = [*SERVERS, *([LOGGING_OFF] if endpoint == "account" else [])]
+        entry: dict[str, Any] = {"fixed_rate": fixed_rates.get(endpoint), "servers": {}}
+        for name in names:
+            fixed = [
+                r
+                for r in bench.runs
+                if r.server == name and r.endpoint == endpoint and r.kind == "fixed"
+            ]
+            entry["servers"][name] = {
+                "max_sustained_rate": spread([float(rate) for rate in best[name, endpoint]]),
+                "max_sustained_rate_per_round": best[name, endpoint],
+                "fixed_rate_latency_ms": {
+                    stat: spread([getattr(r, f"{stat}_ms") for r in fixed])
+                    for stat in ("p50", "p95", "p99")
+                },
+                "cpu_seconds_per_1000_requests": spread(
+                    [r.cpu_seconds / r.requests * 1000 for r in fixed if r.requests]
+                ),
+                "postgres_cpu_seconds_per_1000_requests": spread(
+                    [r.db_cpu_seconds / r.requests * 1000 for r in fixed if r.requests]
+                ),
+            }
+        for floor in BENCH_APPS:
+            entry[f"ratio_rendered_to_{floor}"] = spread(
+                [
+                    rendered / other
+                    for rendered, other in zip(
+                        best["rendered", endpoint], best[floor, endpoint], strict=True
+                    )
+                    if other
+                ]
+            )
+        if endpoint == "account":
+            entry["ratio_logging_on_to_off"] = spread(
+                [
+                    on / off
+                    for on, off in zip(
+                        best["rendered", endpoint], best[LOGGING_OFF, endpoint], strict=True
+                    )
+                    if off
+                ]
+            )
+        endpoints[endpoint] = entry
+    return endpoints
+
+
+def markdown(results: dict[str, Any]) -> str:
+    def fmt(value: dict[str, float] | None, digits: int = 0) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value['median']:.{digits}f} ({value['min']:.{digits}f}–{value['max']:.{digits}f})"
+
+    meta = results["meta"]
+    lines = [
+        "# Benchmark: rendered service vs bare FastAPI and a raw asyncpg baseline "
+        f"({meta['mode']})",
+        "",
+        f"{meta['date']} · {meta['cpus']} CPUs (shared with other work: figures are ratios of "
+        f"alternating runs) · {meta['workers']} workers each · pool {meta['pool']} per worker · "
+        f"{meta['rounds']} rounds · k6 {meta['k6']} constant-arrival-rate, "
+        f"{meta['step_seconds']} s per search step, {meta['fixed_seconds']} s at the fixed rate.",
+        "",
+        "Max rate: the highest constant arrival rate with < 1% errors, p99 < 50 ms and no "
+        "dropped iterations; median of the rounds (min–max). CPU: seconds of the server's "
+        "processes (supervisor and workers), and of the PostgreSQL backends serving its "
+        "connections, per 1,000 requests at the fixed rate.",
+        "",
+        "| endpoint | server | max rate (req/s) | p50 / p95 / p99 at fixed rate (ms) "
+        "| CPU s / 1k req | PostgreSQL CPU s / 1k req |",
+        "|---|---|---|---|---|---|",
+    ]
+    for endpoint, entry in results["endpoints"].items():
+        for name, server in entry["servers"].items():
+            latency = server["fixed_rate_latency_ms"]
+            lines.append(
+                f"| {endpoint} @ {entry['fixed_rate']}/s | {name} | "
+                f"{fmt(server['max_sustained_rate'])} | "
+                f"{' / '.join(fmt(latency[s], 1) for s in ('p50', 'p95', 'p99'))} | "
+                f"{fmt(server['cpu_seconds_per_1000_requests'], 3)} | "
+                f"{fmt(server['postgres_cpu_seconds_per_1000_requests'], 3)} |"
+            )
+    lines += [
+        "",
+        "In process (bench/in_process.py): each app called directly, 8 requests at a time, "
+        "no HTTP server and no k6; µs of CPU per request, median of the rounds (min–max).",
+        "",
+        "| endpoint | rendered | rendered, logging off | bare FastAPI | baseline "
+        "| rendered − baseline |",
+        "|---|---|---|---|---|---|",
+    ]
+    for endpoint, entry in results["in_process"].items():
+        cpu = entry["cpu_us_per_request"]
+        lines.append(
+            f"| {endpoint} | {fmt(cpu['rendered'])} | {fmt(cpu.get(LOGGING_OFF))} | "
+            f"{fmt(cpu['bare_fastapi'])} | {fmt(cpu['baseline'])} | "
+            f"{fmt(entry['rendered_minus_baseline_us'])} |"
+        )
+    lines += ["", "| measure | median (min–max) | goal |", "|---|---|---|"]
+    goals = {
+        "bare_fastapi": {"account": "≥ 1.0", "transfer": "≥ 1.0", "ready": "—"},
+        "baseline": {"account": "≥ 0.7", "transfer": "≥ 0.7", "ready": "—"},
+    }
+    for endpoint, entry in results["endpoints"].items():
+        for floor in BENCH_APPS:
+            lines.append(
+                f"| {endpoint}: rendered / {floor} max rate | "
+                f"{fmt(entry[f'ratio_rendered_to_{floor}'], 2)} | {goals[floor][endpoint]} |"
+            )
+    logging_ratio = results["endpoints"]["account"].get("ratio_logging_on_to_off")
+    lines.append(f"| account: logging on / off max rate | {fmt(logging_ratio, 2)} | ≥ 0.90 |")
+    for name, server in results["servers"].items():
+        ready = server["start_to_ready_s"]
+        rss = max(server["peak_rss_per_worker_mb"], default=0.0)
+        lines.append(f"| {name}: start to ready (s) | {ready:.2f} | ≤ 2 |")
+        lines.append(f"| {name}: peak RSS per worker (MB) | {rss:.1f} | ≤ 120 |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(runs: list[Run], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415 - only the chart needs it, and headless
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure, axes = plt.subplots(1, len(ENDPOINTS), figsize=(5 * len(ENDPOINTS), 4))
+    colors = {
+        "rendered": "tab:blue",
+        "bare_fastapi": "tab:purple",
+        "baseline": "tab:orange",
+        LOGGING_OFF: "tab:green",
+    }
+    for axis, endpoint in zip(axes, ENDPOINTS, strict=True):
+        for name, color in colors.items():
+            points = sorted(
+                (r.rate, r.p99_ms)
+                for r in runs
+                if r.server == name and r.endpoint == endpoint and r.requests
+            )
+            if points:
+                axis.plot(
+                    *zip(*points, strict=True),
+                    "o-",
+                    color=color,
+                    label=name,
+                    markersize=3,
+                    linewidth=0.8,
+                    alpha=0.8,
+                )
+        axis.axhline(MAX_P99_MS, color="grey", linestyle="--", linewidth=0.8)
+        axis.set_title(endpoint)
+        axis.set_xlabel("constant arrival rate (req/s)")
+        axis.set_ylabel("p99 (ms)")
+        axis.set_yscale("log")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)

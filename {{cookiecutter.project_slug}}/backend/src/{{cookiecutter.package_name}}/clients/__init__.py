@@ -1,0 +1,1 @@
+"""Calls this service makes to others: each client one module."""

@@ -1,0 +1,124 @@
+"""The request context, as one pure ASGI middleware (no BaseHTTPMiddleware: it costs
+a task per request and breaks contextvars propagation): request id, the security
+headers, the request's log line and its metrics. One layer, one `send` wrapper, rather
+than one middleware per concern: each layer adds a call and a wrapper to every request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import metrics
+
+REQUEST_ID_HEADER = b"x-request-id"
+# A caller's id is kept only if it is short and plain, so it cannot forge log fields.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# An API answers JSON: nothing may sniff it into another type, frame it, or learn
+# where its users came from. Raw (bytes) headers, as ASGI sends them: nothing is
+# encoded or parsed per request.
+Header = tuple[bytes, bytes]
+SECURITY_HEADERS: tuple[Header, ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+)
+HSTS_HEADER = b"strict-transport-security"
+
+logger = structlog.get_logger("http")
+
+
+def _request_id_from(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            candidate = str(value.decode("latin-1"))
+            if _VALID_REQUEST_ID.fullmatch(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def _is_https(scope: Scope) -> bool:
+    """HTTPS to uvicorn, or to the TLS proxy in front (X-Forwarded-Proto). Trusting the
+    header here is safe: HSTS sent over plain HTTP is ignored by browsers."""
+    if scope.get("scheme") == "https":
+        return True
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            return bool(value.split(b",")[0].strip().lower() == b"https")
+    return False
+
+
+class RequestContextMiddleware:
+    """Binds a request id to every log line of the request and echoes it in the
+    response; adds the security headers (and Strict-Transport-Security on HTTPS
+    requests, or on all with `hsts_always`) unless the route set its own value; logs
+    one line per request with its status and duration, and records the same in the
+    metrics, labelled by route template."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        hsts_max_age_seconds: int,
+        hsts_always: bool = False,
+        hsts_include_subdomains: bool = False,
+    ) -> None:
+        self.app = app
+        hsts = f"max-age={hsts_max_age_seconds}"
+        if hsts_include_subdomains:
+            hsts += "; includeSubDomains"
+        self.hsts: Header = (HSTS_HEADER, hsts.encode())
+        self.hsts_max_age_seconds = hsts_max_age_seconds
+        self.hsts_always = hsts_always
+
+    def _added_headers(self, scope: Scope, request_id: str) -> tuple[Header, ...]:
+        echoed = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
+        if self.hsts_max_age_seconds and (self.hsts_always or _is_https(scope)):
+            return (*SECURITY_HEADERS, self.hsts, echoed)
+        return (*SECURITY_HEADERS, echoed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id_from(scope)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        added = self._added_headers(scope, request_id)
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                # The request id is always ours; a route's own security header wins.
+                headers.extend(
+                    header
+                    for header in added
+                    if header[0] == REQUEST_ID_HEADER or header[0] not in present
+                )
+                message["headers"] = headers
+            await send(message)
+
+        metrics.REQUESTS_IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.REQUESTS_IN_PROGRESS.dec()
+            metrics.record_request(scope, status, seconds)
+            logger.info(
+                "request finished",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round(seconds * 1000, 2),
+            )

@@ -1,0 +1,34 @@
+"""The worker's metrics, served on its own listener (worker.metrics_port)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from prometheus_client import Counter, Gauge
+
+from ..db import webhooks
+from ..db.pool import Database
+
+logger = structlog.get_logger("worker")
+
+QUEUE_DEPTH = Gauge("jobs_queued", "Jobs waiting in the queue, due or deferred")
+OLDEST_DUE_AGE = Gauge(
+    "jobs_oldest_due_age_seconds", "How long the oldest due job has waited to be picked"
+)
+ATTEMPTS = Counter("webhook_delivery_attempts_total", "Delivery attempts, by outcome", ["outcome"])
+FAILURES = Counter("webhook_delivery_failures_total", "Attempts without a 2xx answer")
+DEAD_LETTERS = Counter("webhook_dead_letters_total", "Deliveries given up after their last attempt")
+
+
+async def sample_queue(database: Database, interval_seconds: float) -> None:
+    """Every interval, the queue's depth and the age of its oldest due job."""
+    while True:
+        try:
+            depth, oldest = await webhooks.queue_figures(database)
+        except Exception as error:  # the sampler must outlive any one failure
+            logger.warning("sampling the queue failed", error=repr(error))
+        else:
+            QUEUE_DEPTH.set(depth)
+            OLDEST_DUE_AGE.set(oldest)
+        await asyncio.sleep(interval_seconds)

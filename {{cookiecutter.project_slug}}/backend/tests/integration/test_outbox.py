@@ -1,0 +1,126 @@
+"""The ledger's outbox: each account opened and each transfer completed writes
+one event in its own transaction, and every event reaches the subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+
+from {{ cookiecutter.package_name }}.configuration import Settings
+
+from ..support.apps import serving
+from ..support.ledger import count, open_account, transfer
+from ..support.receiver import receiving, wait_until
+from ..support.service import running_service
+from ..support.webhooks import event_ids, fetch, settled, subscribe
+from ..support.worker import running_worker
+
+pytestmark = pytest.mark.anyio
+
+TRANSFERS = 2000
+CLIENTS = 32
+ACCOUNTS = 20
+DELIVERY_SECONDS = 90.0
+RETRIES = 5
+
+
+async def test_opening_an_account_and_a_transfer_each_write_one_event(
+    settings: Settings, database_url: str
+) -> None:
+    async with serving(settings) as (_, client):
+        source = await open_account(client, 500)
+        destination = await open_account(client)
+        key = str(uuid.uuid4())
+        first = await transfer(client, source["id"], destination["id"], 100, key)
+        replay = await transfer(client, source["id"], destination["id"], 100, key)
+    assert first.status_code == replay.status_code == 201
+    rows = await fetch(database_url, "SELECT type, payload FROM outbox_events ORDER BY type")
+    assert [row["type"] for row in rows] == ["account.opened"] * 2 + ["transfer.completed"]
+    assert f'"transfer_id": {first.json()["id"]}' in rows[2]["payload"]
+    # One fan-out job per event, enqueued with it.
+    assert await count(database_url, "pgqueuer") == 3
+
+
+async def test_a_refused_transfer_leaves_no_event(settings: Settings, database_url: str) -> None:
+    async with serving(settings) as (_, client):
+        source = await open_account(client, 50)
+        destination = await open_account(client)
+        refused = await transfer(client, source["id"], destination["id"], 100)
+    assert refused.status_code == 409  # insufficient funds
+    rows = await fetch(database_url, "SELECT type FROM outbox_events")
+    assert sorted(row["type"] for row in rows) == ["account.opened"] * 2
+    assert await count(database_url, "pgqueuer") == 2
+
+
+async def test_the_worker_logs_a_delivery_with_its_event_and_the_request_that_caused_it(
+    settings: Settings, database_url: str
+) -> None:
+    async with serving(settings) as (_, client), receiving() as receiver:
+        await subscribe(client, receiver, ["transfer.completed"])
+        source = await open_account(client, 500)
+        destination = await open_account(client)
+        response = await client.post(
+            "/v1/transfers",
+            json={"from_account_id": source["id"], "to_account_id": destination["id"],
+                  "amount_minor": 5},
+            headers={"Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": "req-outbox-1"},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        with running_worker(database_url) as worker:
+            await wait_until(lambda: len(receiver.deliveries) == 1, DELIVERY_SECONDS, "sent")
+            await wait_until(lambda: "webhook delivered" in worker.output(), 5, "logged")
+            lines = [json.loads(line) for line in worker.output().splitlines() if line[:1] == "{"]
+    (delivered,) = [line for line in lines if line["msg"] == "webhook delivered"]
+    assert delivered["event_id"] == receiver.deliveries[0].webhook_id
+    assert delivered["request_id"] == "req-outbox-1"
+    assert delivered["name"] == settings.application.name  # Bunyan's fields
+    assert delivered["level"] == 30
+
+
+async def test_every_transfer_from_many_clients_is_delivered_exactly_once_after_dedup(
+    database_url: str,
+) -> None:
+    rng = random.Random(20261202)  # noqa: S311 (a reproducible mix, not secrets)
+    environment = {"APP_ENVIRONMENT": "test", "APP_DATABASE__URL": database_url,
+                   "APP_DATABASE__POOL__MAX_SIZE": "8"}  # fmt: skip
+    async with receiving() as receiver:
+        with running_service(environment) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+                await subscribe(client, receiver, ["account.opened", "transfer.completed"])
+                accounts = [await open_account(client, 10**9) for _ in range(ACCOUNTS)]
+                ids = [account["id"] for account in accounts]
+                pairs = asyncio.Queue[tuple[int, int]]()
+                for _ in range(TRANSFERS):
+                    source, destination = rng.sample(ids, 2)
+                    pairs.put_nowait((source, destination))
+                statuses = Counter[int]()
+
+                async def client_loop() -> None:
+                    while not pairs.empty():
+                        source, destination = pairs.get_nowait()
+                        key = str(uuid.uuid4())
+                        # A 503 is retried with the same key, as a client should: the
+                        # transfer, and so its event, happens once whatever the tries.
+                        for _ in range(RETRIES):
+                            response = await transfer(client, source, destination, 1, key)
+                            if response.status_code != 503:
+                                break
+                            await asyncio.sleep(0.2)
+                        statuses[response.status_code] += 1
+
+                with running_worker(database_url), running_worker(database_url):
+                    await asyncio.gather(*(client_loop() for _ in range(CLIENTS)))
+                    events = await event_ids(database_url)
+                    await wait_until(
+                        lambda: receiver.ids() >= events, DELIVERY_SECONDS, "all delivered"
+                    )
+                    await settled(database_url, {"delivered": len(events)})
+    assert statuses == {201: TRANSFERS}
+    assert len(events) == TRANSFERS + ACCOUNTS
+    assert receiver.ids() == events  # each event's webhook-id, none lost, none invented
