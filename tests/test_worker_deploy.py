@@ -13,8 +13,8 @@ from cfnlint.decode import cfn_yaml
 
 from template_extensions import budget_for, worker_connections
 
-from .conftest import render_cli
-from .deploy_files import by_kind, kustomize, named, production_settings, render_project
+from .support.deploy_files import by_kind, kustomize, named, production_settings
+from .support.rendering import attempt, render
 
 WORKER = ["python", "-m", "ledger_api.worker"]
 ANSWERS = {"api_replicas": "3", "api_workers": "2", "db_pool_max_size": "4", "worker_replicas": "2",
@@ -28,7 +28,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Any:
     def _rendered(cloud_target: str) -> Path:
         if cloud_target not in cache:
             output = tmp_path_factory.mktemp(cloud_target)
-            cache[cloud_target] = render_project(
+            cache[cloud_target] = render(
                 output, {**ANSWERS, "cloud_target": cloud_target, "db_size": "small"}
             )
         return cache[cloud_target]
@@ -133,21 +133,21 @@ def test_the_capacity_rule_counts_the_worker(tmp_path: Path) -> None:
     assert worker == 2 * (9 + 1)  # compose: no surge
     pool = budget.largest_pool(2, 2)  # fits without the worker, not with it
     argv = [f"{key}={value}" for key, value in answers.items()]
-    refused = render_cli(tmp_path / "with", "run_checks=no", *argv, f"db_pool_max_size={pool}")
+    refused = attempt(tmp_path / "with", *argv, f"db_pool_max_size={pool}")
     assert refused.returncode != 0
     (line,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
     assert f"+ {worker} background worker " in line
     fits = budget.largest_pool(2, 2, reserved_for_worker=worker)
     assert f"accepted: db_pool_max_size at most {fits}" in line
-    accepted = render_cli(
-        tmp_path / "without", "run_checks=no", *argv, f"db_pool_max_size={pool}",
+    accepted = attempt(
+        tmp_path / "without", *argv, f"db_pool_max_size={pool}",
         "background_worker=no",
     )  # fmt: skip
     assert accepted.returncode == 0, accepted.stderr
 
 
 def test_the_suggested_pool_leaves_room_for_the_worker(tmp_path: Path) -> None:
-    result = render_cli(tmp_path, "run_checks=no", "cloud_target=render", "db_size=small")
+    result = attempt(tmp_path, "cloud_target=render", "db_size=small")
     assert result.returncode == 0, result.stderr
     (project,) = tmp_path.iterdir()
     settings = yaml.safe_load((project / "backend/configuration/base.yaml").read_text())
