@@ -5,9 +5,9 @@ from __future__ import annotations
 from {{ cookiecutter.package_name }}.auth.development import mint
 from {{ cookiecutter.package_name }}.configuration import Settings
 
-{%- set scopes = [] %}
-{%- if cookiecutter.example_domain == "ledger" %}{% set scopes = scopes + ["ledger:read", "ledger:write"] %}{% endif %}
-{%- if cookiecutter.background_worker == "yes" %}{% set scopes = scopes + ["webhooks:manage"] %}{% endif %}
+{% set scopes = [] -%}
+{% if cookiecutter.example_domain == "ledger" %}{% set scopes = scopes + ["ledger:read", "ledger:write"] %}{% endif -%}
+{% if cookiecutter.background_worker == "yes" %}{% set scopes = scopes + ["webhooks:manage"] %}{% endif -%}
 ALL_SCOPES = "{{ scopes | join(" ") }}"
 
 
