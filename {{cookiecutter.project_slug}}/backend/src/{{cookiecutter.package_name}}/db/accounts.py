@@ -75,14 +75,9 @@ async def create_account(database: Database, new: NewAccount) -> Account:
 {%- if cookiecutter.background_worker == "yes" %}
     # The account.opened event commits with the account, or neither does.
     async with database.connection() as connection, connection.transaction():
-        (row,) = await connection.fetch(
-            _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
-        )
-        account = account_from(row)
-        await outbox.record(connection, account_opened(account))
-    return account
 {%- else %}
     async with database.connection() as connection:
+{%- endif %}
         (row,) = await connection.fetch(
 {%- if cookiecutter.auth != "none" %}
             _INSERT,
@@ -94,6 +89,11 @@ async def create_account(database: Database, new: NewAccount) -> Account:
             _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
 {%- endif %}
         )
+{%- if cookiecutter.background_worker == "yes" %}
+        account = account_from(row)
+        await outbox.record(connection, account_opened(account))
+    return account
+{%- else %}
     return account_from(row)
 {%- endif %}
 
