@@ -36,9 +36,11 @@ pytestmark = [
     # One worker, one stack at a time: the machine has two cores.
     pytest.mark.xdist_group("compose"),
 ]
+# auth=none: the stack has no identity provider its containers could reach, and its
+# production configuration trusts no development key.
 VARIANTS = {
-    "default": ["python_version=3.13"],
-    "skeleton": ["python_version=3.13", "example_domain=none"],
+    "default": ["python_version=3.13", "auth=none"],
+    "skeleton": ["python_version=3.13", "example_domain=none", "auth=none"],
 }
 # Bounds for the stack to settle; generous for a busy two-core machine.
 UP_SECONDS = 600

@@ -32,14 +32,14 @@ TRAFFIC_SECONDS = 30
 MIGRATE_AFTER_SECONDS = 10
 EXPAND = '''"""Expand: transfers get a free-text reference (README: expand, then contract).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: {revision}
+Revises: {down_revision}
 """
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "{revision}"
+down_revision = "{down_revision}"
 branch_labels = None
 depends_on = None
 
@@ -72,8 +72,12 @@ def database(installed_default: Path) -> Iterator[str]:
 @pytest.fixture
 def expand_revision(installed_default: Path) -> Iterator[Path]:
     """The new revision, in the project only while the test runs (it is shared)."""
-    path = installed_default / "backend" / "migrations" / "versions" / "0003_expand.py"
-    path.write_text(EXPAND)
+    versions = installed_default / "backend" / "migrations" / "versions"
+    # After the project's head, whichever revisions its answers shipped.
+    head = max(int(path.name[:4]) for path in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    revision = f"{head + 1:04d}"
+    path = versions / f"{revision}_expand.py"
+    path.write_text(EXPAND.format(revision=revision, down_revision=f"{head:04d}"))
     yield path
     path.unlink()
 
@@ -116,6 +120,7 @@ def test_an_expand_revision_under_traffic_sheds_nothing(
                 f"{TRAFFIC_SECONDS}s",
                 "-e",
                 f"SUMMARY_FILE={summary_file}",
+                *([f"--env=TOKEN={service.auth_token}"] if service.auth_token else []),
             ),
             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=os.environ | K6_ENVIRONMENT,
@@ -142,4 +147,4 @@ def test_an_expand_revision_under_traffic_sheds_nothing(
     assert p99 < p99_bound
     assert [status for status in statuses if status >= 500] == []
     assert len(statuses) >= requests
-    assert asyncio.run(index_state(database)) == ("0003", True, True)
+    assert asyncio.run(index_state(database)) == (expand_revision.name[:4], True, True)

@@ -124,7 +124,7 @@ def test_the_ledger_keeps_the_books_straight_through_pgbouncer(
     with running(installed_default, environment) as service:
 
         async def scenario() -> tuple[Counter[int], int, int, list[str]]:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 accounts = [await open_account(client, 5000) for _ in range(8)]
                 queue = asyncio.Queue[tuple[int, int, int, str]]()
                 for _ in range(400):
@@ -183,7 +183,7 @@ def test_pause_sheds_or_holds_requests_then_resume_serves_them(
     with running(installed_default, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], float, float]:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 account = await open_account(client, 0)
                 outcomes: list[Outcome] = []
                 stop = asyncio.Event()
@@ -238,7 +238,7 @@ def test_kill_then_resume_recovers_without_a_restart(
     with running(installed_default, settings(bouncer)) as service:
 
         async def scenario() -> tuple[Counter[Any], float, float]:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 assert [(await client.get("/version")).status_code for _ in range(10)] == [200] * 10
                 await asyncio.to_thread(bouncer.admin, f"KILL {ALIAS}")
                 during = [await timed_get(client, "/version") for _ in range(4)]
@@ -287,7 +287,7 @@ def test_reconnect_under_load_loses_no_request(installed_default: Path, bouncer:
     with running(installed_default, settings(bouncer)) as service:
 
         async def scenario() -> list[Outcome]:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 outcomes: list[Outcome] = []
                 stop = asyncio.Event()
                 load = [

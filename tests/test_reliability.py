@@ -108,7 +108,7 @@ def test_starts_without_the_database_and_recovers_without_a_restart(
     with serving(project, settings(database)) as service:
 
         async def scenario() -> None:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 assert (await client.get("/health/live")).status_code == 200
                 for _ in range(6):  # new connections: both workers answer
                     assert_problem(await client.get("/health/ready"), 503)
@@ -141,7 +141,7 @@ def test_database_restart_under_load_fails_only_during_the_outage(
         async def scenario() -> tuple[list[Outcome], float, float]:
             outcomes: list[Outcome] = []
             stop = asyncio.Event()
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 load = [
                     asyncio.create_task(keep_requesting(client, "/version", stop, outcomes))
                     for _ in range(8)
@@ -207,7 +207,7 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
     with serving(project, environment) as service:
 
         async def scenario() -> tuple[list[Outcome], list[Outcome], dict[Any, float]]:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 async with locked_schema_table(database) as holder:
                     slow = [
                         asyncio.create_task(timed_get(client, "/version"))
@@ -276,7 +276,7 @@ def test_sigterm_drains_accepted_requests_closes_the_pool_and_exits(
         async def scenario() -> tuple[list[Outcome], list[Outcome], float, float, int]:
             quick: list[Outcome] = []
             stop = asyncio.Event()
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 async with locked_schema_table(database) as holder:
                     slow = [
                         asyncio.create_task(timed_get(client, "/version"))
@@ -338,7 +338,9 @@ def test_body_and_time_limits_answer_problems_and_free_the_database(
     with serving(project, environment) as service:
 
         async def scenario() -> None:
-            async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=service.base_url, timeout=30, headers=service.auth_headers
+            ) as client:
                 body = json.dumps({"owner": "x" * 2 * limit}).encode()
                 declared = await client.post("/v1/accounts", content=body)
                 assert str(limit) in assert_problem(declared, 413)["detail"]
@@ -411,7 +413,7 @@ def test_session_timeouts_hold_without_startup_parameters(
             with serving(project, environment) as service:
 
                 async def scenario() -> tuple[Outcome, list[str]]:
-                    async with fresh_connections(service.base_url) as client:
+                    async with fresh_connections(service.base_url, service.auth_headers) as client:
                         # Enough at once that the pools open connections beyond min_size.
                         burst = [client.get("/version") for _ in range(12)]
                         assert {r.status_code for r in await asyncio.gather(*burst)} == {200}
@@ -452,7 +454,7 @@ def test_each_request_is_logged_once_with_its_request_id(
     with serving(project, settings(database)) as service:
 
         async def scenario() -> set[int]:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 sent = [
                     client.get("/health/live", headers={"X-Request-Id": request_id})
                     for request_id in request_ids
@@ -490,7 +492,7 @@ def test_a_refused_password_is_retried_and_never_logged(
         try:
 
             async def scenario() -> None:
-                async with fresh_connections(service.base_url) as client:
+                async with fresh_connections(service.base_url, service.auth_headers) as client:
                     assert (await client.get("/health/live")).status_code == 200
                     assert_problem(await client.get("/health/ready"), 503)
                     assert_shed(await client.get("/version"))
@@ -535,7 +537,7 @@ def test_log_lines_stay_whole_when_the_log_reader_falls_behind(
         service.start()
 
         async def scenario() -> set[int]:
-            async with fresh_connections(service.base_url) as client:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
                 remaining = iter(range(LOGGED_REQUESTS))
 
                 async def requester() -> set[int]:
@@ -606,6 +608,7 @@ def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(
             opened = httpx.post(
                 f"{service.base_url}/v1/accounts",
                 json={"owner": "fuzz", "currency": "EUR", "opening_balance_minor": 10**12},
+                headers=service.auth_headers,
                 timeout=10,
             )
             assert opened.status_code == 201, opened.text
@@ -623,6 +626,7 @@ def test_fuzzing_the_running_service_finds_no_5xx_and_no_schema_violation(
                 "--seed", FUZZ_SEED,
                 "--workers", "1",  # hypothesis before CPython 3.11.8 (gh-106905)
                 "--no-color",
+                *(f"--header={name}: {value}" for name, value in service.auth_headers.items()),
             ],
             tmp_path,  # schemathesis keeps a cache in the working directory
             timeout=900,

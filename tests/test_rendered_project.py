@@ -238,7 +238,9 @@ def test_the_readmes_curl_lines_work_against_the_running_service(project: Path) 
     with running(project, {"APP_DATABASE__URL": f"{SERVER}/{database}"}) as service:
         result = run(
             ["bash", "-euo", "pipefail", "-c", script],
-            env=os.environ | {"API": service.base_url},
+            env=os.environ
+            | {"API": service.base_url}
+            | ({"TOKEN": service.auth_token} if service.auth_token else {}),
             timeout=60,
         )
     assert result.returncode == 0, result.stdout + result.stderr

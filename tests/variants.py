@@ -7,7 +7,13 @@ from typing import Any
 
 SUPPORTED: list[dict[str, str]] = [
     {},  # the defaults
-    {"cloud_target": "aws", "db_size": "large", "python_version": "3.11", "worker_replicas": "3"},
+    {
+        "cloud_target": "aws",
+        "db_size": "large",
+        "python_version": "3.11",
+        "worker_replicas": "3",
+        "auth": "none",
+    },
     {
         "cloud_target": "azure",
         "db_size": "medium",

@@ -69,6 +69,8 @@ def console_for(cookies_session: Any, extra_context: dict[str, str]) -> Iterator
     the console from `make console`."""
     port = free_port()
     origins = json.dumps([f"http://127.0.0.1:{port}"])
+    # auth=none: these tests do not yet type a token into the console's token field.
+    extra_context = {**extra_context, "auth": "none"}
     with (
         serve_rendered(cookies_session, extra_context, {"APP_CORS__ALLOWED_ORIGINS": origins}) as (
             answers,

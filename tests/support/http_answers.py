@@ -16,9 +16,10 @@ PROBLEM = "application/problem+json"
 NO_KEEPALIVE = httpx.Limits(max_connections=200, max_keepalive_connections=0)
 
 
-def fresh_connections(base_url: str) -> httpx.AsyncClient:
-    """An HTTP client to `base_url` that opens a connection per request."""
-    return httpx.AsyncClient(base_url=base_url, limits=NO_KEEPALIVE, timeout=30)
+def fresh_connections(base_url: str, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """An HTTP client to `base_url` that opens a connection per request, sending
+    `headers` (a service's auth_headers, say) with each."""
+    return httpx.AsyncClient(base_url=base_url, limits=NO_KEEPALIVE, timeout=30, headers=headers)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from . import identity_provider
 from .commands import run
 from .paths import BIN
 
@@ -53,8 +54,13 @@ def k6_inspect(project: Path, scenario: str) -> subprocess.CompletedProcess[str]
 
 
 def make_load(project: Path, base_url: str, *variables: str) -> subprocess.CompletedProcess[str]:
-    """The project's own `make load` against `base_url`."""
-    return run(["make", "load", f"BASE_URL={base_url}", *variables], project, timeout=300)
+    """The project's own `make load` against `base_url`, with a token the
+    production-configured service trusts (not the development one make mints)."""
+    token = identity_provider.project_token(project)
+    credentials = [f"TOKEN={token}"] if token else []
+    return run(
+        ["make", "load", f"BASE_URL={base_url}", *credentials, *variables], project, timeout=300
+    )
 
 
 def k6_summary(project: Path, scenario: str) -> dict[str, Any]:

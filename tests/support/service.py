@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from . import identity_provider
 from .commands import make, run, with_tools
 from .databases import drop_database_at, unique_name
 from .polling import wait_until, wait_until_answering
@@ -69,6 +70,17 @@ class Service:
         self.log_path = Path(tempfile.mkstemp(prefix="service-", suffix=".log")[1])
 
     @property
+    def auth_token(self) -> str | None:
+        """A bearer token the service trusts; None if the project has no auth."""
+        return identity_provider.project_token(self.project)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """What requests to the API carry: the Authorization header, if it has auth."""
+        token = self.auth_token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -87,6 +99,7 @@ class Service:
             | {
                 "APP_CONFIG_DIR": str(self.project / "backend" / "configuration"),
                 "PROMETHEUS_MULTIPROC_DIR": str(self.log_path.with_suffix(".metrics")),
+                **identity_provider.service_environment(self.project),
                 **self.environment,
             }
         )
@@ -193,7 +206,10 @@ def serve_rendered(
             service = subprocess.Popen(
                 [str(project / "backend/.venv/bin/python"), "-m", answers["package_name"]],
                 cwd=project,
-                env=env | production_environment(port, free_port()) | (service_env or {}),
+                env=env
+                | production_environment(port, free_port())
+                | identity_provider.service_environment(project)
+                | (service_env or {}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

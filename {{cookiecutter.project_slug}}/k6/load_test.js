@@ -2,6 +2,10 @@
 //   k6 run -e SCENARIO=smoke|load|spike -e BASE_URL=http://127.0.0.1:8000 k6/load_test.js
 // Optional: -e DURATION=1m (smoke, load), -e RATE=50 (requests/s of load and the spike's base),
 // -e SUMMARY_FILE=<scenario>-summary.json (`make load` writes to k6/results/).
+{%- if cookiecutter.auth != "none" %}
+// -e TOKEN=<bearer token> with the ledger:read and ledger:write scopes (`make load` mints one
+// from the development key; against a deployment, one from your identity provider).
+{%- endif %}
 // A failed threshold exits with 99.
 import http from 'k6/http';
 import { check, fail } from 'k6';
@@ -11,7 +15,13 @@ const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8000').replace(/\/+$/, '')
 const SCENARIO = __ENV.SCENARIO || 'smoke';
 const RATE = Number(__ENV.RATE || 50);
 const SUMMARY_FILE = __ENV.SUMMARY_FILE || `${SCENARIO}-summary.json`;
+{%- if cookiecutter.auth != "none" %}
+const AUTH_HEADERS = __ENV.TOKEN ? { Authorization: `Bearer ${__ENV.TOKEN}` } : {};
+const JSON_HEADERS = { 'Content-Type': 'application/json', ...AUTH_HEADERS };
+{%- else %}
+const AUTH_HEADERS = {};
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
+{%- endif %}
 
 const SCENARIOS = {
   // A gentle 10 requests/s for a short while: does every request path work at all?
@@ -101,12 +111,18 @@ function createAccount(owner, openingBalanceMinor) {
 
 function readAccount(accounts) {
   const id = pick(accounts);
-  const response = http.get(`${BASE_URL}/v1/accounts/${id}`, { tags: { name: 'GET /v1/accounts/{id}' } });
+  const response = http.get(`${BASE_URL}/v1/accounts/${id}`, {
+    headers: AUTH_HEADERS,
+    tags: { name: 'GET /v1/accounts/{id}' },
+  });
   check(response, { 'read account: 200 with its id': (r) => r.status === 200 && r.json('id') === id });
 }
 
 function listAccounts() {
-  const response = http.get(`${BASE_URL}/v1/accounts?limit=20`, { tags: { name: 'GET /v1/accounts' } });
+  const response = http.get(`${BASE_URL}/v1/accounts?limit=20`, {
+    headers: AUTH_HEADERS,
+    tags: { name: 'GET /v1/accounts' },
+  });
   check(response, { 'list accounts: 200 with items': (r) => r.status === 200 && Array.isArray(r.json('items')) });
 }
 
@@ -122,7 +138,10 @@ function transfer(accounts) {
   if (!check(response, { 'transfer: 201': (r) => r.status === 201 })) {
     return;
   }
-  const read = http.get(`${BASE_URL}/v1/transfers/${response.json('id')}`, { tags: { name: 'GET /v1/transfers/{id}' } });
+  const read = http.get(`${BASE_URL}/v1/transfers/${response.json('id')}`, {
+    headers: AUTH_HEADERS,
+    tags: { name: 'GET /v1/transfers/{id}' },
+  });
   check(read, { 'read transfer: 200': (r) => r.status === 200 });
 }
 
@@ -154,7 +173,7 @@ export function setup() {
   for (let i = 0; i < SEED_ACCOUNTS; i += 1) {
     const id = createAccount(`k6 seed ${i}`, SEED_BALANCE_MINOR);
     if (id === null) {
-      fail('setup: could not create the seed accounts');
+      fail('setup: could not create the seed accounts{% if cookiecutter.auth != "none" %} (with a token: -e TOKEN=..., see make token){% endif %}');
     }
     accounts.push(id);
   }

@@ -2,6 +2,11 @@
 
 Checks: /health/live, /health/ready, and real database-backed requests.
 Uses $APP_DATABASE__URL (set by `make smoke`). Exit 1 with the service's log on failure.
+{%- if cookiecutter.auth != "none" %}
+Requests carry $SMOKE_TOKEN if set (a token from your identity provider, when the
+service runs with its production configuration), else a token signed by the
+development key, which the local and test configurations trust.
+{%- endif %}
 {%- if cookiecutter.example_domain == "ledger" %}
 The account it opens is deleted again, passed or failed: the database keeps no trace.
 {%- endif %}
@@ -29,6 +34,10 @@ import asyncpg
 
 STARTUP_TIMEOUT_SECONDS = 20.0
 PACKAGE = "{{ cookiecutter.package_name }}"
+{%- if cookiecutter.auth != "none" %}
+SMOKE_SUBJECT = "smoke-test"
+SMOKE_SCOPES = "{{ "ledger:read ledger:write" if cookiecutter.example_domain == "ledger" }}"
+{%- endif %}
 
 
 class SmokeTestError(Exception):
@@ -82,6 +91,21 @@ def wait_until_live(base: str, service: subprocess.Popen[bytes]) -> None:
     raise SmokeTestError(f"not live within {STARTUP_TIMEOUT_SECONDS}s")
 
 
+{%- if cookiecutter.auth != "none" %}
+
+
+def credentials() -> dict[str, str]:
+    token = os.environ.get("SMOKE_TOKEN")
+    if not token:
+        from {{ cookiecutter.package_name }}.auth.development import mint  # noqa: PLC0415
+        from {{ cookiecutter.package_name }}.configuration import load_settings  # noqa: PLC0415
+
+        audience = load_settings().auth.audience
+        token = mint(SMOKE_SUBJECT, SMOKE_SCOPES, audience, lifetime_seconds=300)
+    return {"Authorization": f"Bearer {token}"}
+{%- endif %}
+
+
 def check(base: str{{ ", created: list[int]" if cookiecutter.example_domain == "ledger" }}) -> None:
     status, body = request(base, "GET", "/health/live")
     expect("GET /health/live", status, 200, body)
@@ -92,13 +116,20 @@ def check(base: str{{ ", created: list[int]" if cookiecutter.example_domain == "
     if not body["schema_revision"]:
         raise SmokeTestError(f"GET /version: the database is not migrated: {body}")
     print(f"  ✓ schema at revision {body['schema_revision']}")
+{%- if cookiecutter.auth != "none" %}
+    status, body = request(base, "GET", "/v1/me")
+    expect("GET /v1/me without a token", status, 401, body)
+    auth = credentials()
+    status, body = request(base, "GET", "/v1/me", headers=auth)
+    expect("GET /v1/me with a token", status, 200, body)
+{%- endif %}
 {%- if cookiecutter.example_domain == "ledger" %}
     status, account = request(
-        base, "POST", "/v1/accounts", {"owner": "smoke test", "currency": "EUR"}
+        base, "POST", "/v1/accounts", {"owner": "smoke test", "currency": "EUR"}{{ ", auth" if cookiecutter.auth != "none" }}
     )
     expect("POST /v1/accounts", status, 201, account)
     created.append(account["id"])
-    status, body = request(base, "GET", f"/v1/accounts/{account['id']}")
+    status, body = request(base, "GET", f"/v1/accounts/{account['id']}"{{ ", headers=auth" if cookiecutter.auth != "none" }})
     expect(f"GET /v1/accounts/{account['id']}", status, 200, body)
     if body != account:
         raise SmokeTestError(f"the account read back differs: {body} != {account}")

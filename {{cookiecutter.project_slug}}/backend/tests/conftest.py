@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.configuration import Settings, load_setting
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from .support import databases
+from .support.apps import default_headers
 
 
 @pytest.fixture
@@ -63,7 +64,9 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=default_headers(settings)
+    ) as client:
         yield client

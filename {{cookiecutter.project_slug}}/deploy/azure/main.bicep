@@ -26,6 +26,14 @@ param databaseAdminPassword string
 param appDatabasePassword string
 
 param databaseName string = '{{ cookiecutter.package_name }}'
+{%- if cookiecutter.auth != "none" %}
+
+@description('The identity provider issuer URL, exactly as its tokens iss claim (DEPLOYMENT.md: Identity providers)')
+param authIssuer string
+
+@description('The aud claim every token for this API carries (its identifier at the provider)')
+param authAudience string
+{%- endif %}
 
 @description('Optional private registry host, e.g. ghcr.io; empty for a public image')
 param registryServer string = ''
@@ -58,6 +66,10 @@ var environmentVariables = [
   { name: 'APP_DATABASE__URL', value: 'postgresql://${appRole}@${databaseHost}:5432/${databaseName}' }
   { name: 'PGPASSWORD', secretRef: 'app-database-password' }
   { name: 'PGSSLMODE', value: 'require' }
+{%- if cookiecutter.auth != "none" %}
+  { name: 'APP_AUTH__ISSUER', value: authIssuer }
+  { name: 'APP_AUTH__AUDIENCE', value: authAudience }
+{%- endif %}
 ]
 // The migration job runs as the owner, then creates or updates the application role.
 var migrationVariables = [
@@ -66,6 +78,11 @@ var migrationVariables = [
   { name: 'PGPASSWORD', secretRef: 'owner-database-password' }
   { name: 'APP_ROLE_PASSWORD', secretRef: 'app-database-password' }
   { name: 'PGSSLMODE', value: 'require' }
+{%- if cookiecutter.auth != "none" %}
+  // The settings load whole, auth's included (auth.issuer is required in production).
+  { name: 'APP_AUTH__ISSUER', value: authIssuer }
+  { name: 'APP_AUTH__AUDIENCE', value: authAudience }
+{%- endif %}
 ]
 
 // The database is reachable from this network only: no public access, no firewall rule.

@@ -1,7 +1,7 @@
 """Outbox, webhook subscriptions and deliveries, and PgQueuer's job tables.
 
 Revision ID: 0004
-Revises: {{ "0002" if cookiecutter.example_domain == "ledger" else "0001" }}
+Revises: {{ ("0003" if cookiecutter.auth != "none" else "0002") if cookiecutter.example_domain == "ledger" else "0001" }}
 Create Date: 2026-12-02
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
 
 revision = "0004"
-down_revision = "{{ "0002" if cookiecutter.example_domain == "ledger" else "0001" }}"
+down_revision = "{{ ("0003" if cookiecutter.auth != "none" else "0002") if cookiecutter.example_domain == "ledger" else "0001" }}"
 branch_labels = None
 depends_on = None
 

@@ -135,6 +135,55 @@ class DatabaseSettings(_Section):
         return self
 
 
+{% if cookiecutter.auth != "none" -%}
+# Asymmetric only: with HMAC the verifier's key would also sign, and a public key
+# used as an HMAC secret lets anyone forge tokens; "none" is no signature at all.
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+
+
+def _algorithm(value: str) -> str:
+    if value not in ALGORITHMS:
+        msg = f"{value!r} is refused; accepted (asymmetric only): {', '.join(ALGORITHMS)}"
+        raise ValueError(msg)
+    return value
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        msg = f"{value!r} is not an http(s) URL"
+        raise ValueError(msg)
+    return value
+
+
+class AuthSettings(_Section):
+    """Bearer tokens from the identity provider (auth/): whose, for whom, how checked."""
+
+    # The provider's issuer URL, exactly as its tokens' `iss` claim spells it.
+    issuer: Annotated[str, AfterValidator(_url)] | None = None
+    audience: str = Field(min_length=1)
+    algorithms: tuple[Annotated[str, AfterValidator(_algorithm)], ...] = Field(min_length=1)
+    # Found through the issuer's /.well-known/openid-configuration when not given.
+    jwks_url: Annotated[str, AfterValidator(_url)] | None = None
+    leeway_seconds: int = Field(ge=0, le=300)
+    jwks_refresh_seconds: float = Field(gt=0)
+    unknown_key_refresh_seconds: float = Field(gt=0)
+    jwks_timeout_seconds: float = Field(gt=0)
+    jwks_max_bytes: int = Field(ge=1024, le=10_485_760)
+    scopes_claim: str = Field(min_length=1)
+    token_cache_size: int = Field(ge=1)
+    max_header_bytes: int = Field(ge=256, le=65_536)
+    # Trust tokens from `make token` (auth/development.py): local and test only.
+    development_key: bool = False
+
+    @model_validator(mode="after")
+    def _one_source_of_keys(self) -> Self:
+        if self.development_key == (self.issuer is not None):
+            msg = "set auth.issuer (the identity provider) or auth.development_key, not both"
+            raise ValueError(msg)
+        return self
+
+
+{% endif -%}
 {% if cookiecutter.example_domain == "ledger" -%}
 class IdempotencySettings(_Section):
     retention_seconds: int = Field(ge=1)
@@ -200,6 +249,9 @@ class Settings(BaseSettings):
     logging: LoggingSettings
     cors: CorsSettings
     database: DatabaseSettings
+{%- if cookiecutter.auth != "none" %}
+    auth: AuthSettings
+{%- endif %}
 {%- if cookiecutter.example_domain == "ledger" %}
     ledger: LedgerSettings
 {%- endif %}
@@ -225,6 +277,19 @@ class Settings(BaseSettings):
                 f"webhooks.connect_timeout_seconds + webhooks.read_timeout_seconds ({longest}) "
                 "must be below worker.graceful_shutdown_seconds "
                 f"({self.worker.graceful_shutdown_seconds})"
+            )
+            raise ValueError(msg)
+        return self
+{%- endif %}
+
+{%- if cookiecutter.auth != "none" %}
+
+    @model_validator(mode="after")
+    def _production_trusts_no_development_key(self) -> Self:
+        if self.environment == "production" and self.auth.development_key:
+            msg = (
+                "auth.development_key must be false in production: anyone can sign with "
+                "the development key; set auth.issuer to the identity provider"
             )
             raise ValueError(msg)
         return self

@@ -104,6 +104,18 @@ POOL_OPEN_FAILURES = Counter(
     "retrying after, by error (TooManyConnectionsError, InvalidPasswordError, ...).",
     ["reason"],
 )
+{% if cookiecutter.auth != "none" -%}
+AUTH_KEYS_STALE = Gauge(
+    "auth_signing_keys_stale",
+    "1 while the identity provider's keys could not be refreshed and cached ones serve.",
+    multiprocess_mode="livemax",
+)
+AUTH_KEY_REFRESHES = Counter(
+    "auth_signing_key_refreshes",
+    "Fetches of the identity provider's key set (JWKS), by outcome (ok, failed).",
+    ["outcome"],
+)
+{% endif -%}
 POOL = {
     name: Gauge(f"db_pool_{name}", help_text, multiprocess_mode="livesum")
     for name, help_text in {

@@ -12,11 +12,17 @@ from fastapi_swagger import patch_fastapi
 from starlette.middleware.cors import CORSMiddleware
 
 from . import metrics
+{%- if cookiecutter.auth != "none" %}
+from .auth.lifecycle import token_verifier
+{%- endif %}
 from .configuration import Settings, load_settings
 from .db.budget import BudgetGuard
 from .db.pool import Database
 from .db.session_settings import warn_if_differing
-from .handlers import health{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
+from .handlers import health{% if cookiecutter.auth != "none" %}, identity{% endif %}{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
+{%- if cookiecutter.auth != "none" %}
+from .handlers.authentication import register_authentication
+{%- endif %}
 from .handlers.limits import RequestLimitsMiddleware
 from .handlers.problems import register_problem_handlers
 from .handlers.request_context import RequestContextMiddleware
@@ -33,6 +39,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+{%- if cookiecutter.auth != "none" %}
+        async with token_verifier(settings.auth) as verifier:
+            app.state.token_verifier = verifier
+            async with serving(app):
+                yield
+
+    @asynccontextmanager
+    async def serving(app: FastAPI) -> AsyncIterator[None]:
+{%- endif %}
         database = await Database.open(settings.database, settings.application.name)
         app.state.database = database
         sampler = asyncio.create_task(
@@ -91,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *webhooks.router.routes,
             *webhooks.dead_letters_router.routes,
 {%- endif %}
+{%- if cookiecutter.auth != "none" %}
+            *identity.router.routes,
+{%- endif %}
             *health.router.routes,
         ],
     )
@@ -126,6 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hsts_include_subdomains=settings.http.hsts_include_subdomains,
     )
     register_problem_handlers(app)
+{%- if cookiecutter.auth != "none" %}
+    register_authentication(app, settings.auth.max_header_bytes)
+{%- endif %}
     if docs:
         # Swagger UI's script and stylesheet from the fastapi-swagger package (a current
         # Swagger UI 5, which reads OpenAPI 3.1), served under /swagger/: /docs works offline.

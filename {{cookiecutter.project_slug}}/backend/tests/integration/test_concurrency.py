@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.startup import create_app
 
+from ..support.apps import default_headers
 from ..support.ledger import balances, connect, entry_sums, open_account, problem_type, transfer
 
 pytestmark = pytest.mark.anyio
@@ -38,11 +39,14 @@ async def busy_app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 async def test_random_transfers_from_many_clients_keep_the_books_straight(
-    busy_app: FastAPI, database_url: str
+    busy_app: FastAPI, database_url: str, settings: Settings
 ) -> None:
     rng = random.Random(20261128)  # noqa: S311 (a seeded, reproducible mix, not secrets)
     transport = httpx.ASGITransport(app=busy_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as setup:
+    headers = default_headers(settings)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as setup:
         # Mostly euros, some dollars: a few transfers are refused for mixing currencies.
         accounts = [
             await open_account(setup, rng.randrange(0, 5000), "EUR" if n % 5 else "USD")
@@ -70,7 +74,9 @@ async def test_random_transfers_from_many_clients_keep_the_books_straight(
     outcomes: list[tuple[tuple[int, int, int], httpx.Response]] = []
 
     async def client_loop() -> None:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=headers
+        ) as client:
             while not planned.empty():
                 move = planned.get_nowait()
                 outcomes.append((move, await transfer(client, *move)))

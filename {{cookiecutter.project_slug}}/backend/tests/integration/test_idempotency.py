@@ -68,7 +68,7 @@ async def test_a_key_still_in_use_is_a_409_until_its_request_ends(
         # What the first request holds while it runs: the key's advisory lock.
         locked = await holder.fetchval(
             "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))",
-            IDEMPOTENCY_SCOPE,
+            {% if cookiecutter.auth != "none" %}f"{IDEMPOTENCY_SCOPE} alice",  # the client's principal{% else %}IDEMPOTENCY_SCOPE,{% endif %}
             "busy-key",
         )
         assert locked

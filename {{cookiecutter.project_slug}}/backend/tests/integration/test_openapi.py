@@ -16,18 +16,27 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from {{ cookiecutter.package_name }}.configuration import load_settings
-from {{ cookiecutter.package_name }}.handlers import accounts, health, transfers{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
+from {{ cookiecutter.package_name }}.handlers import accounts, health, {% if cookiecutter.auth != "none" %}identity, {% endif %}transfers{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.service import running_service
+{%- if cookiecutter.auth != "none" %}
+from ..support.tokens import bearer
+{%- endif %}
 
+{% if cookiecutter.auth != "none" -%}
+# Every ledger route needs a token with a scope.
+AUTHENTICATION = {401, 403}
+{%- else -%}
+AUTHENTICATION: set[int] = set()
+{%- endif %}
 LEDGER_OPERATIONS = {
-    ("post", "/v1/accounts"): {201, 400, 422, 503},
-    ("get", "/v1/accounts"): {200, 400, 422, 503},
-    ("get", "/v1/accounts/{account_id}"): {200, 404, 422, 503},
-    ("get", "/v1/accounts/{account_id}/transfers"): {200, 400, 404, 422, 503},
-    ("post", "/v1/transfers"): {201, 400, 404, 409, 422, 503},
-    ("get", "/v1/transfers/{transfer_id}"): {200, 404, 422, 503},
+    ("post", "/v1/accounts"): {201, 400, 422, 503} | AUTHENTICATION,
+    ("get", "/v1/accounts"): {200, 400, 422, 503} | AUTHENTICATION,
+    ("get", "/v1/accounts/{account_id}"): {200, 404, 422, 503} | AUTHENTICATION,
+    ("get", "/v1/accounts/{account_id}/transfers"): {200, 400, 404, 422, 503} | AUTHENTICATION,
+    ("post", "/v1/transfers"): {201, 400, 404, 409, 422, 503} | AUTHENTICATION,
+    ("get", "/v1/transfers/{transfer_id}"): {200, 404, 422, 503} | AUTHENTICATION,
 }
 PARAMETERS = {
     ("get", "/v1/accounts"): {("query", "limit"), ("query", "cursor")},
@@ -52,6 +61,9 @@ PROBLEM_TYPES = {
     "/problems/idempotency-key-invalid",
     "/problems/idempotency-key-in-use",
     "/problems/idempotency-key-reused",
+{%- if cookiecutter.auth != "none" %}
+    "/problems/not-account-holder",
+{%- endif %}
 }
 
 
@@ -74,6 +86,9 @@ def test_every_route_is_documented(document: dict[str, Any]) -> None:
             health.router,
             accounts.router,
             transfers.router,
+{%- if cookiecutter.auth != "none" %}
+            identity.router,
+{%- endif %}
 {%- if cookiecutter.background_worker == "yes" %}
             webhooks.router,
             webhooks.dead_letters_router,
@@ -129,8 +144,15 @@ def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> N
         "APP_DATABASE__URL": database_url,
         "APP_APPLICATION__DOCS_ENABLED": "true",
     }
+{%- if cookiecutter.auth != "none" %}
+    # One principal for every request, holding the funded accounts it transfers from.
+    (authorization,) = bearer(load_settings()).values()
+    headers = {"Authorization": authorization}
+{%- else %}
+    headers: dict[str, str] = {}
+{%- endif %}
     with running_service(environment) as base_url:
-        funded = [_open_account(base_url, currency="EUR") for _ in range(2)]
+        funded = [_open_account(base_url, "EUR", headers) for _ in range(2)]
         config = tmp_path / "schemathesis.toml"
         config.write_text(f"{SCHEMATHESIS_CONFIG}\n[dictionaries.funded]\nvalues = {funded}\n")
         result = subprocess.run(  # noqa: S603
@@ -149,6 +171,7 @@ def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> N
                 "--workers",
                 "1",
                 "--no-color",
+                *(f"--header={name}: {value}" for name, value in headers.items()),
             ],
             capture_output=True,
             text=True,
@@ -156,16 +179,17 @@ def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> N
             check=False,
         )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
-    operations = {{ "15" if cookiecutter.background_worker == "yes" else "9" }}  # 6 of them the webhooks API
+    # 6 of the ledger, 3 probes{% if cookiecutter.auth != "none" %}, GET /v1/me{% endif %}{% if cookiecutter.background_worker == "yes" %}, 6 of the webhooks API{% endif %}.
+    operations = {{ 9 + (1 if cookiecutter.auth != "none" else 0) + (6 if cookiecutter.background_worker == "yes" else 0) }}
     assert f"Operations:       {operations} selected / {operations} total" in result.stdout
 
 
-def _open_account(base_url: str, currency: str) -> int:
+def _open_account(base_url: str, currency: str, headers: dict[str, str]) -> int:
     body = json.dumps({"owner": "fuzz", "currency": currency, "opening_balance_minor": 10**12})
     request = urllib.request.Request(  # noqa: S310 (our own service on 127.0.0.1)
         f"{base_url}/v1/accounts",
         data=body.encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **headers},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310

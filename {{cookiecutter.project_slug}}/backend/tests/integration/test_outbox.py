@@ -14,7 +14,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.configuration import Settings
 
-from ..support.apps import serving
+from ..support.apps import default_headers, serving
 from ..support.ledger import count, open_account, transfer
 from ..support.receiver import receiving, wait_until
 from ..support.service import running_service
@@ -84,14 +84,16 @@ async def test_the_worker_logs_a_delivery_with_its_event_and_the_request_that_ca
 
 
 async def test_every_transfer_from_many_clients_is_delivered_exactly_once_after_dedup(
-    database_url: str,
+    database_url: str, settings: Settings
 ) -> None:
     rng = random.Random(20261202)  # noqa: S311 (a reproducible mix, not secrets)
     environment = {"APP_ENVIRONMENT": "test", "APP_DATABASE__URL": database_url,
                    "APP_DATABASE__POOL__MAX_SIZE": "8"}  # fmt: skip
     async with receiving() as receiver:
         with running_service(environment) as base_url:
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=base_url, timeout=30, headers=default_headers(settings)
+            ) as client:
                 await subscribe(client, receiver, ["account.opened", "transfer.completed"])
                 accounts = [await open_account(client, 10**9) for _ in range(ACCOUNTS)]
                 ids = [account["id"] for account in accounts]

@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.db.pool import PooledConnection
 from {{ cookiecutter.package_name }}.db.transactions import run_in_transaction
 from {{ cookiecutter.package_name }}.startup import create_app
 
+from ..support.apps import default_headers
 from ..support.databases import store_session_timeouts
 from ..support.ledger import account_locked, connect, open_account, problem_type, transfer
 
@@ -82,7 +83,9 @@ async def test_a_transfer_stuck_behind_a_lock_is_a_503_not_a_500(
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=default_headers(settings)
+        ) as client:
             ada, bob = await open_account(client, 100), await open_account(client)
             async with account_locked(database_url, ada["id"]):
                 stuck = await transfer(client, ada["id"], bob["id"], 1, key="stuck")

@@ -9,6 +9,9 @@ import pytest
 from {{ cookiecutter.package_name }}.configuration import Settings
 
 from ..support.apps import serving
+{%- if cookiecutter.auth != "none" %}
+from ..support.tokens import bearer
+{%- endif %}
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -82,3 +85,32 @@ async def test_dead_letters_reject_a_bad_limit(client: httpx.AsyncClient) -> Non
     response = await client.get("/v1/webhook-dead-letters", params={"limit": 0})
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
+{%- if cookiecutter.auth != "none" %}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", PATH),
+        ("GET", PATH),
+        ("GET", f"{PATH}/1"),
+        ("DELETE", f"{PATH}/1"),
+        ("POST", f"{PATH}/1/ping"),
+        ("GET", "/v1/webhook-dead-letters"),
+    ],
+)
+async def test_every_webhook_route_needs_the_manage_scope(
+    client: httpx.AsyncClient, settings: Settings, method: str, path: str
+) -> None:
+    body = {"url": "https://hooks.example.com/in", "event_types": ["webhook.ping"]}
+    json = body if method == "POST" and path == PATH else None
+    without_scope = bearer(settings, "alice", "{{ "ledger:read ledger:write" if cookiecutter.example_domain == "ledger" }}")
+    refused = await client.request(method, path, json=json, headers=without_scope)
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="webhooks:manage"'
+    )
+    assert refused.headers["content-type"] == PROBLEM
+    anonymous = await client.request(method, path, json=json, headers={"Authorization": ""})
+    assert anonymous.status_code == 401, anonymous.text
+{%- endif %}

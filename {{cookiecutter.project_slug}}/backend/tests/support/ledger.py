@@ -14,11 +14,17 @@ PROBLEM = "application/problem+json"
 
 
 async def open_account(
-    client: httpx.AsyncClient, balance: int = 0, currency: str = "EUR", owner: str = "Ada"
+    client: httpx.AsyncClient,
+    balance: int = 0,
+    currency: str = "EUR",
+    owner: str = "Ada",
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """POST /v1/accounts; `headers` replace the client's own (another caller's token)."""
     response = await client.post(
         "/v1/accounts",
         json={"owner": owner, "currency": currency, "opening_balance_minor": balance},
+        headers=headers,
     )
     assert response.status_code == 201, response.text
     account: dict[str, Any] = response.json()

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from .http_server import free_port
 
@@ -27,13 +28,14 @@ def _live(base_url: str) -> bool:
 
 
 @contextmanager
-def running_service(environment: dict[str, str]) -> Iterator[str]:
-    """Start the service with these APP_* settings, yield its base URL, stop it."""
+def running_service(environment: dict[str, str], log_path: Path | None = None) -> Iterator[str]:
+    """Start the service with these APP_* settings, yield its base URL, stop it. Its
+    output goes to `log_path` if given (read it once the block is left)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = os.environ | environment | {"APP_SERVER__PORT": str(port), "APP_SERVER__WORKERS": "1"}
     env["APP_METRICS__PORT"] = str(free_port())  # the metrics listener's, not a fixed one
-    with tempfile.TemporaryFile() as log:
+    with log_path.open("w+b") if log_path else tempfile.TemporaryFile() as log:
         service = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", PACKAGE], env=env, stdout=log, stderr=log
         )

@@ -55,6 +55,9 @@ async def test_an_unlisted_origin_gets_no_cors_headers(monkeypatch: pytest.Monke
 async def test_production_allows_no_origin_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENVIRONMENT", "production")
     monkeypatch.setenv("APP_DATABASE__URL", "postgresql://u@127.0.0.1/db")
+{%- if cookiecutter.auth != "none" %}
+    monkeypatch.setenv("APP_AUTH__ISSUER", "https://login.example.test/")
+{%- endif %}
     assert load_settings().cors.allowed_origins == ()
     async with client_for(monkeypatch, None) as client:
         preflight = await client.options("/health/live", headers={"Origin": CONSOLE, **PREFLIGHT})

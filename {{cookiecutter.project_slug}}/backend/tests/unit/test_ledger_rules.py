@@ -32,6 +32,13 @@ from {{ cookiecutter.package_name }}.domain.transfers import (
 
 EUR = Currency("EUR")
 SOURCE, DESTINATION = AccountId(1), AccountId(2)
+{%- if cookiecutter.auth != "none" %}
+# The subject holding the accounts and asking for the transfers (test_ownership_rules.py
+# covers the others).
+BY: tuple[str] = ("alice",)
+{%- else %}
+BY: tuple[()] = ()
+{%- endif %}
 
 
 @pytest.mark.parametrize("code", ["EUR", "USD", "JPY", "KWD", "CHF"])
@@ -113,7 +120,7 @@ def test_owner_refuses_blank_control_characters_and_long_names(name: str) -> Non
 
 
 def test_opening_an_account_checks_every_field() -> None:
-    account = open_account("Ada", "EUR", 1000)
+    account = open_account("Ada", "EUR", 1000, *BY)
     assert (account.owner.name, account.currency.code, account.opening_balance) == (
         "Ada",
         "EUR",
@@ -126,22 +133,22 @@ def test_opening_an_account_checks_every_field() -> None:
         ("Ada", "EUR", MAX_MINOR_UNITS + 1, "opening_balance_minor"),
     ]:
         with pytest.raises(InvalidValueError) as refused:
-            open_account(owner, currency, balance)
+            open_account(owner, currency, balance, *BY)
         assert refused.value.field == field
 
 
 def state(account_id: AccountId, balance: int, currency: str = "EUR") -> AccountState:
-    return AccountState(account_id, Currency(currency), Balance(balance))
+    return AccountState(account_id, Currency(currency), Balance(balance), *BY)
 
 
 def test_a_transfer_needs_two_different_accounts() -> None:
     with pytest.raises(SameAccountTransferError, match="two different accounts"):
-        TransferRequest(SOURCE, SOURCE, Amount(1))
+        TransferRequest(SOURCE, SOURCE, Amount(1), *BY)
 
 
 def test_a_transfer_debits_the_source_and_credits_the_destination() -> None:
     plan = plan_transfer(
-        TransferRequest(SOURCE, DESTINATION, Amount(300)),
+        TransferRequest(SOURCE, DESTINATION, Amount(300), *BY),
         {SOURCE: state(SOURCE, 1000), DESTINATION: state(DESTINATION, 5)},
     )
     assert (plan.debit.account_id, plan.debit.kind, plan.debit.amount_minor) == (
@@ -160,24 +167,24 @@ def test_a_transfer_debits_the_source_and_credits_the_destination() -> None:
 
 def test_the_whole_balance_may_move_but_not_one_unit_more() -> None:
     accounts = {SOURCE: state(SOURCE, 300), DESTINATION: state(DESTINATION, 0)}
-    plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(300)), accounts)
+    plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(300), *BY), accounts)
     with pytest.raises(
         InsufficientFundsError, match="holds 300 minor units; the transfer needs 301"
     ):
-        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(301)), accounts)
+        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(301), *BY), accounts)
 
 
 def test_a_transfer_stays_within_one_currency() -> None:
     accounts = {SOURCE: state(SOURCE, 1000, "EUR"), DESTINATION: state(DESTINATION, 0, "USD")}
     with pytest.raises(CurrencyMismatchError, match="holds EUR but account 2 holds USD"):
-        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(1)), accounts)
+        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(1), *BY), accounts)
 
 
 def test_a_transfer_never_overflows_the_destination() -> None:
     accounts = {SOURCE: state(SOURCE, 10), DESTINATION: state(DESTINATION, MAX_MINOR_UNITS - 5)}
-    plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(5)), accounts)
+    plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(5), *BY), accounts)
     with pytest.raises(BalanceLimitError):
-        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(6)), accounts)
+        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(6), *BY), accounts)
 
 
 @pytest.mark.parametrize("missing", [SOURCE, DESTINATION])
@@ -185,7 +192,7 @@ def test_both_accounts_must_exist(missing: AccountId) -> None:
     present = DESTINATION if missing == SOURCE else SOURCE
     with pytest.raises(AccountNotFoundError, match=f"account {missing} does not exist") as refused:
         plan_transfer(
-            TransferRequest(SOURCE, DESTINATION, Amount(1)), {present: state(present, 100)}
+            TransferRequest(SOURCE, DESTINATION, Amount(1), *BY), {present: state(present, 100)}
         )
     assert isinstance(refused.value, TransferRejectedError)
 
@@ -193,7 +200,7 @@ def test_both_accounts_must_exist(missing: AccountId) -> None:
 def test_rules_apply_in_order_currency_before_funds() -> None:
     accounts = {SOURCE: state(SOURCE, 0, "EUR"), DESTINATION: state(DESTINATION, 0, "JPY")}
     with pytest.raises(CurrencyMismatchError):
-        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(1)), accounts)
+        plan_transfer(TransferRequest(SOURCE, DESTINATION, Amount(1), *BY), accounts)
 
 
 def test_values_are_immutable() -> None:

@@ -4,6 +4,9 @@
 // The base URL is `/api` on this page's origin unless this browser remembers another
 // (localStorage) or the page was opened with `?api=<url>` (what `make console` does),
 // which is then remembered and dropped from the address bar.
+{%- if cookiecutter.auth != "none" %}
+import { currentToken } from "./token.js";
+{%- endif %}
 
 const STORAGE_KEY = "console.apiBase";
 export const DEFAULT_BASE = "/api";
@@ -98,6 +101,10 @@ export async function call(method, path, { body, headers = {} } = {}) {
   const base = resolvedBase();
   const started = performance.now();
   const requestHeaders = { Accept: `application/json, ${PROBLEM_TYPE}`, ...headers };
+{%- if cookiecutter.auth != "none" %}
+  const token = currentToken();
+  if (token) requestHeaders.Authorization = `Bearer ${token}`;
+{%- endif %}
   if (body !== undefined) requestHeaders["Content-Type"] = "application/json";
   let response;
   let text = "";

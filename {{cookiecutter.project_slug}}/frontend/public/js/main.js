@@ -2,6 +2,9 @@
 import { BASE_CHANGED, DEFAULT_BASE, apiBase, call, resolvedBase, setApiBase } from "./api.js";
 import { startChart } from "./chart.js";
 import { $, milliseconds } from "./dom.js";
+{%- if cookiecutter.auth != "none" %}
+import { startTokenForm } from "./token.js";
+{%- endif %}
 
 const STATUS_INTERVAL_MS = 15000;
 
@@ -54,6 +57,9 @@ $("api-base-reset").addEventListener("click", () => {
 $("status-refresh").addEventListener("click", checkStatus);
 
 showBase();
+{%- if cookiecutter.auth != "none" %}
+startTokenForm();
+{%- endif %}
 startChart();
 checkStatus();
 setInterval(checkStatus, STATUS_INTERVAL_MS);

@@ -16,6 +16,27 @@ from . import outbox
 from .pool import Database
 
 LISTING = "accounts"
+{%- if cookiecutter.auth != "none" %}
+
+# One statement, so the account and its opening entry commit together.
+_INSERT = """
+WITH account AS (
+    INSERT INTO accounts (owner, currency, balance_minor, holder)
+    VALUES ($1, $2, $3, $4)
+    RETURNING id, owner, currency, balance_minor, created_at, holder
+), opening AS (
+    INSERT INTO ledger_entries (account_id, kind, amount_minor)
+    SELECT id, 'opening', balance_minor FROM account WHERE balance_minor > 0
+)
+SELECT id, owner, currency, balance_minor, created_at, holder FROM account
+"""
+_GET = "SELECT id, owner, currency, balance_minor, created_at, holder FROM accounts WHERE id = $1"
+# A holder's accounts (index accounts_holder_id), or everyone's when $3 is NULL (admin).
+_LIST = """
+SELECT id, owner, currency, balance_minor, created_at, holder FROM accounts
+WHERE id > $1 AND ($3::text IS NULL OR holder = $3) ORDER BY id LIMIT $2
+"""
+{%- else %}
 
 # One statement, so the account and its opening entry commit together.
 _INSERT = """
@@ -34,6 +55,7 @@ _LIST = """
 SELECT id, owner, currency, balance_minor, created_at FROM accounts
 WHERE id > $1 ORDER BY id LIMIT $2
 """
+{%- endif %}
 
 
 def account_from(row: asyncpg.Record) -> Account:
@@ -43,6 +65,9 @@ def account_from(row: asyncpg.Record) -> Account:
         currency=Currency(row["currency"]),
         balance=Balance(row["balance_minor"]),
         created_at=row["created_at"],
+{%- if cookiecutter.auth != "none" %}
+        holder=row["holder"],
+{%- endif %}
     )
 
 
@@ -50,17 +75,25 @@ async def create_account(database: Database, new: NewAccount) -> Account:
 {%- if cookiecutter.background_worker == "yes" %}
     # The account.opened event commits with the account, or neither does.
     async with database.connection() as connection, connection.transaction():
+{%- else %}
+    async with database.connection() as connection:
+{%- endif %}
         (row,) = await connection.fetch(
+{%- if cookiecutter.auth != "none" %}
+            _INSERT,
+            new.owner.name,
+            new.currency.code,
+            new.opening_balance.minor_units,
+            new.holder,
+{%- else %}
             _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
+{%- endif %}
         )
+{%- if cookiecutter.background_worker == "yes" %}
         account = account_from(row)
         await outbox.record(connection, account_opened(account))
     return account
 {%- else %}
-    async with database.connection() as connection:
-        (row,) = await connection.fetch(
-            _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
-        )
     return account_from(row)
 {%- endif %}
 
@@ -71,7 +104,16 @@ async def get_account(database: Database, account_id: AccountId) -> Account | No
     return None if row is None else account_from(row)
 
 
+{% if cookiecutter.auth != "none" -%}
+async def list_accounts(
+    database: Database, cursor: Cursor, limit: int, holder: str | None
+) -> Page[Account]:
+    """`holder`'s accounts, or every account if None."""
+    async with database.connection() as connection:
+        rows = await connection.fetch(_LIST, cursor.after_id, limit + 1, holder)
+{%- else -%}
 async def list_accounts(database: Database, cursor: Cursor, limit: int) -> Page[Account]:
     async with database.connection() as connection:
         rows = await connection.fetch(_LIST, cursor.after_id, limit + 1)
+{%- endif %}
     return page_of([account_from(row) for row in rows], limit, cursor, lambda account: account.id)

@@ -28,7 +28,7 @@ LISTING = "transfers"
 # Always in id order: two transfers between the same accounts, in either
 # direction, then queue for the same first lock instead of deadlocking.
 _LOCK_ACCOUNTS = """
-SELECT id, currency, balance_minor FROM accounts
+SELECT id, currency, balance_minor{% if cookiecutter.auth != "none" %}, holder{% endif %} FROM accounts
 WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
 # One statement for the writes: both balances, the transfer and its two entries.
@@ -49,10 +49,22 @@ WITH moved AS (
 )
 SELECT id, from_account_id, to_account_id, amount_minor, currency, created_at FROM transfer
 """
+{% if cookiecutter.auth != "none" -%}
+# Only if $2 holds one of its two accounts; anyone's when $2 is NULL (admin).
+_GET = """
+SELECT t.id, t.from_account_id, t.to_account_id, t.amount_minor, t.currency, t.created_at
+FROM transfers AS t
+JOIN accounts AS source ON source.id = t.from_account_id
+JOIN accounts AS destination ON destination.id = t.to_account_id
+WHERE t.id = $1 AND ($2::text IS NULL OR $2 IN (source.holder, destination.holder))
+"""
+_ACCOUNT_VISIBLE = "SELECT 1 FROM accounts WHERE id = $1 AND ($2::text IS NULL OR holder = $2)"
+{%- else -%}
 _GET = """
 SELECT id, from_account_id, to_account_id, amount_minor, currency, created_at
 FROM transfers WHERE id = $1
 """
+{%- endif %}
 # Through the account's ledger entries (indexed by account, transfer), which list
 # each of its transfers once, whichever side the account was on.
 _LIST_FOR_ACCOUNT = """
@@ -80,7 +92,14 @@ async def lock_accounts(
     rows = await connection.fetch(_LOCK_ACCOUNTS, account_ids)
     return {
         AccountId(row["id"]): AccountState(
+{%- if cookiecutter.auth != "none" %}
+            AccountId(row["id"]),
+            Currency(row["currency"]),
+            Balance(row["balance_minor"]),
+            row["holder"],
+{%- else %}
             AccountId(row["id"]), Currency(row["currency"]), Balance(row["balance_minor"])
+{%- endif %}
         )
         for row in rows
     }
@@ -112,6 +131,25 @@ async def create_transfer(connection: PooledConnection, request: TransferRequest
 {%- endif %}
 
 
+{% if cookiecutter.auth != "none" -%}
+async def get_transfer(
+    database: Database, transfer_id: TransferId, viewer: str | None
+) -> Transfer | None:
+    """The transfer, if `viewer` holds one of its accounts (any, for None)."""
+    async with database.connection() as connection:
+        row = await connection.fetchrow(_GET, transfer_id, viewer)
+    return None if row is None else transfer_from(row)
+
+
+async def list_account_transfers(
+    database: Database, account_id: AccountId, cursor: Cursor, limit: int, viewer: str | None
+) -> Page[Transfer] | None:
+    """The account's transfers in id order, or None if the account does not exist or
+    `viewer` does not hold it (None: any account)."""
+    async with database.connection() as connection:
+        if await connection.fetchval(_ACCOUNT_VISIBLE, account_id, viewer) is None:
+            return None
+{%- else -%}
 async def get_transfer(database: Database, transfer_id: TransferId) -> Transfer | None:
     async with database.connection() as connection:
         row = await connection.fetchrow(_GET, transfer_id)
@@ -125,5 +163,6 @@ async def list_account_transfers(
     async with database.connection() as connection:
         if await connection.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id) is None:
             return None
+{%- endif %}
         rows = await connection.fetch(_LIST_FOR_ACCOUNT, account_id, cursor.after_id, limit + 1)
     return page_of([transfer_from(row) for row in rows], limit, cursor, lambda t: t.id)

@@ -52,13 +52,23 @@ class NewAccount:
     owner: Owner
     currency: Currency
     opening_balance: Balance
+{%- if cookiecutter.auth != "none" %}
+    # The subject of the principal that opened it: who may read it and spend from it.
+    holder: str
+{%- endif %}
 
 
-def open_account(owner: str, currency: str, opening_balance_minor: int) -> NewAccount:
+def open_account(owner: str, currency: str, opening_balance_minor: int{% if cookiecutter.auth != "none" %}, holder: str{% endif %}) -> NewAccount:
     if not 0 <= opening_balance_minor <= MAX_MINOR_UNITS:
         reason = f"must be from 0 to {MAX_MINOR_UNITS}"
         raise InvalidValueError("opening_balance_minor", reason)
+{%- if cookiecutter.auth != "none" %}
+    return NewAccount(
+        Owner.parse(owner), Currency.parse(currency), Balance(opening_balance_minor), holder
+    )
+{%- else %}
     return NewAccount(Owner.parse(owner), Currency.parse(currency), Balance(opening_balance_minor))
+{%- endif %}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +78,6 @@ class Account:
     currency: Currency
     balance: Balance
     created_at: datetime
+{%- if cookiecutter.auth != "none" %}
+    holder: str
+{%- endif %}

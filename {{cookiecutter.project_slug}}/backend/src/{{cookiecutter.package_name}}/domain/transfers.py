@@ -11,6 +11,9 @@ from typing import Literal, NewType
 from .accounts import AccountId, AccountNotFoundError
 from .errors import DomainError
 from .money import Amount, Balance, Currency
+{%- if cookiecutter.auth != "none" %}
+from .ownership import ensure_may_debit
+{%- endif %}
 
 TransferId = NewType("TransferId", int)
 
@@ -59,6 +62,10 @@ class TransferRequest:
     source: AccountId
     destination: AccountId
     amount: Amount
+{%- if cookiecutter.auth != "none" %}
+    # The subject asking: it must hold the source account.
+    requested_by: str
+{%- endif %}
 
     def __post_init__(self) -> None:
         if self.source == self.destination:
@@ -72,6 +79,9 @@ class AccountState:
     id: AccountId
     currency: Currency
     balance: Balance
+{%- if cookiecutter.auth != "none" %}
+    holder: str
+{%- endif %}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,9 @@ def plan_transfer(
     """Check every rule against the locked accounts; the plan's entries sum to zero."""
     source = _require(accounts, request.source)
     destination = _require(accounts, request.destination)
+{%- if cookiecutter.auth != "none" %}
+    ensure_may_debit(request.requested_by, source.id, source.holder)
+{%- endif %}
     if source.currency != destination.currency:
         raise CurrencyMismatchError(source, destination)
     if not source.balance.covers(request.amount):

@@ -19,12 +19,25 @@ from ..domain.accounts import (
 )
 from ..domain.errors import DomainError
 from ..domain.money import CURRENCY_CODES, MAX_MINOR_UNITS
+{%- if cookiecutter.auth != "none" %}
+from ..domain.ownership import listed_holder, may_read
+{%- endif %}
 from ..domain.pagination import DEFAULT_LIMIT, Cursor, InvalidCursorError
+{%- if cookiecutter.auth != "none" %}
+from .authentication import authentication_problems
+{%- endif %}
 from .dependencies import DatabaseDep
+{%- if cookiecutter.auth != "none" %}
+from .ledger_access import ReaderDep, WriterDep
+{%- endif %}
 from .ledger_problems import documented_problems, ledger_problem
 from .parameters import JSON_INTEGER, AccountIdPath, CursorQuery, LimitQuery, NextCursor
 
+{% if cookiecutter.auth != "none" -%}
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=authentication_problems())
+{%- else -%}
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+{%- endif %}
 
 Owner = Annotated[
     str,
@@ -108,12 +121,26 @@ CREATED: dict[str, Any] = {
     operation_id="createAccount",
     responses={201: CREATED, **documented_problems(statuses=(400, 422, 503))},
 )
+{% if cookiecutter.auth != "none" -%}
+async def create_account(
+    body: AccountCreate,
+    request: Request,
+    response: Response,
+    database: DatabaseDep,
+    principal: WriterDep,
+) -> AccountOut | Response:
+    """Open an account, held by the caller; a positive opening balance is its first
+    ledger entry."""
+    try:
+        new = open_account(body.owner, body.currency, body.opening_balance_minor, principal.subject)
+{%- else -%}
 async def create_account(
     body: AccountCreate, request: Request, response: Response, database: DatabaseDep
 ) -> AccountOut | Response:
     """Open an account; a positive opening balance is its first ledger entry."""
     try:
         new = open_account(body.owner, body.currency, body.opening_balance_minor)
+{%- endif %}
     except DomainError as error:
         return ledger_problem(request, error)
     account = await accounts.create_account(database, new)
@@ -130,15 +157,27 @@ async def create_account(
 async def list_accounts(
     request: Request,
     database: DatabaseDep,
+{%- if cookiecutter.auth != "none" %}
+    principal: ReaderDep,
+{%- endif %}
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> AccountPage | Response:
+{%- if cookiecutter.auth != "none" %}
+    """The caller's accounts (every account, with the admin scope) in id order, a page
+    at a time; rows added meanwhile never shift a page."""
+{%- else %}
     """Accounts in id order, a page at a time; rows added meanwhile never shift a page."""
+{%- endif %}
     try:
         start = Cursor.resume(cursor, accounts.LISTING)
     except DomainError as error:
         return ledger_problem(request, error)
+{%- if cookiecutter.auth != "none" %}
+    page = await accounts.list_accounts(database, start, limit, listed_holder(principal))
+{%- else %}
     page = await accounts.list_accounts(database, start, limit)
+{%- endif %}
     return AccountPage(
         items=[AccountOut.of(account) for account in page.items],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
@@ -151,11 +190,21 @@ async def list_accounts(
     operation_id="getAccount",
     responses=documented_problems(AccountNotFoundError, statuses=(422, 503)),
 )
+{% if cookiecutter.auth != "none" -%}
+async def get_account(
+    account_id: AccountIdPath, request: Request, database: DatabaseDep, principal: ReaderDep
+) -> AccountOut | Response:
+    """One of the caller's accounts (any, with the admin scope) with its current balance;
+    another's is not found."""
+    account = await accounts.get_account(database, AccountId(account_id))
+    if account is None or not may_read(principal, account.holder):
+{%- else -%}
 async def get_account(
     account_id: AccountIdPath, request: Request, database: DatabaseDep
 ) -> AccountOut | Response:
     """One account with its current balance."""
     account = await accounts.get_account(database, AccountId(account_id))
     if account is None:
+{%- endif %}
         return ledger_problem(request, AccountNotFoundError(AccountId(account_id)))
     return AccountOut.of(account)

@@ -17,6 +17,9 @@ from ..domain.idempotency import (
     IdempotencyKeyMissingError,
     IdempotencyKeyReusedError,
 )
+{%- if cookiecutter.auth != "none" %}
+from ..domain.ownership import NotAccountHolderError
+{%- endif %}
 from ..domain.pagination import InvalidCursorError
 from ..domain.transfers import (
     BalanceLimitError,
@@ -47,6 +50,11 @@ PROBLEM_TYPES: dict[type[DomainError], ProblemType] = {
         400, "/problems/idempotency-key-invalid", "Idempotency-Key header invalid"
     ),
     InvalidCursorError: ProblemType(400, "/problems/invalid-cursor", "Invalid cursor"),
+{%- if cookiecutter.auth != "none" %}
+    NotAccountHolderError: ProblemType(
+        403, "/problems/not-account-holder", "Not the account's holder"
+    ),
+{%- endif %}
     AccountNotFoundError: ProblemType(404, "/problems/account-not-found", "Account not found"),
     TransferNotFoundError: ProblemType(404, "/problems/transfer-not-found", "Transfer not found"),
     InsufficientFundsError: ProblemType(409, "/problems/insufficient-funds", "Insufficient funds"),

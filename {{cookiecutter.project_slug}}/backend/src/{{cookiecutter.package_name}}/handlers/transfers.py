@@ -25,6 +25,9 @@ from ..domain.idempotency import (
     fingerprint,
 )
 from ..domain.money import MAX_MINOR_UNITS, Amount
+{%- if cookiecutter.auth != "none" %}
+from ..domain.ownership import NotAccountHolderError, listed_holder
+{%- endif %}
 from ..domain.pagination import DEFAULT_LIMIT, MAX_ID, Cursor, InvalidCursorError
 from ..domain.transfers import (
     BalanceLimitError,
@@ -37,7 +40,13 @@ from ..domain.transfers import (
     TransferRejectedError,
     TransferRequest,
 )
+{%- if cookiecutter.auth != "none" %}
+from .authentication import authentication_problems
+{%- endif %}
 from .dependencies import DatabaseDep, SettingsDep
+{%- if cookiecutter.auth != "none" %}
+from .ledger_access import ReaderDep, WriterDep
+{%- endif %}
 from .ledger_problems import documented_problems, ledger_problem
 from .parameters import (
     JSON_INTEGER,
@@ -48,7 +57,7 @@ from .parameters import (
     TransferIdPath,
 )
 
-router = APIRouter(tags=["transfers"])
+router = APIRouter(tags=["transfers"]{% if cookiecutter.auth != "none" %}, responses=authentication_problems(){% endif %})
 
 IDEMPOTENCY_SCOPE = "POST /v1/transfers"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -125,6 +134,9 @@ CREATE_RESPONSES: dict[int | str, dict[str, Any]] = documented_problems(
     CurrencyMismatchError,
     BalanceLimitError,
     IdempotencyKeyReusedError,
+{%- if cookiecutter.auth != "none" %}
+    NotAccountHolderError,
+{%- endif %}
     statuses=(503,),
 )
 CREATE_RESPONSES[201] = {
@@ -153,15 +165,29 @@ CREATE_RESPONSES[503]["headers"] = {"Retry-After": _header("Seconds to wait.")}
     responses=CREATE_RESPONSES,
     openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
+{% if cookiecutter.auth != "none" -%}
+async def create_transfer(
+    body: TransferCreate,
+    request: Request,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    principal: WriterDep,
+) -> Response:
+{%- else -%}
 async def create_transfer(
     body: TransferCreate, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> Response:
+{%- endif %}
     """Move money between two accounts of one currency, exactly once per Idempotency-Key.
 
     The same key with the same body replays the first response (status and body,
     byte for byte, with `Idempotent-Replayed: true`), including a refusal such as
     insufficient funds; with another body it is a 422. Requests that fail
     validation store nothing, so they can be corrected and sent with the same key.
+{%- if cookiecutter.auth != "none" %}
+    Money moves only out of the caller's own accounts, to any account; each caller's
+    keys are its own (two callers may use the same key).
+{%- endif %}
     """
     try:
         key = IdempotencyKey.parse(request.headers.get(IDEMPOTENCY_KEY_HEADER))
@@ -169,6 +195,9 @@ async def create_transfer(
             AccountId(body.from_account_id),
             AccountId(body.to_account_id),
             Amount(body.amount_minor),
+{%- if cookiecutter.auth != "none" %}
+            principal.subject,
+{%- endif %}
         )
     except DomainError as error:
         return ledger_problem(request, error)
@@ -187,7 +216,7 @@ async def create_transfer(
     try:
         result = await idempotency.run_once(
             database,
-            IDEMPOTENCY_SCOPE,
+            {% if cookiecutter.auth != "none" %}f"{IDEMPOTENCY_SCOPE} {principal.subject}"{% else %}IDEMPOTENCY_SCOPE{% endif %},
             key,
             fingerprint(body.model_dump()),
             transfer_once,
@@ -213,11 +242,20 @@ def _response_of(result: IdempotentResult) -> Response:
     operation_id="getTransfer",
     responses=documented_problems(TransferNotFoundError, statuses=(422, 503)),
 )
+{% if cookiecutter.auth != "none" -%}
+async def get_transfer(
+    transfer_id: TransferIdPath, request: Request, database: DatabaseDep, principal: ReaderDep
+) -> TransferOut | Response:
+    """One transfer from or to one of the caller's accounts (any, with the admin scope)."""
+    viewer = listed_holder(principal)
+    transfer = await transfers.get_transfer(database, TransferId(transfer_id), viewer)
+{%- else -%}
 async def get_transfer(
     transfer_id: TransferIdPath, request: Request, database: DatabaseDep
 ) -> TransferOut | Response:
     """One transfer."""
     transfer = await transfers.get_transfer(database, TransferId(transfer_id))
+{%- endif %}
     if transfer is None:
         return ledger_problem(request, TransferNotFoundError(TransferId(transfer_id)))
     return TransferOut.of(transfer)
@@ -233,6 +271,10 @@ async def list_account_transfers(
     account_id: AccountIdPath,
     request: Request,
     database: DatabaseDep,
+{%- if cookiecutter.auth != "none" %}
+    *,
+    principal: ReaderDep,
+{%- endif %}
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> TransferPage | Response:
@@ -241,7 +283,13 @@ async def list_account_transfers(
         start = Cursor.resume(cursor, transfers.LISTING)
     except DomainError as error:
         return ledger_problem(request, error)
+{%- if cookiecutter.auth != "none" %}
+    page = await transfers.list_account_transfers(
+        database, AccountId(account_id), start, limit, listed_holder(principal)
+    )
+{%- else %}
     page = await transfers.list_account_transfers(database, AccountId(account_id), start, limit)
+{%- endif %}
     if page is None:
         return ledger_problem(request, AccountNotFoundError(AccountId(account_id)))
     return TransferPage(

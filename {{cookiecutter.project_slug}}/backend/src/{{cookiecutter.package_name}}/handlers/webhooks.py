@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter{% if cookiecutter.auth != "none" %}, Depends{% endif %}, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..db import webhooks
@@ -23,11 +23,35 @@ from ..domain.webhooks import (
     SubscriptionId,
     check_url,
 )
+{%- if cookiecutter.auth != "none" %}
+from .authentication import authentication_problems, require_scope
+{%- endif %}
 from .dependencies import DatabaseDep, SettingsDep
 from .problems import InvalidParam, problem_response, problem_responses
 
-router = APIRouter(prefix="/v1/webhook-subscriptions", tags=["webhooks"])
-dead_letters_router = APIRouter(prefix="/v1/webhook-dead-letters", tags=["webhooks"])
+{% if cookiecutter.auth != "none" -%}
+# Subscriptions (where events go, with their secrets) and dead letters are the
+# operators' business, not any caller's: every route needs this scope. Set on the
+# routers, so each route they make carries it (the app lists routes, includes none).
+MANAGE_SCOPE = "webhooks:manage"
+OPERATORS_ONLY = [Depends(require_scope(MANAGE_SCOPE))]
+{% endif -%}
+router = APIRouter(
+    prefix="/v1/webhook-subscriptions",
+    tags=["webhooks"],
+{%- if cookiecutter.auth != "none" %}
+    dependencies=OPERATORS_ONLY,
+    responses=authentication_problems(),
+{%- endif %}
+)
+dead_letters_router = APIRouter(
+    prefix="/v1/webhook-dead-letters",
+    tags=["webhooks"],
+{%- if cookiecutter.auth != "none" %}
+    dependencies=OPERATORS_ONLY,
+    responses=authentication_problems(),
+{%- endif %}
+)
 SECRET_BYTES = 32
 DEAD_LETTERS_MAX = 200
 

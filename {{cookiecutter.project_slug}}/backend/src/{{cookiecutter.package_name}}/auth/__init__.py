@@ -1,0 +1,1 @@
+"""Verifying credentials: bearer tokens against the identity provider's keys."""

@@ -1,0 +1,110 @@
+"""Bearer tokens (JWT) checked with PyJWT: signature by one of the provider's keys,
+an allowed asymmetric algorithm, `exp`/`nbf`/`iat` with leeway, `iss` and `aud`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import jwt
+
+from ..principal import Principal
+from .errors import InvalidTokenError
+from .jwks import KeySet
+from .token_cache import VerifiedTokens
+
+SUBJECT_MAX_LENGTH = 255
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+# The checks PyJWT names, as the log's reason: which check failed, never the token.
+_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not yet valid"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.MissingRequiredClaimError, "missing claim"),
+)
+
+
+class TokenVerifier:
+    """Verifies a token once, then answers from this worker's cache until it expires."""
+
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Iterable[str],
+        leeway_seconds: int,
+        scopes_claim: str,
+        cache: VerifiedTokens,
+    ) -> None:
+        self.keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._algorithms = frozenset(algorithms)
+        self._leeway = leeway_seconds
+        self._scopes_claim = scopes_claim
+        self._cache = cache
+
+    async def verify(self, token: str) -> Principal:
+        """The token's principal, or InvalidTokenError."""
+        cached = self._cache.get(token)
+        if cached is not None:
+            return cached
+        key = await self._signing_key(token)
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm_name],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as error:
+            raise InvalidTokenError(_reason(error)) from None
+        principal = Principal(_subject(claims), _scopes(claims.get(self._scopes_claim)))
+        self._cache.put(token, principal, float(claims["exp"]) + self._leeway)
+        return principal
+
+    async def _signing_key(self, token: str) -> jwt.PyJWK:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("malformed") from None
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if algorithm not in self._algorithms:
+            raise InvalidTokenError("algorithm not allowed")
+        if not isinstance(kid, str):
+            raise InvalidTokenError("no key id")
+        key = self.keys.get(kid) or await self.keys.get_unknown(kid)
+        if key is None:
+            raise InvalidTokenError("unknown key")
+        if key.algorithm_name != algorithm:
+            raise InvalidTokenError("algorithm does not match the key")
+        return key
+
+
+def _reason(error: jwt.PyJWTError) -> str:
+    for kind, reason in _REASONS:
+        if isinstance(error, kind):
+            return reason
+    return "invalid claims"
+
+
+def _subject(claims: dict[str, object]) -> str:
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not 1 <= len(subject) <= SUBJECT_MAX_LENGTH:
+        raise InvalidTokenError("unusable subject")
+    return subject
+
+
+def _scopes(value: object) -> frozenset[str]:
+    """Space-separated (RFC 8693 `scope`, Entra ID's `scp`) or a list (Okta's `scp`)."""
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(item for item in value if isinstance(item, str))
+    return frozenset()

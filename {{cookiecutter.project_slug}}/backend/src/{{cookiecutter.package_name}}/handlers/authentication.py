@@ -1,0 +1,114 @@
+"""Bearer authentication over HTTP: read the Authorization header, ask the verifier
+(auth/) for the principal, answer 401/403 as RFC 6750 and RFC 9457 say."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.responses import JSONResponse
+from fastapi.security.base import SecurityBase
+
+from ..auth.errors import InvalidTokenError
+from ..auth.tokens import TokenVerifier
+from ..principal import Principal
+from .problems import problem_response, problem_responses
+
+logger = structlog.get_logger("auth")
+# One description for every refused token: which check failed is for the log only.
+REFUSAL_DESCRIPTION = "The access token is missing, malformed, expired or not for this API"
+
+
+class AuthenticationError(Exception):
+    """401 (no usable token) or 403 (a valid token without the scope needed)."""
+
+    def __init__(self, status: int, challenge: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.challenge = challenge
+        self.detail = detail
+
+
+def _invalid_token() -> AuthenticationError:
+    challenge = f'Bearer error="invalid_token", error_description="{REFUSAL_DESCRIPTION}"'
+    return AuthenticationError(401, challenge, REFUSAL_DESCRIPTION + ".")
+
+
+class BearerToken(SecurityBase):
+    """The dependency yielding the caller's Principal. A SecurityBase, so FastAPI
+    publishes it as the API's bearer scheme and Swagger UI can authorize with it."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(bearerFormat="JWT")
+        self.scheme_name = "bearer"
+
+    async def __call__(self, request: Request) -> Principal:
+        verifier: TokenVerifier = request.app.state.token_verifier
+        header = request.headers.get("authorization")
+        if header is None:
+            raise AuthenticationError(401, "Bearer", "This operation needs a bearer token.")
+        # Before any parsing: a huge header costs nothing more than its length.
+        if len(header) > request.app.state.auth_max_header_bytes:
+            logger.info("token refused", reason="authorization header too large")
+            raise _invalid_token()
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            logger.info("token refused", reason="not a bearer token")
+            raise _invalid_token()
+        try:
+            principal = await verifier.verify(token.strip())
+        except InvalidTokenError as error:
+            logger.info("token refused", reason=error.reason)
+            raise _invalid_token() from None
+        structlog.contextvars.bind_contextvars(subject=principal.subject)
+        return principal
+
+
+bearer_token = BearerToken()
+PrincipalDep = Annotated[Principal, Depends(bearer_token)]
+
+
+def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the principal, if its token grants `scope`; else 403."""
+
+    async def principal_with_scope(principal: PrincipalDep) -> Principal:
+        if not principal.has_scope(scope):
+            challenge = f'Bearer error="insufficient_scope", scope="{scope}"'
+            raise AuthenticationError(403, challenge, f"This operation needs the scope {scope}.")
+        return principal
+
+    return principal_with_scope
+
+
+def authentication_problems() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the 401 and 403 every protected route may answer."""
+    responses = problem_responses(401, 403)
+    for status in (401, 403):
+        responses[status]["headers"] = {
+            "WWW-Authenticate": {
+                "description": "The Bearer challenge (RFC 6750).",
+                "schema": {"type": "string"},
+            }
+        }
+    return responses
+
+
+async def _authentication_problem(request: Request, exc: AuthenticationError) -> JSONResponse:
+    problem_type = (
+        "/problems/invalid-token" if exc.status == 401 else "/problems/insufficient-scope"
+    )
+    return problem_response(
+        request,
+        exc.status,
+        problem_type=problem_type,
+        detail=exc.detail,
+        headers={"WWW-Authenticate": exc.challenge},
+    )
+
+
+def register_authentication(app: FastAPI, max_header_bytes: int) -> None:
+    app.state.auth_max_header_bytes = max_header_bytes
+    app.exception_handler(AuthenticationError)(_authentication_problem)

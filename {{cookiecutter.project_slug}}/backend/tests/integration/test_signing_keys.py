@@ -1,0 +1,172 @@
+"""Tokens from a real identity provider's endpoints (support/identity_provider.py):
+discovery, key rotation, the provider down, a flood of made-up key ids, and hostile
+tokens and key sets. Each is a 401 or a refused startup, never a 500, and the
+service keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from prometheus_client import REGISTRY
+
+from {{ cookiecutter.package_name }}.auth.errors import KeySetError
+from {{ cookiecutter.package_name }}.configuration import Settings
+
+from ..support.apps import serving
+from ..support.identity_provider import IdentityProvider, SigningKey, identity_provider
+
+pytestmark = pytest.mark.anyio
+PROTECTED = "/v1/me"
+
+
+@pytest.fixture
+def provider() -> Iterator[IdentityProvider]:
+    with identity_provider() as running:
+        yield running
+
+
+@pytest.fixture
+def provider_settings(settings: Settings, provider: IdentityProvider) -> Settings:
+    auth = settings.auth.model_copy(update={"issuer": provider.issuer, "development_key": False})
+    return settings.model_copy(update={"auth": auth})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+async def test_rotation_is_picked_up_with_one_fetch(
+    provider: IdentityProvider, provider_settings: Settings
+) -> None:
+    audience = provider_settings.auth.audience
+    async with serving(provider_settings) as (_, client):
+        first = await client.get(PROTECTED, headers=bearer(provider.token(audience)))
+        assert first.status_code == 200, first.text
+        assert provider.jwks_fetches == 1
+        new_key = provider.rotate()
+        for subject in ("alice", "bob", "carol"):
+            token = provider.token(audience, subject, key=new_key)
+            response = await client.get(PROTECTED, headers=bearer(token))
+            assert response.status_code == 200, response.text
+        assert provider.jwks_fetches == 2
+
+
+async def test_a_flood_of_unknown_key_ids_fetches_at_most_once_per_interval(
+    provider: IdentityProvider, provider_settings: Settings
+) -> None:
+    audience = provider_settings.auth.audience
+    async with serving(provider_settings) as (_, client):
+        made_up = [provider.token(audience, key=SigningKey(uuid.uuid4().hex)) for _ in range(50)]
+        answers = await asyncio.gather(*(client.get(PROTECTED, headers=bearer(t)) for t in made_up))
+        assert {answer.status_code for answer in answers} == {401}
+        assert provider.jwks_fetches == 2  # startup, then one for the whole flood
+        real = await client.get(PROTECTED, headers=bearer(provider.token(audience)))
+        assert real.status_code == 200
+
+
+async def test_the_provider_down_keeps_cached_keys_working(
+    provider: IdentityProvider, provider_settings: Settings
+) -> None:
+    audience = provider_settings.auth.audience
+    async with serving(provider_settings) as (app, client):
+        provider.down = True
+        await app.state.token_verifier.keys.refresh()
+        assert REGISTRY.get_sample_value("auth_signing_keys_stale") == 1
+        token = provider.token(audience, "erin")
+        assert (await client.get(PROTECTED, headers=bearer(token))).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 200
+        provider.down = False
+        await app.state.token_verifier.keys.refresh()
+        assert REGISTRY.get_sample_value("auth_signing_keys_stale") == 0
+
+
+async def test_hostile_tokens_get_401_and_the_service_keeps_serving(
+    provider: IdentityProvider, provider_settings: Settings
+) -> None:
+    audience = provider_settings.auth.audience
+    key = provider.keys[0]
+    public_pem = key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    claims = {"iss": provider.issuer, "aud": audience, "sub": "mallory", "iat": 0, "exp": 2**33}
+    unsigned = b64(json.dumps({"alg": "none", "kid": key.kid}).encode())
+    hostile = {
+        "alg none": f"{unsigned}.{b64(json.dumps(claims).encode())}.",
+        # PyJWT refuses to sign HMAC with a PEM key, so the token is put together by hand.
+        "HS256 with the public key": _hs256(claims, key.kid, public_pem),
+        "another audience": provider.token("another-api"),
+        "another issuer": provider.token(audience, issuer="https://evil.example"),
+        "expired beyond the leeway": provider.token(audience, lifetime_seconds=-3600),
+        "signed by another key": provider.token(audience, signing_key=SigningKey("x").private),
+        "truncated": provider.token(audience)[:-20],
+    }
+    async with serving(provider_settings) as (_, client):
+        for case, token in hostile.items():
+            response = await client.get(PROTECTED, headers=bearer(token))
+            assert response.status_code == 401, case
+            assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+        assert (await client.get(PROTECTED, headers=bearer(provider.token(audience)))).is_success
+
+
+def _hs256(claims: dict[str, object], kid: str, secret: bytes) -> str:
+    import hashlib  # noqa: PLC0415
+    import hmac  # noqa: PLC0415
+
+    header = b64(json.dumps({"alg": "HS256", "kid": kid, "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>not json</html>", b'{"keys": []}', b" " * 300_000],
+    ids=["html", "empty", "huge"],
+)
+async def test_an_unusable_key_set_stops_the_startup(
+    provider: IdentityProvider, provider_settings: Settings, body: bytes
+) -> None:
+    provider.body_override = body
+    with pytest.raises(KeySetError):
+        async with serving(provider_settings):
+            pass
+
+
+async def test_a_bad_key_set_on_refresh_keeps_the_keys(
+    provider: IdentityProvider, provider_settings: Settings
+) -> None:
+    audience = provider_settings.auth.audience
+    async with serving(provider_settings) as (app, client):
+        provider.body_override = b"not json"
+        await app.state.token_verifier.keys.refresh()
+        response = await client.get(PROTECTED, headers=bearer(provider.token(audience)))
+        assert response.status_code == 200
+
+
+def test_pyjwt_refuses_hmac_with_a_public_key() -> None:
+    """Why the HS256 token above is assembled by hand."""
+    pem = (
+        SigningKey("k")
+        .private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(jwt.InvalidKeyError):
+        jwt.encode({"sub": "x"}, pem, algorithm="HS256")
+
+
+async def test_discovery_names_the_key_set(provider: IdentityProvider) -> None:
+    async with httpx.AsyncClient() as client:
+        document = (await client.get(provider.issuer + "/.well-known/openid-configuration")).json()
+    assert document["jwks_uri"].startswith(provider.issuer)
