@@ -110,7 +110,9 @@ class RequestLimitsMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise HTTPException(413, headers={"Connection": "close"})
+                    # No "Connection: close": closing while the client still streams
+                    # its body resets the connection before it reads the 413.
+                    raise HTTPException(413)
             return message
 
         return counting_receive
