@@ -48,9 +48,16 @@ def effective_server_settings(project: Path, overrides: dict[str, str]) -> dict[
         "paths = sorted(create_app(settings).openapi()['paths'])\n"
         "print(json.dumps({{**settings.server.model_dump(), 'paths': paths}}))\n"
     ).format(package=next((project / "backend" / "src").iterdir()).name)
+    # With authentication, production needs an identity provider to name (the probe
+    # builds the app; it fetches no keys).
+    package = next((project / "backend" / "src").iterdir())
+    provider = {"APP_AUTH__ISSUER": "https://issuer.example/"}
+    if not (package / "auth").is_dir():
+        provider = {}
     env = (
         os.environ
         | overrides
+        | provider
         | {
             "PYTHONPATH": str(project / "backend" / "src"),
             "APP_ENVIRONMENT": "production",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ def test_update_brings_template_changes_and_keeps_user_edits(
     succeed(["git", "commit", "--quiet", "-m", "rendered"], project)
 
     # The owner's edits: one in a file the template leaves alone, one on a line it changes.
-    untouched = next(name for name in same if name.endswith(".yaml"))
+    untouched = next(name for name in same if name.endswith((".yaml", ".yml", ".ini")))
     with (project / untouched).open("a") as handle:
         handle.write(USER_LINE)
     conflicted = changed[0]
@@ -215,7 +216,7 @@ def test_changing_cloud_target_later_keeps_history_and_edits(
     succeed(["git", "add", "-A"], project)
     succeed(["git", "commit", "--quiet", "-m", "kubernetes"], project)
     sizing = '{"api_workers": "3", "db_pool_max_size": "5"}'
-    workers = steps.replace('{"cloud_target": "kubernetes"}', sizing)
+    workers = re.sub(r"'\{\"cloud_target\": [^']*\}'", f"'{sizing}'", steps)
     assert workers != steps
     succeed(["env", f"PATH={path}", "bash", "-euo", "pipefail", "-c", workers], project)
     answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
