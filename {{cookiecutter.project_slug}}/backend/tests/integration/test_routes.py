@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi import HTTPException
+from fastapi.routing import APIRoute
 
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db.pool import Database
@@ -26,3 +27,12 @@ async def test_the_apps_dependency_overrides_reach_its_routes(settings: Settings
         app.dependency_overrides.clear()
         restored = await client.get("/health/ready")
     assert (overridden.status_code, restored.status_code) == (418, 200)
+
+
+async def test_every_api_route_takes_the_lean_path(settings: Settings) -> None:
+    """handlers.lean_route: each route the app declares answers through its lean
+    path (FastAPI's own handler only for what it does not support)."""
+    async with serving(settings) as (app, _):
+        routes = [route for route in app.routes if isinstance(route, APIRoute)]
+    assert routes
+    assert [route.path for route in routes if not getattr(route, "lean", False)] == []

@@ -1,0 +1,239 @@
+"""The lean path answers as FastAPI's own handler does, byte for byte, and is taken.
+
+Two apps of the same routes: one adds them with handlers.routes.add_routes (LeanRoute),
+the other includes the router as FastAPI's tutorial does (APIRoute, FastAPI's handler).
+Each request goes to both; status, headers and body must be the same, 422s included,
+with FastAPI's default error handlers and with this service's problem handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import fastapi.routing
+import httpx
+import pytest
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    Security,
+)
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security import SecurityScopes
+from fastapi.security.base import SecurityBase
+from pydantic import BaseModel, ConfigDict, Field
+
+from {{ cookiecutter.package_name }}.handlers.lean_route import LeanRoute
+from {{ cookiecutter.package_name }}.handlers.problems import register_problem_handlers
+from {{ cookiecutter.package_name }}.handlers.routes import add_routes
+
+pytestmark = pytest.mark.anyio
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1)
+    quantity: int = Field(ge=1)
+
+
+class ItemOut(BaseModel):
+    id: int
+    name: str
+    quantity: int
+    tag: str | None
+    caller: str
+    scopes: list[str]
+
+
+class Token(SecurityBase):
+    """A security scheme as handlers.authentication.BearerToken is one."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel()
+        self.scheme_name = "token"
+
+    async def __call__(self, request: Request) -> str:
+        header = request.headers.get("authorization")
+        if header is None:
+            raise HTTPException(401, "No token.", headers={"WWW-Authenticate": "Bearer"})
+        return header.removeprefix("Bearer ")
+
+
+token = Token()
+
+
+async def caller(name: Annotated[str, Depends(token)], security: SecurityScopes) -> str:
+    """A sub-dependency of the scheme, reading the scopes its route asks for."""
+    if security.scopes and name != "admin":
+        raise HTTPException(403, f"Needs {security.scope_str}.")
+    return name
+
+
+async def generated() -> AsyncIterator[str]:
+    """A yield dependency: the lean path hands its routes to FastAPI."""
+    yield "generated"
+
+
+router = APIRouter(prefix="/items")
+
+
+@router.get("/{item_id}", response_model=ItemOut)
+async def read_item(
+    item_id: Annotated[int, Path(ge=1, le=1000)],
+    request: Request,
+    who: Annotated[str, Security(caller, scopes=["items:read"])],
+    x_tag: Annotated[str | None, Header(max_length=8)] = None,
+    quantity: Annotated[int, Query(ge=1, le=10)] = 1,
+) -> ItemOut:
+    return ItemOut(
+        id=item_id,
+        name=request.url.path,
+        quantity=quantity,
+        tag=x_tag,
+        caller=who,
+        scopes=["items:read"],
+    )
+
+
+@router.post("", status_code=201, response_model=ItemOut)
+async def create_item(
+    body: ItemIn, response: Response, who: Annotated[str, Depends(caller)]
+) -> ItemOut | Response:
+    if body.name == "conflict":
+        return Response(status_code=409)
+    response.headers["Location"] = "/items/7"
+    return ItemOut(id=7, name=body.name, quantity=body.quantity, tag=None, caller=who, scopes=[])
+
+
+@router.get("/{item_id}/plain")
+async def read_plain(item_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+    """No response model declared: FastAPI's serialization of a dict."""
+    return {"id": item_id, "tags": ("a", "b")}
+
+
+@router.get("/{item_id}/generated")
+async def read_generated(
+    item_id: Annotated[int, Path(ge=1)], value: Annotated[str, Depends(generated)]
+) -> dict[str, Any]:
+    return {"id": item_id, "value": value}
+
+
+def app_of(*, lean: bool, problems: bool) -> FastAPI:
+    app = FastAPI()
+    if lean:
+        add_routes(app.router, router.routes)
+    else:
+        app.include_router(router)
+    if problems:
+        register_problem_handlers(app)
+    return app
+
+
+JSON = {"content-type": "application/json"}
+ADMIN = {"authorization": "Bearer admin"}
+# (method, path, headers, body, taken by the lean path)
+REQUESTS: list[tuple[str, str, dict[str, str], bytes | None, bool]] = [
+    ("GET", "/items/3", ADMIN, None, True),
+    ("GET", "/items/3?quantity=4", {**ADMIN, "x-tag": "blue"}, None, True),
+    ("GET", "/items/3", {"authorization": "Bearer bob"}, None, True),  # 403 from caller
+    ("GET", "/items/3", {}, None, True),  # 401 from the scheme
+    ("GET", "/items/0", ADMIN, None, False),
+    ("GET", "/items/zero?quantity=11", ADMIN, None, False),
+    ("GET", "/items/3", {**ADMIN, "x-tag": "far too long"}, None, False),
+    ("GET", "/items/0", {}, None, False),  # the scheme runs first: 401, not 422
+    ("POST", "/items", {**ADMIN, **JSON}, b'{"name": "pen", "quantity": 2}', True),
+    ("POST", "/items", {**ADMIN, **JSON}, b'{"name": "conflict", "quantity": 2}', True),
+    ("POST", "/items", {**ADMIN, **JSON}, b'{"name": "pen", "quantity": "2"}', False),
+    ("POST", "/items", {**ADMIN, **JSON}, b'{"name": "pen", "quantity": 2, "x": 1}', False),
+    ("POST", "/items", {**ADMIN, **JSON}, b'{"name": "pen",', False),
+    ("POST", "/items", {**ADMIN, **JSON}, b"\xff\xfe", False),
+    ("POST", "/items", {**ADMIN, **JSON}, b"", False),
+    ("POST", "/items", ADMIN, b'{"name": "pen", "quantity": 2}', False),
+    (
+        "POST",
+        "/items",
+        {**ADMIN, "content-type": "application/json; charset=utf-8"},
+        b'{"name": "pen", "quantity": 2}',
+        False,
+    ),
+    ("POST", "/items", {**ADMIN, "content-type": "text/plain"}, b"pen", False),
+    ("GET", "/items/5/plain", {}, None, True),
+    ("GET", "/items/5/generated", {}, None, False),
+]
+
+
+@pytest.fixture
+def solved_by_fastapi(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the requests FastAPI's own handler answers (it looks up the endpoint's
+    context for its error messages first, once per request); the lean path never does."""
+    calls: list[int] = []
+    context_of = fastapi.routing._extract_endpoint_context
+
+    def counted(function: Any) -> Any:
+        calls.append(1)
+        return context_of(function)
+
+    monkeypatch.setattr(fastapi.routing, "_extract_endpoint_context", counted)
+    return calls
+
+
+async def answer(app: FastAPI, request: tuple[str, str, dict[str, str], bytes | None]) -> Any:
+    method, path, headers, body = request
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.request(method, path, headers=headers, content=body)
+    return response.status_code, response.headers.multi_items(), response.content
+
+
+@pytest.mark.parametrize("problems", [False, True], ids=["fastapi-errors", "problem-handlers"])
+@pytest.mark.parametrize("request_", REQUESTS, ids=[f"{r[0]} {r[1]} {r[4]}" for r in REQUESTS])
+async def test_the_lean_path_answers_as_fastapi_does(
+    request_: tuple[str, str, dict[str, str], bytes | None, bool],
+    problems: bool,
+    solved_by_fastapi: list[int],
+) -> None:
+    *sent, lean = request_
+    expected = await answer(app_of(lean=False, problems=problems), tuple(sent))  # type: ignore[arg-type]
+    solved_by_fastapi.clear()
+    answered = await answer(app_of(lean=True, problems=problems), tuple(sent))  # type: ignore[arg-type]
+
+    assert answered == expected
+    assert (not solved_by_fastapi) is lean
+
+
+async def test_routes_with_what_the_lean_path_lacks_keep_fastapis_handler() -> None:
+    app = app_of(lean=True, problems=False)
+    lean = {route.path: route.lean for route in app.routes if isinstance(route, LeanRoute)}
+    assert lean == {
+        "/items/{item_id}": True,
+        "/items": True,
+        "/items/{item_id}/plain": True,
+        "/items/{item_id}/generated": False,
+    }
+
+
+async def test_dependency_overrides_hand_requests_to_fastapi(
+    solved_by_fastapi: list[int],
+) -> None:
+    async def overridden(name: Annotated[str, Depends(token)]) -> str:
+        return f"{name}, overridden"
+
+    app = app_of(lean=True, problems=False)
+    app.dependency_overrides[caller] = overridden
+    status, _, body = await answer(app, ("GET", "/items/3", ADMIN, None))
+
+    assert (status, solved_by_fastapi) == (200, [1])
+    assert b'"caller":"admin, overridden"' in body
+
+
+async def test_the_openapi_document_is_fastapis() -> None:
+    lean, included = app_of(lean=True, problems=True), app_of(lean=False, problems=True)
+    assert lean.openapi() == included.openapi()
