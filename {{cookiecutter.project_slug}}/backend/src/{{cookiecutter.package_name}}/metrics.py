@@ -163,16 +163,25 @@ def record_pool(stats: Mapping[str, int]) -> None:
         gauge.set(stats[name])
 
 
-async def sample_worker(stats: Callable[[], Mapping[str, int]], interval_seconds: float) -> None:
-    """Record this worker's pool every interval, until cancelled (at shutdown), and
-    how late each of its wake-ups came: the event loop's lag, a measure of the time
-    every request in this worker waits behind work that holds the loop."""
+async def sample_event_loop_lag(
+    interval_seconds: float, each: Callable[[], None] | None = None
+) -> None:
+    """Wake every interval, until cancelled (at shutdown), and record how late each
+    wake-up came: the event loop's lag, a measure of the time every request (or job)
+    of this process waits behind work that holds the loop. One timer a wake-up, so
+    it costs nothing per request. `each` runs at every wake-up."""
     loop = asyncio.get_running_loop()
     while True:
-        record_pool(stats())
+        if each is not None:
+            each()
         asleep = loop.time()
         await asyncio.sleep(interval_seconds)
         EVENT_LOOP_LAG.observe(max(0.0, loop.time() - asleep - interval_seconds))
+
+
+async def sample_worker(stats: Callable[[], Mapping[str, int]], interval_seconds: float) -> None:
+    """Record this API worker's pool and its event loop's lag every interval."""
+    await sample_event_loop_lag(interval_seconds, lambda: record_pool(stats()))
 
 
 class _LiveWorkersCollector(multiprocess.MultiProcessCollector):

@@ -92,6 +92,10 @@ async def run(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     sampler = asyncio.create_task(sample_queue(database, settings.worker.queue_sample_seconds))
+    # A job that blocks the loop delays every other job and the queue's heartbeats.
+    lag_sampler = asyncio.create_task(
+        metrics.sample_event_loop_lag(settings.metrics.pool_sample_seconds)
+    )
     worker = settings.worker
     running = asyncio.create_task(
         manager.run(
@@ -112,9 +116,10 @@ async def run(settings: Settings) -> None:
             manager.shutdown.set()
             await _finish_within(running, queue_connection, grace)
     finally:
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
+        for task in (sampler, lag_sampler):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await client.close()
         await database.close()
         if not queue_connection.is_closed():

@@ -33,8 +33,10 @@ def running_service(environment: dict[str, str], log_path: Path | None = None) -
     output goes to `log_path` if given (read it once the block is left)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = os.environ | environment | {"APP_SERVER__PORT": str(port), "APP_SERVER__WORKERS": "1"}
-    env["APP_METRICS__PORT"] = str(free_port())  # the metrics listener's, not a fixed one
+    # The metrics listener on a free port, unless the test names one.
+    metrics_port = {"APP_METRICS__PORT": str(free_port())}
+    own = {"APP_SERVER__PORT": str(port), "APP_SERVER__WORKERS": "1"}
+    env = os.environ | metrics_port | environment | own
     with log_path.open("w+b") if log_path else tempfile.TemporaryFile() as log:
         service = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", PACKAGE], env=env, stdout=log, stderr=log
