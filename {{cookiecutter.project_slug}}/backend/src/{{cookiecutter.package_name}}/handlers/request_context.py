@@ -5,9 +5,9 @@ than one middleware per concern: each layer adds a call and a wrapper to every r
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,7 +39,9 @@ def _request_id_from(scope: Scope) -> str:
             candidate = str(value.decode("latin-1"))
             if _VALID_REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, the form of uuid4().hex (which keeps 122 of
+    # them) at a quarter of its cost: no UUID object is built (timeit: 0.5 vs 2.1 µs).
+    return os.urandom(16).hex()
 
 
 def _is_https(scope: Scope) -> bool:
