@@ -34,10 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import params
-from fastapi._compat import field_annotation_is_sequence
 from fastapi.datastructures import DefaultPlaceholder
-from fastapi.dependencies.models import Dependant, _get_cache_key, _get_oauth_scopes
-from fastapi.dependencies.utils import _get_param_aliases, _get_param_model, _is_json_field
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, serialize_response
 from fastapi.security import SecurityScopes
 from fastapi.utils import is_body_allowed_for_status_code
@@ -47,6 +45,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# FastAPI's own reading of parameters, aliases and dependency caching, so that the
+# lean path reads a request as FastAPI does. Internal names: with a FastAPI that
+# lacks them, every route keeps FastAPI's handler (and test_routes.py says so).
+try:
+    from fastapi._compat import field_annotation_is_sequence
+    from fastapi.dependencies.models import _get_cache_key, _get_oauth_scopes
+    from fastapi.dependencies.utils import _get_param_aliases, _get_param_model, _is_json_field
+except ImportError:  # pragma: no cover - another FastAPI
+    FASTAPI_INTERNALS = False
+else:
+    FASTAPI_INTERNALS = True
 
 # Parameter sources the lean path reads, and the request attribute each comes from.
 _SOURCES = ("path", "query", "header")
@@ -173,7 +183,8 @@ class _Plan:
 
     def __init__(self, route: APIRoute) -> None:
         if (
-            route.is_sse_stream
+            not FASTAPI_INTERNALS
+            or route.is_sse_stream
             or route.is_json_stream
             or route._embed_body_fields
             or getattr(route, "max_body_size", None) is not None
