@@ -1,0 +1,104 @@
+"""The outbox relay's database side: move a batch of pending events to delivery
+jobs, and delete what retention no longer keeps.
+
+One transaction per batch claims pending events (`FOR UPDATE SKIP LOCKED`, so relays
+in several worker replicas take disjoint batches), writes one delivery row per
+matching subscription, enqueues their jobs through PgQueuer's own API (one INSERT:
+one NOTIFY for the batch) and marks the events relayed. A crash before the commit
+leaves every event of the batch pending, with no row and no job: nothing is lost and
+nothing is enqueued twice, so no lease is needed for the move itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .outbox import queue_on
+from .pool import Database, PooledConnection
+from .webhooks import DELIVER, delivery_payload
+
+REQUEST_ID_HEADER = "request_id"
+
+# Claimed oldest first (index outbox_events_pending); the deliveries of a batch come
+# back with each event's request id, for the job's headers. ON CONFLICT: a delivery
+# written by a ping (or an earlier relay of a pre-0005 event) is not written again.
+_MOVE = """
+WITH claimed AS (
+    SELECT id, type, request_id FROM outbox_events
+    WHERE NOT relayed ORDER BY created_at LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), marked AS (
+    UPDATE outbox_events AS e SET relayed = true FROM claimed WHERE e.id = claimed.id
+), deliveries AS (
+    INSERT INTO webhook_deliveries (event_id, subscription_id)
+    SELECT claimed.id, s.id FROM claimed
+    JOIN webhook_subscriptions AS s ON s.enabled AND claimed.type = ANY (s.event_types)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id, subscription_id
+)
+-- One row per claimed event, or per delivery written for it.
+SELECT c.id AS event_id, d.subscription_id, c.request_id
+FROM claimed AS c LEFT JOIN deliveries AS d ON d.event_id = c.id
+"""
+# Events older than the retention with no delivery still pending (their delivery
+# rows go with them, ON DELETE CASCADE), a batch at a time.
+_EXPIRE_EVENTS = """
+DELETE FROM outbox_events WHERE id IN (
+    SELECT e.id FROM outbox_events AS e
+    WHERE e.created_at < now() - make_interval(secs => $1) AND e.relayed
+    AND NOT EXISTS (
+        SELECT 1 FROM webhook_deliveries AS d WHERE d.event_id = e.id AND d.status = 'pending'
+    )
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+"""
+# PgQueuer's log of finished jobs and the per-second statistics it folds them into.
+_EXPIRE_QUEUE_HISTORY = tuple(
+    f"""
+DELETE FROM {table} WHERE id IN (
+    SELECT id FROM {table} WHERE created < now() - make_interval(secs => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+"""
+    for table in ("pgqueuer_log", "pgqueuer_statistics")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    events: int
+    deliveries: int
+
+
+async def move_pending(connection: PooledConnection, batch_size: int) -> Moved:
+    """Within the caller's transaction: up to `batch_size` pending events become
+    delivery rows and jobs, and are marked relayed."""
+    rows = await connection.fetch(_MOVE, batch_size)
+    deliveries = [row for row in rows if row["subscription_id"] is not None]
+    if deliveries:
+        await queue_on(connection).enqueue(
+            [DELIVER] * len(deliveries),
+            [delivery_payload(row["event_id"], row["subscription_id"]) for row in deliveries],
+            [0] * len(deliveries),
+            headers=[
+                {REQUEST_ID_HEADER: row["request_id"]} if row["request_id"] else None
+                for row in deliveries
+            ],
+        )
+    return Moved(events=len({row["event_id"] for row in rows}), deliveries=len(deliveries))
+
+
+async def relay_batch(database: Database, batch_size: int) -> Moved:
+    async with database.connection() as connection, connection.transaction():
+        return await move_pending(connection, batch_size)
+
+
+async def expire(database: Database, retention_seconds: float, batch_size: int) -> int:
+    """Delete one batch of expired events (with their deliveries) and one of each of
+    PgQueuer's history tables; returns the rows deleted, so the caller repeats until 0."""
+    deleted = 0
+    async with database.connection() as connection:
+        for statement in (_EXPIRE_EVENTS, *_EXPIRE_QUEUE_HISTORY):
+            status = await connection.execute(statement, retention_seconds, batch_size)
+            deleted += int(status.split()[-1])
+    return deleted
