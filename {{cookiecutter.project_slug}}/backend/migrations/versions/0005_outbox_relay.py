@@ -17,8 +17,6 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-FAN_OUT = "webhooks.fan_out"
-
 
 def upgrade() -> None:
     # Default true while adding (a constant: no table rewrite, every existing event
@@ -26,9 +24,9 @@ def upgrade() -> None:
     op.execute("ALTER TABLE outbox_events ADD COLUMN relayed boolean NOT NULL DEFAULT true")
     op.execute("ALTER TABLE outbox_events ALTER COLUMN relayed SET DEFAULT false")
     op.execute(
-        f"""
+        """
         WITH dropped AS (
-            DELETE FROM pgqueuer WHERE entrypoint = '{FAN_OUT}' AND status = 'queued'
+            DELETE FROM pgqueuer WHERE entrypoint = 'webhooks.fan_out' AND status = 'queued'
             RETURNING payload
         )
         UPDATE outbox_events SET relayed = false
@@ -53,9 +51,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Pending events get back the fan-out job the previous code expects.
     op.execute(
-        f"""
+        """
         INSERT INTO pgqueuer (priority, status, entrypoint, payload, headers)
-        SELECT 0, 'queued', '{FAN_OUT}', decode(replace(id::text, '-', ''), 'hex'),
+        SELECT 0, 'queued', 'webhooks.fan_out', decode(replace(id::text, '-', ''), 'hex'),
             CASE WHEN request_id IS NULL THEN NULL
                 ELSE jsonb_build_object('request_id', request_id) END
         FROM outbox_events WHERE NOT relayed

@@ -53,15 +53,18 @@ DELETE FROM outbox_events WHERE id IN (
 )
 """
 # PgQueuer's log of finished jobs and the per-second statistics it folds them into.
-_EXPIRE_QUEUE_HISTORY = tuple(
-    f"""
-DELETE FROM {table} WHERE id IN (
-    SELECT id FROM {table} WHERE created < now() - make_interval(secs => $1)
+_EXPIRE_QUEUE_LOG = """
+DELETE FROM pgqueuer_log WHERE id IN (
+    SELECT id FROM pgqueuer_log WHERE created < now() - make_interval(secs => $1)
     LIMIT $2 FOR UPDATE SKIP LOCKED
 )
 """
-    for table in ("pgqueuer_log", "pgqueuer_statistics")
+_EXPIRE_QUEUE_STATISTICS = """
+DELETE FROM pgqueuer_statistics WHERE id IN (
+    SELECT id FROM pgqueuer_statistics WHERE created < now() - make_interval(secs => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
 )
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ async def expire(database: Database, retention_seconds: float, batch_size: int) 
     PgQueuer's history tables; returns the rows deleted, so the caller repeats until 0."""
     deleted = 0
     async with database.connection() as connection:
-        for statement in (_EXPIRE_EVENTS, *_EXPIRE_QUEUE_HISTORY):
+        for statement in (_EXPIRE_EVENTS, _EXPIRE_QUEUE_LOG, _EXPIRE_QUEUE_STATISTICS):
             status = await connection.execute(statement, retention_seconds, batch_size)
             deleted += int(status.split()[-1])
     return deleted

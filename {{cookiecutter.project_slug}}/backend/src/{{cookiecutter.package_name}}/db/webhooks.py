@@ -146,7 +146,8 @@ async def ping(database: Database, event: Event, subscription_id: SubscriptionId
     and job written in one transaction."""
     async with database.connection() as connection, connection.transaction():
         await connection.execute(
-            "INSERT INTO outbox_events (id, type, payload, relayed) VALUES ($1, $2, $3::jsonb, true)",
+            "INSERT INTO outbox_events (id, type, payload, relayed)"
+            " VALUES ($1, $2, $3::jsonb, true)",
             event.id,
             event.type,
             orjson.dumps(event.payload).decode(),

@@ -15,8 +15,8 @@ from pgqueuer.models import Job
 
 from ..clients.webhooks import WebhookClient
 from ..db import webhooks
-from ..db.relay import REQUEST_ID_HEADER
 from ..db.pool import Database
+from ..db.relay import REQUEST_ID_HEADER
 from ..domain.events import EventId
 from ..domain.webhooks import Outcome, RetryPolicy, SubscriptionId, outcome_of
 from . import metrics
