@@ -92,46 +92,21 @@ def service(project: Path, url: str, work: Path) -> Server:
     return server
 
 
-def k6_closed_loop(server: Server, first_account: int, clients: int, seconds: int) -> int:
-    """Transfers created (201) by `clients` closed-loop clients in `seconds`."""
+def k6(server: Server, script: str, seconds: int, **settings: str) -> dict[str, Any]:
+    """One k6 run of `script` (in bench/) against the server; its JSON summary."""
     summary = server.log.parent / f"k6-{uuid.uuid4().hex}.json"
     env = {
         **os.environ,
+        **settings,
         "K6_NO_USAGE_REPORT": "true",
         "BASE_URL": server.url,
-        "VUS": str(clients),
         "DURATION": f"{seconds}s",
         "ACCOUNTS": str(ACCOUNTS),
-        "FIRST_ACCOUNT": str(first_account),
         "RUN_ID": uuid.uuid4().hex,
         "SUMMARY_FILE": str(summary),
     }
     subprocess.run(
-        [str(BIN / "k6"), "run", "--quiet", "--no-color", str(BENCH / "outbox.js")],
-        env=env,
-        check=True,
-        timeout=seconds + 60,
-        stdout=subprocess.DEVNULL,
-    )
-    return int(json.loads(summary.read_text())["created"])
-
-
-def k6_steady(server: Server, first_account: int, rate: int, seconds: int) -> dict[str, Any]:
-    summary = server.log.parent / f"k6-{uuid.uuid4().hex}.json"
-    env = {
-        **os.environ,
-        "K6_NO_USAGE_REPORT": "true",
-        "BASE_URL": server.url,
-        "ENDPOINT": "transfer",
-        "RATE": str(rate),
-        "DURATION": f"{seconds}s",
-        "ACCOUNTS": str(ACCOUNTS),
-        "FIRST_ACCOUNT": str(first_account),
-        "RUN_ID": uuid.uuid4().hex,
-        "SUMMARY_FILE": str(summary),
-    }
-    subprocess.run(
-        [str(BIN / "k6"), "run", "--quiet", "--no-color", str(BENCH / "scenario.js")],
+        [str(BIN / "k6"), "run", "--quiet", "--no-color", str(BENCH / script)],
         env=env,
         check=True,
         timeout=seconds + 60,
@@ -139,6 +114,24 @@ def k6_steady(server: Server, first_account: int, rate: int, seconds: int) -> di
     )
     result: dict[str, Any] = json.loads(summary.read_text())
     return result
+
+
+def k6_closed_loop(server: Server, first_account: int, clients: int, seconds: int) -> int:
+    """Transfers created (201) by `clients` closed-loop clients in `seconds`."""
+    summary = k6(server, "outbox.js", seconds, VUS=str(clients), FIRST_ACCOUNT=str(first_account))
+    return int(summary["created"])
+
+
+def k6_steady(server: Server, first_account: int, rate: int, seconds: int) -> dict[str, Any]:
+    """Transfers at a constant arrival rate (bench/scenario.js, as bench/run.py runs it)."""
+    return k6(
+        server,
+        "scenario.js",
+        seconds,
+        ENDPOINT="transfer",
+        RATE=str(rate),
+        FIRST_ACCOUNT=str(first_account),
+    )
 
 
 class Receiver:

@@ -164,14 +164,12 @@ def main() -> None:
         raise SystemExit(2) from None
     configure_logging(settings.logging, settings.application.name)
     if settings.metrics.enabled:
-        host, port = settings.metrics.host, settings.worker.metrics_port
-        try:
-            metrics.serve(host, port)
-        except OSError as error:
-            setting = "metrics.host/worker.metrics_port (or APP_WORKER__METRICS_PORT)"
-            message = f"{setting}: {host}:{port}: {error}"
-            print(f"{{ cookiecutter.package_name }}.worker: {message}", file=sys.stderr)
-            raise SystemExit(2) from None
+        metrics.serve_or_exit(
+            settings.metrics.host,
+            settings.worker.metrics_port,
+            program="{{ cookiecutter.package_name }}.worker",
+            setting="metrics.host/worker.metrics_port (or APP_WORKER__METRICS_PORT)",
+        )
     try:
         uvloop.run(run(settings))
     finally:

@@ -12,13 +12,14 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from {{ cookiecutter.package_name }}.configuration import Settings
-from {{ cookiecutter.package_name }}.db import outbox
+from {{ cookiecutter.package_name }}.db import outbox, webhooks
 from {{ cookiecutter.package_name }}.db.pool import Database
 from {{ cookiecutter.package_name }}.domain.events import PING, Event, event_id
 
 from .webhooks import fetch
 
 T = TypeVar("T")
+URL = "https://receiver.example/hook"
 
 
 @asynccontextmanager
@@ -33,9 +34,12 @@ async def opened(settings: Settings, max_size: int = 8) -> AsyncIterator[Databas
         await database.close()
 
 
-async def record_events(database: Database, count: int) -> set[str]:
-    """`count` pending webhook.ping events, each written in a transaction of its own
-    as a business change writes its event; returns their ids."""
+async def subscribed_events(database: Database, count: int, subscriptions: int = 1) -> set[str]:
+    """`subscriptions` subscriptions to webhook.ping (a receiver never called here),
+    then `count` pending webhook.ping events, each written in a transaction of its
+    own as a business change writes its event; returns their ids."""
+    for _ in range(subscriptions):
+        await webhooks.create_subscription(database, URL, "whsec_x", [PING])
     ids: set[str] = set()
     for _ in range(count):
         event = Event(event_id(PING, uuid.uuid4().hex), PING, {"n": len(ids)})

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
 from ..domain.events import Event, EventId
-from ..domain.webhooks import Subscription, SubscriptionId
+from ..domain.webhooks import DeadLetter, Subscription, SubscriptionId
 from .outbox import queue_on
 from .pool import Database, PooledConnection
 
@@ -70,17 +68,6 @@ class StoredEvent:
 class Delivery:
     status: str
     attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    event_id: uuid.UUID
-    subscription_id: int
-    event_type: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    failed_at: datetime
 
 
 def subscription_from(row: asyncpg.Record) -> Subscription:
