@@ -11,7 +11,9 @@ bench/servers.py does), each on a fresh migrated and seeded database, and measur
 2. events/s delivered by one worker process to a local receiver (a backlog of
    transfer.completed events made beforehand, first to last delivery);
 3. the delay from commit to delivery (receipt time minus the event's created_at, its
-   transaction's start) at a steady half of that rate: p50, p99, max.
+   transaction's start) at a steady half of that rate: p50, p99, max;
+4. (--instructions) millions of instructions per transfer in the API's process,
+   counted by callgrind as bench/instructions.py counts them (PostgreSQL's not).
 
 Timing on a shared machine is noisy: report the ratio of alternated runs and say
 what else ran. Writes build/bench-outbox/outbox.json.
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from instructions import Counts, Project, instructions
 from servers import (
     ACCOUNTS,
     BENCH,
@@ -52,6 +55,8 @@ from servers import (
 )
 
 VARIANTS = ("no", "yes")
+# As the gate counts a transfer: the API process only, not PostgreSQL's backends.
+INSTRUCTION_COUNTS = Counts(endpoints=("transfer",), requests=200, warmup=300)
 
 
 def render(work: Path, background_worker: str) -> Path:
@@ -277,6 +282,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--backlog-seconds", type=int, default=5)
     parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per transfer in the API process (callgrind, ~4 min)",
+    )
     parser.add_argument("--output", type=Path, default=TEMPLATE / "build" / "bench-outbox")
     args = parser.parse_args()
     work = args.output
@@ -305,12 +315,21 @@ def main() -> None:
             ratio = measured["yes"] / measured["no"]
             rounds.append({"without": measured["no"], "with": measured["yes"], "ratio": ratio})
             print(f"round {number}: {measured} ratio {ratio:.3f}", flush=True)
+        counted = {}
+        if args.instructions:
+            for variant in VARIANTS:
+                python = str(projects[variant] / "backend" / ".venv" / "bin" / "python")
+                project = Project(python, firsts[variant], work / f"worker-{variant}")
+                counted[variant] = instructions(
+                    project, services[variant], "transfer", INSTRUCTION_COUNTS
+                )
         ratios = [entry["ratio"] for entry in rounds]
         result = {
             "rounds": rounds,
             "ratio_median": round(statistics.median(ratios), 3),
             "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
             "load_average": os.getloadavg(),
+            "api_million_instructions_per_transfer": counted,
             "delivery": deliveries(
                 projects["yes"], services["yes"], urls["yes"], firsts["yes"], args
             ),

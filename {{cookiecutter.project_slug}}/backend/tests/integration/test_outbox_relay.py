@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db import relay, webhooks
 from {{ cookiecutter.package_name }}.db.errors import DatabaseUnavailableError
 
+from ..support.databases import downgrade, migrate
 from ..support.outbox import delivery_jobs, opened, pending, subscribed_events, until_equal
 from ..support.webhooks import event_ids, fetch
 from ..support.worker import running_worker
@@ -162,3 +163,35 @@ async def test_the_worker_relays_and_cleans_up_on_its_own(
         assert len(rows) == 1
         # The settled old event goes; the recent ones and their pending deliveries stay.
         await until_equal(lambda: event_ids(database_url), ids - {min(ids)}, "cleaned up")
+
+
+async def test_revision_0005_turns_queued_fan_out_jobs_into_pending_events_and_back(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(downgrade, database_url, "0004")
+    connection = await asyncpg.connect(database_url)
+    try:
+        # What 0004's code left: events with a fan-out job still queued, or done.
+        queued = await connection.fetchval("SELECT gen_random_uuid()")
+        done = await connection.fetchval("SELECT gen_random_uuid()")
+        await connection.execute(
+            "INSERT INTO outbox_events (id, type, payload) VALUES ($1, 'webhook.ping', '{}'),"
+            " ($2, 'webhook.ping', '{}')",
+            queued,
+            done,
+        )
+        await connection.execute(
+            "INSERT INTO pgqueuer (priority, status, entrypoint, payload)"
+            " VALUES (0, 'queued', 'webhooks.fan_out', $1)",
+            queued.bytes,
+        )
+        await asyncio.to_thread(migrate, database_url)
+        assert await pending(database_url) == {str(queued)}
+        assert await connection.fetchval("SELECT count(*) FROM pgqueuer") == 0
+        await asyncio.to_thread(downgrade, database_url, "0004")
+        jobs = await connection.fetch("SELECT entrypoint, payload FROM pgqueuer")
+        assert [(job["entrypoint"], job["payload"]) for job in jobs] == [
+            ("webhooks.fan_out", queued.bytes)
+        ]
+    finally:
+        await connection.close()
