@@ -14,8 +14,8 @@ export const options = {
   scenarios: {
     closed: {
       executor: 'constant-vus',
-      vus: Number(__ENV.VUS),
-      duration: __ENV.DURATION,
+      vus: Number(__ENV.VUS || 32),
+      duration: __ENV.DURATION || '10s',
       gracefulStop: '5s',
     },
   },
