@@ -1,4 +1,5 @@
-"""Webhook subscriptions, the fan-out of events to them, and each delivery's state."""
+"""Webhook subscriptions, each delivery's state and its job (the relay, db/relay.py,
+fans events out to them), and the dead letters."""
 
 from __future__ import annotations
 
