@@ -122,14 +122,22 @@ async def test_retention_deletes_only_settled_events_and_queue_history_past_it(
                 " VALUES (now() - interval '2 hours', -1, 'successful', 0, 'test.old'),"
                 " (now(), -2, 'successful', 0, 'test.recent')"
             )
+            await connection.execute(
+                "INSERT INTO pgqueuer (priority, status, entrypoint, updated)"
+                " VALUES (0, 'failed', 'test.old', now() - interval '2 hours'),"
+                " (0, 'failed', 'test.recent', now())"
+            )
         deleted = [await relay.expire(database, 3600, 1) for _ in range(4)]
-    assert deleted == [2, 0, 0, 0]  # the old settled event, then the old log row
+    # The old settled event, the old log row and the old held job.
+    assert deleted == [3, 0, 0, 0]
     events = await fetch(database_url, "SELECT id::text FROM outbox_events")
     assert {row["id"] for row in events} == {old_pending, old_unrelayed, recent}
     deliveries = await fetch(database_url, "SELECT event_id::text FROM webhook_deliveries")
     assert old not in {row["event_id"] for row in deliveries}  # gone with its event
     log = await fetch(database_url, "SELECT entrypoint FROM pgqueuer_log")
     assert {row["entrypoint"] for row in log} - {webhooks.DELIVER} == {"test.recent"}
+    held = await fetch(database_url, "SELECT entrypoint FROM pgqueuer WHERE status = 'failed'")
+    assert [row["entrypoint"] for row in held] == ["test.recent"]
 
 
 async def test_the_worker_relays_and_cleans_up_on_its_own(

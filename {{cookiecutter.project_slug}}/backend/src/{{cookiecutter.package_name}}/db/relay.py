@@ -65,6 +65,16 @@ DELETE FROM pgqueuer_statistics WHERE id IN (
     LIMIT $2 FOR UPDATE SKIP LOCKED
 )
 """
+# Jobs PgQueuer holds after their last unexpected failure (on_failure="hold"): kept
+# for a look, as long as the events.
+_EXPIRE_HELD_JOBS = """
+DELETE FROM pgqueuer WHERE id IN (
+    SELECT id FROM pgqueuer
+    WHERE status = 'failed' AND updated < now() - make_interval(secs => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+"""
+_EXPIRE = (_EXPIRE_EVENTS, _EXPIRE_QUEUE_LOG, _EXPIRE_QUEUE_STATISTICS, _EXPIRE_HELD_JOBS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +107,12 @@ async def relay_batch(database: Database, batch_size: int) -> Moved:
 
 
 async def expire(database: Database, retention_seconds: float, batch_size: int) -> int:
-    """Delete one batch of expired events (with their deliveries) and one of each of
-    PgQueuer's history tables; returns the rows deleted, so the caller repeats until 0."""
+    """Delete one batch of expired events (with their deliveries), of PgQueuer's
+    history and of its held jobs; returns the rows deleted, so the caller repeats
+    until 0."""
     deleted = 0
     async with database.connection() as connection:
-        for statement in (_EXPIRE_EVENTS, _EXPIRE_QUEUE_LOG, _EXPIRE_QUEUE_STATISTICS):
+        for statement in _EXPIRE:
             status = await connection.execute(statement, retention_seconds, batch_size)
             deleted += int(status.split()[-1])
     return deleted
