@@ -36,8 +36,8 @@ async def test_the_relay_moves_pending_events_in_batches_with_one_notify_each(
             await asyncio.sleep(0.5)  # notifications arrive after their commit
         finally:
             await listener.close()
-    assert [(moved.events, moved.deliveries) for moved in batches] == [
-        (10, 10), (10, 10), (5, 5), (0, 0)
+    assert [(moved.events, moved.deliveries, moved.full) for moved in batches] == [
+        (10, 10, True), (10, 10, True), (5, 5, False), (0, 0, False)
     ]  # fmt: skip
     # One per batch's transaction that enqueued: none from the business transactions.
     assert len(notifications) == 3
@@ -45,6 +45,22 @@ async def test_the_relay_moves_pending_events_in_batches_with_one_notify_each(
     assert await delivery_jobs(database_url) == dict.fromkeys(ids, 1)
     rows = await fetch(database_url, "SELECT count(*) AS n FROM webhook_deliveries")
     assert rows[0]["n"] == 25
+
+
+async def test_a_batch_enqueues_at_most_its_size_in_jobs_however_many_subscriptions(
+    settings: Settings, database_url: str
+) -> None:
+    # 500 events x 1,000 subscriptions in one batch outlasted the statement timeout,
+    # and the relay retried that same batch forever.
+    async with opened(settings) as database:
+        ids = await subscribed_events(database, 8, subscriptions=12)
+        one = await relay.relay_batch(database, 5)  # one event's fan-out exceeds the size
+        batches = [await relay.relay_batch(database, 30) for _ in range(4)]
+    assert one == relay.Moved(events=1, deliveries=12, full=True)
+    assert [(moved.events, moved.deliveries, moved.full) for moved in batches] == [
+        (2, 24, True), (2, 24, True), (2, 24, True), (1, 12, False)
+    ]  # fmt: skip
+    assert await delivery_jobs(database_url) == dict.fromkeys(ids, 12)
 
 
 async def test_concurrent_relays_enqueue_each_event_once(

@@ -30,7 +30,8 @@ class RelaySchedule:
 
 
 async def drain(database: Database, batch_size: int) -> int:
-    """Move pending events until a batch comes back short; returns the events moved."""
+    """Move pending events until a batch comes back with room left; returns the
+    events moved."""
     moved_total = 0
     while True:
         moved = await relay.relay_batch(database, batch_size)
@@ -38,7 +39,7 @@ async def drain(database: Database, batch_size: int) -> int:
         metrics.RELAYED.inc(moved.events)
         if moved.events:
             logger.info("events relayed", events=moved.events, deliveries=moved.deliveries)
-        if moved.events < batch_size:
+        if not moved.full:
             return moved_total
 
 
