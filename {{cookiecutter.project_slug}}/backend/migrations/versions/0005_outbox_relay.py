@@ -2,8 +2,10 @@
 marked pending; the worker's relay moves pending events to delivery jobs in batches.
 
 Events recorded before this revision already have their fan-out job; those whose
-job is still queued are marked pending instead (and the job dropped), so the relay
-delivers them and no job of a type the worker no longer runs stays behind.
+job is still there (queued; picked by a worker that may have died mid fan-out; held
+after failing) are marked pending instead and the job dropped, so the relay delivers
+them and no job of a type the worker no longer runs stays behind. An event whose
+fan-out did commit gets no second delivery: the relay's insert skips existing rows.
 
 Revision ID: 0005
 Revises: 0004
@@ -26,7 +28,7 @@ def upgrade() -> None:
     op.execute(
         """
         WITH dropped AS (
-            DELETE FROM pgqueuer WHERE entrypoint = 'webhooks.fan_out' AND status = 'queued'
+            DELETE FROM pgqueuer WHERE entrypoint = 'webhooks.fan_out'
             RETURNING payload
         )
         UPDATE outbox_events SET relayed = false

@@ -189,33 +189,39 @@ async def test_the_worker_relays_and_cleans_up_on_its_own(
         await until_equal(lambda: event_ids(database_url), ids - {min(ids)}, "cleaned up")
 
 
-async def test_revision_0005_turns_queued_fan_out_jobs_into_pending_events_and_back(
+async def test_revision_0005_turns_unfinished_fan_out_jobs_into_pending_events_and_back(
     database_url: str,
 ) -> None:
     await asyncio.to_thread(downgrade, database_url, "0004")
     connection = await asyncpg.connect(database_url)
     try:
-        # What 0004's code left: events with a fan-out job still queued, or done.
-        queued = await connection.fetchval("SELECT gen_random_uuid()")
+        # What 0004's code left: events with a fan-out job queued, picked by a worker
+        # that died mid fan-out (no 0005 worker takes it over), held after failing;
+        # or done.
+        statuses = ("queued", "picked", "failed")
+        unfinished = {
+            status: await connection.fetchval("SELECT gen_random_uuid()") for status in statuses
+        }
         done = await connection.fetchval("SELECT gen_random_uuid()")
         await connection.execute(
-            "INSERT INTO outbox_events (id, type, payload) VALUES ($1, 'webhook.ping', '{}'),"
-            " ($2, 'webhook.ping', '{}')",
-            queued,
-            done,
+            "INSERT INTO outbox_events (id, type, payload)"
+            " SELECT id, 'webhook.ping', '{}' FROM unnest($1::uuid[]) AS id",
+            [*unfinished.values(), done],
         )
-        await connection.execute(
-            "INSERT INTO pgqueuer (priority, status, entrypoint, payload)"
-            " VALUES (0, 'queued', 'webhooks.fan_out', $1)",
-            queued.bytes,
-        )
+        for status, event in unfinished.items():
+            await connection.execute(
+                "INSERT INTO pgqueuer (priority, status, entrypoint, payload)"
+                " VALUES (0, $1, 'webhooks.fan_out', $2)",
+                status,
+                event.bytes,
+            )
         await asyncio.to_thread(migrate, database_url)
-        assert await pending(database_url) == {str(queued)}
+        assert await pending(database_url) == {str(event) for event in unfinished.values()}
         assert await connection.fetchval("SELECT count(*) FROM pgqueuer") == 0
         await asyncio.to_thread(downgrade, database_url, "0004")
         jobs = await connection.fetch("SELECT entrypoint, payload FROM pgqueuer")
-        assert [(job["entrypoint"], job["payload"]) for job in jobs] == [
-            ("webhooks.fan_out", queued.bytes)
-        ]
+        assert sorted((job["entrypoint"], job["payload"]) for job in jobs) == sorted(
+            ("webhooks.fan_out", event.bytes) for event in unfinished.values()
+        )
     finally:
         await connection.close()
