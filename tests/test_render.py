@@ -122,7 +122,11 @@ def test_the_skeleton_holds_no_example_code_or_tables(variant: dict[str, str], b
             found = EXAMPLE_WORDS.search(path.read_text(errors="replace"))
             assert found is None, f"{relative}: {found.group(0) if found else ''}"
     migrations = sorted(path.name for path in (project / "backend/migrations/versions").iterdir())
-    worker = ["0004_outbox_webhooks.py"] if variant.get("background_worker", "yes") == "yes" else []
+    worker = (
+        ["0004_outbox_webhooks.py", "0005_outbox_relay.py"]
+        if variant.get("background_worker", "yes") == "yes"
+        else []
+    )
     assert migrations == ["0001_baseline.py", *worker]
     # No package left with nothing in it but its __init__.py.
     empty = [

@@ -143,23 +143,17 @@ async def delete_accounts(url: str, ids: list[int]) -> None:
     """The API closes no account (a ledger keeps its history), so this goes to the
     database directly, in one transaction: the accounts' entries, then the accounts
 {%- if cookiecutter.background_worker == "yes" %}
-    (and the events of their opening, with the queue's jobs that would announce them)
+    (and the events of their opening: pending, no job was made of them yet; a relay
+    that moved one already finds its delivery gone, with the event)
 {%- endif %}."""
     connection = await asyncpg.connect(url)
     try:
         async with connection.transaction():
 {%- if cookiecutter.background_worker == "yes" %}
-            events = await connection.fetch(
-                "DELETE FROM outbox_events WHERE type = 'account.opened'"
-                " AND (payload->>'account_id')::bigint = ANY($1) RETURNING id",
-                ids,
-            )
-            jobs = await connection.fetch(
-                "DELETE FROM pgqueuer WHERE payload = ANY($1) RETURNING id",
-                [event["id"].bytes for event in events],
-            )
             await connection.execute(
-                "DELETE FROM pgqueuer_log WHERE job_id = ANY($1)", [job["id"] for job in jobs]
+                "DELETE FROM outbox_events WHERE type = 'account.opened'"
+                " AND (payload->>'account_id')::bigint = ANY($1)",
+                ids,
             )
 {%- endif %}
             await connection.execute("DELETE FROM ledger_entries WHERE account_id = ANY($1)", ids)

@@ -67,13 +67,12 @@ def serve_metrics(settings: Settings) -> None:
     """Scrapes are answered by this process, on a port of their own (metrics.serve)."""
     from . import metrics  # noqa: PLC0415 - after the directory is set
 
-    host, port = settings.metrics.host, settings.metrics.port
-    try:
-        metrics.serve(host, port)
-    except OSError as error:  # the port taken, say: name the setting, as for the others
-        message = f"metrics.host/metrics.port (or APP_METRICS__PORT): {host}:{port}: {error}"
-        print(f"{{ cookiecutter.package_name }}: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
+    metrics.serve_or_exit(
+        settings.metrics.host,
+        settings.metrics.port,
+        program="{{ cookiecutter.package_name }}",
+        setting="metrics.host/metrics.port (or APP_METRICS__PORT)",
+    )
 
 
 def main() -> None:

@@ -210,6 +210,16 @@ class WorkerSettings(_Section):
     graceful_shutdown_seconds: float = Field(gt=0)
     metrics_port: int = Field(ge=1, le=65535)
     queue_sample_seconds: float = Field(gt=0)
+    # The outbox relay: how often it looks for pending events (the most it adds to a
+    # delivery's latency) and how many delivery jobs it enqueues per transaction
+    # (one NOTIFY each; events: as many as fit, one at least).
+    relay_interval_seconds: float = Field(gt=0, le=60)
+    relay_batch_size: int = Field(ge=1, le=10000)
+    # Delivered (or dead, or abandoned) events, their deliveries and the queue's
+    # history are deleted this long after the event; checked every interval.
+    retention_seconds: float = Field(ge=60)
+    cleanup_interval_seconds: float = Field(gt=0)
+    cleanup_batch_size: int = Field(ge=1, le=100000)
     pool: PoolSettings
     replicas: int = Field(ge=1)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,16 @@ def serve(host: str, port: int) -> None:
     """Answer scrapes on host:port from a thread of this process: the supervisor,
     which outlives its workers. Not the API's port, which the public reaches."""
     start_http_server(port, addr=host, registry=registry())
+
+
+def serve_or_exit(host: str, port: int, *, program: str, setting: str) -> None:
+    """`serve`, or, when the listener cannot start (the port taken, say), exit 2
+    naming the setting, as a bad setting does (the API's and the worker's)."""
+    try:
+        serve(host, port)
+    except OSError as error:
+        print(f"{program}: {setting}: {host}:{port}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def worker_stopped() -> None:

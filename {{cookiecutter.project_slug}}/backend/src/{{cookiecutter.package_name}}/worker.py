@@ -27,11 +27,11 @@ from pgqueuer.queries import Queries
 from . import metrics
 from .clients.webhooks import WebhookClient
 from .configuration import ConfigurationError, DatabaseSettings, Settings, load_settings
-from .db.outbox import FAN_OUT
 from .db.pool import Database
 from .db.webhooks import DELIVER
 from .domain.webhooks import RetryPolicy
 from .jobs.metrics import sample_queue
+from .jobs.relay import RelaySchedule, run_relay
 from .jobs.webhooks import WebhookJobs
 from .telemetry import configure_logging, finish_logging
 
@@ -72,8 +72,18 @@ def unexpected_error_retries(settings: Settings) -> ExecutorFactory:
 
 def register(manager: QueueManager, jobs: WebhookJobs, settings: Settings) -> None:
     factory = unexpected_error_retries(settings)
-    for name, handler in ((FAN_OUT, jobs.fan_out), (DELIVER, jobs.deliver)):
-        manager.entrypoint(name, on_failure="hold", executor_factory=factory)(handler)
+    manager.entrypoint(DELIVER, on_failure="hold", executor_factory=factory)(jobs.deliver)
+
+
+def relay_schedule(settings: Settings) -> RelaySchedule:
+    worker = settings.worker
+    return RelaySchedule(
+        interval_seconds=worker.relay_interval_seconds,
+        batch_size=worker.relay_batch_size,
+        retention_seconds=worker.retention_seconds,
+        cleanup_interval_seconds=worker.cleanup_interval_seconds,
+        cleanup_batch_size=worker.cleanup_batch_size,
+    )
 
 
 async def run(settings: Settings) -> None:
@@ -96,6 +106,7 @@ async def run(settings: Settings) -> None:
     lag_sampler = asyncio.create_task(
         metrics.sample_event_loop_lag(settings.metrics.pool_sample_seconds)
     )
+    relaying = asyncio.create_task(run_relay(database, relay_schedule(settings)))
     worker = settings.worker
     running = asyncio.create_task(
         manager.run(
@@ -113,18 +124,25 @@ async def run(settings: Settings) -> None:
         if not running.done():
             grace = worker.graceful_shutdown_seconds
             logger.info("stopping: finishing running jobs", grace_seconds=grace)
+            # The relay stops first: a batch it was moving rolls back, still pending.
+            await _cancel(relaying)
             manager.shutdown.set()
             await _finish_within(running, queue_connection, grace)
     finally:
-        for task in (sampler, lag_sampler):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(relaying)
+        await _cancel(sampler)
+        await _cancel(lag_sampler)
         await client.close()
         await database.close()
         if not queue_connection.is_closed():
             await queue_connection.close()
         logger.info("worker stopped")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _finish_within(
@@ -151,14 +169,12 @@ def main() -> None:
         raise SystemExit(2) from None
     configure_logging(settings.logging, settings.application.name)
     if settings.metrics.enabled:
-        host, port = settings.metrics.host, settings.worker.metrics_port
-        try:
-            metrics.serve(host, port)
-        except OSError as error:
-            setting = "metrics.host/worker.metrics_port (or APP_WORKER__METRICS_PORT)"
-            message = f"{setting}: {host}:{port}: {error}"
-            print(f"{{ cookiecutter.package_name }}.worker: {message}", file=sys.stderr)
-            raise SystemExit(2) from None
+        metrics.serve_or_exit(
+            settings.metrics.host,
+            settings.worker.metrics_port,
+            program="{{ cookiecutter.package_name }}.worker",
+            setting="metrics.host/worker.metrics_port (or APP_WORKER__METRICS_PORT)",
+        )
     try:
         uvloop.run(run(settings))
     finally:

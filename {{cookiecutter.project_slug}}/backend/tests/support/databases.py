@@ -104,11 +104,19 @@ def temporary_role(url: str, connection_limit: int) -> Iterator[str]:
         asyncio.run(_admin(url, f"DROP ROLE IF EXISTS {name}"))
 
 
-def migrate(database_url: str, revision: str = "head") -> None:
+def alembic_config(database_url: str) -> Config:
     config = Config(str(BACKEND / "alembic.ini"))
     config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
-    command.upgrade(config, revision)
+    return config
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)
 
 
 def head_revision() -> str:

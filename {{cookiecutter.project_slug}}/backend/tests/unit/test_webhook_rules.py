@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from {{ cookiecutter.package_name }}.clients.webhooks import WebhookClient
-from {{ cookiecutter.package_name }}.configuration import load_settings
+from {{ cookiecutter.package_name }}.configuration import ConfigurationError, load_settings
 from {{ cookiecutter.package_name }}.domain.events import ping
 from {{ cookiecutter.package_name }}.domain.webhooks import (
     InvalidDestinationError,
@@ -82,3 +82,17 @@ async def test_a_name_resolving_to_loopback_is_not_called(monkeypatch: pytest.Mo
     assert answer.status_code is None
     assert answer.error is not None
     assert "refused destination" in answer.error
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [("APP_WORKER__RELAY_INTERVAL_SECONDS", "0", r"worker\.relay_interval_seconds"),
+     ("APP_WORKER__RELAY_BATCH_SIZE", "0", r"worker\.relay_batch_size"),
+     ("APP_WORKER__RETENTION_SECONDS", "5", r"worker\.retention_seconds")],
+)  # fmt: skip
+def test_relay_and_retention_settings_are_checked_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=key):
+        load_settings()

@@ -1,10 +1,12 @@
-"""The transactional outbox: an event row and the job that fans it out to webhook
-subscriptions, both written on the caller's connection, inside its transaction.
+"""The transactional outbox: an event row written on the caller's connection, inside
+its transaction, and nothing else.
 
-Either the business change, its event and the job all commit, or none does: the
-job is enqueued exactly once per event without a relay polling the outbox. The
+Either the business change and its event commit, or neither does. The row is born
+pending; the worker's relay (db/relay.py) moves pending events to delivery jobs in
+batches. Enqueueing here instead fired PgQueuer's NOTIFY trigger in every business
+transaction, and PostgreSQL serialises the commits of transactions that notify. The
 event id is derived from the fact (domain.events), so a second write of the same
-fact inserts nothing and enqueues nothing.
+fact inserts nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +21,6 @@ from pgqueuer.queries import Queries
 from ..domain.events import Event
 from .pool import PooledConnection
 
-# The job that turns one event into one delivery job per matching subscription.
-FAN_OUT = "webhooks.fan_out"
-REQUEST_ID_HEADER = "request_id"
-
 _INSERT = """
 INSERT INTO outbox_events (id, type, payload, request_id) VALUES ($1, $2, $3::jsonb, $4)
 ON CONFLICT (id) DO NOTHING
@@ -35,15 +33,11 @@ def queue_on(connection: PooledConnection) -> Queries:
 
 
 async def record(connection: PooledConnection, event: Event) -> bool:
-    """Store the event and enqueue its fan-out, within the caller's transaction.
-    False when the event was already recorded (nothing written). The request's id
-    (from the log context) travels with the job, so the worker's logs name it."""
+    """Store the event, pending, within the caller's transaction. False when it was
+    already recorded (nothing written). The request's id (from the log context) is
+    kept with it, so the worker's logs name the request that caused a delivery."""
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     inserted = await connection.execute(
         _INSERT, event.id, event.type, orjson.dumps(event.payload).decode(), request_id
     )
-    if inserted != "INSERT 0 1":
-        return False
-    headers = {REQUEST_ID_HEADER: str(request_id)} if request_id else None
-    await queue_on(connection).enqueue(FAN_OUT, event.id.bytes, headers=headers)
-    return True
+    return bool(inserted == "INSERT 0 1")

@@ -1,17 +1,16 @@
-"""Webhook subscriptions, the fan-out of events to them, and each delivery's state."""
+"""Webhook subscriptions, each delivery's state and its job (the relay, db/relay.py,
+fans events out to them), and the dead letters."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
 from ..domain.events import Event, EventId
-from ..domain.webhooks import Subscription, SubscriptionId
+from ..domain.webhooks import DeadLetter, Subscription, SubscriptionId
 from .outbox import queue_on
 from .pool import Database, PooledConnection
 
@@ -28,16 +27,6 @@ _DISABLE = """
 UPDATE webhook_subscriptions SET enabled = false, disabled_reason = $2 WHERE id = $1
 """
 _EVENT = "SELECT id, type, payload, request_id FROM outbox_events WHERE id = $1"
-# One delivery per enabled subscription that wants the event's type; a second run
-# of the same fan-out (its job picked again after a crash) inserts none.
-_FAN_OUT = """
-INSERT INTO webhook_deliveries (event_id, subscription_id)
-SELECT e.id, s.id FROM outbox_events AS e
-JOIN webhook_subscriptions AS s ON s.enabled AND e.type = ANY (s.event_types)
-WHERE e.id = $1
-ON CONFLICT DO NOTHING
-RETURNING subscription_id
-"""
 _DELIVERY = """
 SELECT status, attempts FROM webhook_deliveries
 WHERE event_id = $1 AND subscription_id = $2 FOR UPDATE
@@ -64,7 +53,8 @@ ORDER BY d.updated_at DESC LIMIT $2
 _QUEUE_FIGURES = """
 SELECT count(*) AS depth,
     coalesce(extract(epoch FROM now() - min(execute_after) FILTER (
-        WHERE execute_after <= now())), 0) AS oldest_due_seconds
+        WHERE execute_after <= now())), 0) AS oldest_due_seconds,
+    (SELECT count(*) FROM outbox_events WHERE NOT relayed) AS pending_events
 FROM pgqueuer WHERE status = 'queued'
 """
 
@@ -79,17 +69,6 @@ class StoredEvent:
 class Delivery:
     status: str
     attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    event_id: uuid.UUID
-    subscription_id: int
-    event_type: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    failed_at: datetime
 
 
 def subscription_from(row: asyncpg.Record) -> Subscription:
@@ -149,34 +128,14 @@ def delivery_payload(event_id: EventId, subscription_id: int) -> bytes:
     return orjson.dumps({"event_id": str(event_id), "subscription_id": subscription_id})
 
 
-async def fan_out(
-    database: Database,
-    event_id: EventId,
-    headers: dict[str, str] | None,
-) -> int:
-    """One delivery row and one delivery job per matching subscription, in one
-    transaction: each delivery is enqueued exactly once however often this runs."""
-    async with database.connection() as connection, connection.transaction():
-        rows = await connection.fetch(_FAN_OUT, event_id)
-        if rows:
-            payloads: list[bytes | None] = [
-                delivery_payload(event_id, row["subscription_id"]) for row in rows
-            ]
-            await queue_on(connection).enqueue(
-                [DELIVER] * len(rows),
-                payloads,
-                [0] * len(rows),
-                headers=[headers] * len(rows),
-            )
-    return len(rows)
-
-
 async def ping(database: Database, event: Event, subscription_id: SubscriptionId) -> None:
-    """An event for one subscription only, whatever types it wants: stored, its
-    delivery row and job written in one transaction."""
+    """An event for one subscription only, whatever types it wants: stored (relayed
+    already, so the relay fans it out to no other subscription), its delivery row
+    and job written in one transaction."""
     async with database.connection() as connection, connection.transaction():
         await connection.execute(
-            "INSERT INTO outbox_events (id, type, payload) VALUES ($1, $2, $3::jsonb)",
+            "INSERT INTO outbox_events (id, type, payload, relayed)"
+            " VALUES ($1, $2, $3::jsonb, true)",
             event.id,
             event.type,
             orjson.dumps(event.payload).decode(),
@@ -218,11 +177,12 @@ async def abandon(
     await connection.execute(_ABANDON, event_id, subscription_id)
 
 
-async def queue_figures(database: Database) -> tuple[int, float]:
-    """Jobs waiting (due or deferred), and the age in seconds of the oldest one due."""
+async def queue_figures(database: Database) -> tuple[int, float, int]:
+    """Jobs waiting (due or deferred), the age in seconds of the oldest one due, and
+    the outbox events the relay has not moved yet."""
     async with database.connection() as connection:
         (row,) = await connection.fetch(_QUEUE_FIGURES)
-    return int(row["depth"]), float(row["oldest_due_seconds"])
+    return int(row["depth"]), float(row["oldest_due_seconds"]), int(row["pending_events"])
 
 
 async def dead_letters(

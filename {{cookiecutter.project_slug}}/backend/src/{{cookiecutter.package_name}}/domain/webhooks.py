@@ -4,8 +4,10 @@ how long to wait before the next attempt, and which destinations are refused."""
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import NewType
 from urllib.parse import urlsplit
@@ -35,6 +37,19 @@ class Subscription:
     secret: str
     event_types: tuple[str, ...]
     enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery given up after its last attempt (also the API's view of it)."""
+
+    event_id: uuid.UUID
+    subscription_id: int
+    event_type: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    failed_at: datetime
 
 
 class Outcome(Enum):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import uuid
-from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter{% if cookiecutter.auth != "none" %}, Depends{% endif %}, Query, Request, Response
@@ -18,6 +15,7 @@ from ..domain.events import EVENT_TYPES, ping
 from ..domain.webhooks import (
     EVENT_TYPES_MAX,
     URL_MAX_LENGTH,
+    DeadLetter,
     InvalidDestinationError,
     Subscription,
     SubscriptionId,
@@ -86,16 +84,6 @@ class SubscriptionCreated(SubscriptionOut):
     secret: str = Field(
         description="The Standard Webhooks signing secret (whsec_…): shown only now."
     )
-
-
-class DeadLetterOut(BaseModel):
-    event_id: uuid.UUID
-    subscription_id: int
-    event_type: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    failed_at: datetime
 
 
 def new_secret() -> str:
@@ -209,7 +197,7 @@ async def ping_subscription(
 
 @dead_letters_router.get(
     "",
-    response_model=list[DeadLetterOut],
+    response_model=list[DeadLetter],
     operation_id="listWebhookDeadLetters",
     responses=problem_responses(422, 503),
 )
@@ -217,9 +205,8 @@ async def list_dead_letters(
     database: DatabaseDep,
     subscription_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=DEAD_LETTERS_MAX)] = 50,
-) -> list[DeadLetterOut]:
+) -> list[DeadLetter]:
     """Deliveries given up after their last attempt, newest first."""
-    letters = await webhooks.dead_letters(
+    return await webhooks.dead_letters(
         database, None if subscription_id is None else SubscriptionId(subscription_id), limit
     )
-    return [DeadLetterOut(**asdict(letter)) for letter in letters]

@@ -16,6 +16,8 @@ QUEUE_DEPTH = Gauge("jobs_queued", "Jobs waiting in the queue, due or deferred")
 OLDEST_DUE_AGE = Gauge(
     "jobs_oldest_due_age_seconds", "How long the oldest due job has waited to be picked"
 )
+OUTBOX_PENDING = Gauge("outbox_pending_events", "Events not yet moved to jobs by the relay")
+RELAYED = Counter("outbox_relayed_events_total", "Events the relay moved to delivery jobs")
 ATTEMPTS = Counter("webhook_delivery_attempts_total", "Delivery attempts, by outcome", ["outcome"])
 FAILURES = Counter("webhook_delivery_failures_total", "Attempts without a 2xx answer")
 DEAD_LETTERS = Counter("webhook_dead_letters_total", "Deliveries given up after their last attempt")
@@ -25,10 +27,11 @@ async def sample_queue(database: Database, interval_seconds: float) -> None:
     """Every interval, the queue's depth and the age of its oldest due job."""
     while True:
         try:
-            depth, oldest = await webhooks.queue_figures(database)
+            depth, oldest, pending = await webhooks.queue_figures(database)
         except Exception as error:  # the sampler must outlive any one failure
             logger.warning("sampling the queue failed", error=repr(error))
         else:
             QUEUE_DEPTH.set(depth)
             OLDEST_DUE_AGE.set(oldest)
+            OUTBOX_PENDING.set(pending)
         await asyncio.sleep(interval_seconds)

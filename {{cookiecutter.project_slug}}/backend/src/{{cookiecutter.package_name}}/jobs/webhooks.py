@@ -1,5 +1,5 @@
-"""The webhook jobs: fan an event out to its subscriptions, deliver one event to
-one subscription (then record the outcome, retry later, or dead-letter it)."""
+"""The webhook job: deliver one event to one subscription (then record the outcome,
+retry later, or dead-letter it). The relay (jobs/relay.py) enqueues these."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pgqueuer.models import Job
 
 from ..clients.webhooks import WebhookClient
 from ..db import webhooks
-from ..db.outbox import REQUEST_ID_HEADER
 from ..db.pool import Database
+from ..db.relay import REQUEST_ID_HEADER
 from ..domain.events import EventId
 from ..domain.webhooks import Outcome, RetryPolicy, SubscriptionId, outcome_of
 from . import metrics
@@ -31,24 +31,11 @@ def request_id_of(job: Job) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def headers_of(job: Job) -> dict[str, str] | None:
-    request_id = request_id_of(job)
-    return {REQUEST_ID_HEADER: request_id} if request_id else None
-
-
 @dataclass(frozen=True)
 class WebhookJobs:
     database: Database
     client: WebhookClient
     policy: RetryPolicy
-
-    async def fan_out(self, job: Job) -> None:
-        event_id = EventId(uuid.UUID(bytes=job.payload or b""))
-        with structlog.contextvars.bound_contextvars(
-            event_id=str(event_id), request_id=request_id_of(job), job_id=job.id
-        ):
-            count = await webhooks.fan_out(self.database, event_id, headers_of(job))
-            logger.info("event fanned out", deliveries=count)
 
     async def deliver(self, job: Job) -> None:
         data = orjson.loads(job.payload or b"{}")

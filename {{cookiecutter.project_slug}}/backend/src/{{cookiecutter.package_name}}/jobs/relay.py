@@ -1,0 +1,69 @@
+"""The outbox relay, a task of the worker process: every `relay_interval_seconds` it
+moves pending outbox events to delivery jobs, a batch per transaction (db/relay.py),
+and every `cleanup_interval_seconds` it deletes what `retention_seconds` no longer
+keeps. Polling, not a NOTIFY from each business transaction: a notification makes
+PostgreSQL serialise the commits of the transactions that send one, which halved the
+transfers per second; the price is up to one interval of delivery latency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from ..db import relay
+from ..db.pool import Database
+from . import metrics
+
+logger = structlog.get_logger("relay")
+
+
+@dataclass(frozen=True)
+class RelaySchedule:
+    interval_seconds: float
+    batch_size: int
+    retention_seconds: float
+    cleanup_interval_seconds: float
+    cleanup_batch_size: int
+
+
+async def drain(database: Database, batch_size: int) -> int:
+    """Move pending events until a batch comes back with room left; returns the
+    events moved."""
+    moved_total = 0
+    while True:
+        moved = await relay.relay_batch(database, batch_size)
+        moved_total += moved.events
+        metrics.RELAYED.inc(moved.events)
+        if moved.events:
+            logger.info("events relayed", events=moved.events, deliveries=moved.deliveries)
+        if not moved.full:
+            return moved_total
+
+
+async def clean_up(database: Database, schedule: RelaySchedule) -> int:
+    deleted_total = 0
+    while deleted := await relay.expire(
+        database, schedule.retention_seconds, schedule.cleanup_batch_size
+    ):
+        deleted_total += deleted
+    if deleted_total:
+        logger.info("expired rows deleted", rows=deleted_total)
+    return deleted_total
+
+
+async def run_relay(database: Database, schedule: RelaySchedule) -> None:
+    """Until cancelled. A failure (the database away, say) is logged and the next
+    round tries again: the batch it was moving rolled back and is still pending."""
+    next_cleanup = time.monotonic()
+    while True:
+        try:
+            await drain(database, schedule.batch_size)
+            if time.monotonic() >= next_cleanup:
+                next_cleanup = time.monotonic() + schedule.cleanup_interval_seconds
+                await clean_up(database, schedule)
+        except Exception as error:  # the relay must outlive any one failure
+            logger.warning("relaying events failed", error=repr(error))
+        await asyncio.sleep(schedule.interval_seconds)
