@@ -68,12 +68,15 @@ def test_holds_exactly_the_chosen_options_files(rendered: tuple[dict[str, str], 
         for path in paths
     ]
     for option, value, path in owned:
-        # Chosen: its own value and that of every directory owning it (frontend/ for
-        # frontend/public/js/ledger.js).
-        chosen = all(
-            answers[other] == other_value
+        # Chosen: for each option owning it or a directory above it (frontend/ for
+        # frontend/public/js/ledger.js), one of the values that own it.
+        owning = {
+            (other, other_value)
             for other, other_value, owner in owned
             if owner == path or owner in path.parents
+        }
+        chosen = all(
+            any(answers[other] == v for o, v in owning if o == other) for other, _ in owning
         )
         assert (project / path).exists() == chosen, f"{option}={value}: {path}"
 
