@@ -125,8 +125,10 @@ def test_the_skeleton_holds_no_example_code_or_tables(variant: dict[str, str], b
             found = EXAMPLE_WORDS.search(path.read_text(errors="replace"))
             assert found is None, f"{relative}: {found.group(0) if found else ''}"
     migrations = sorted(path.name for path in (project / "backend/migrations/versions").iterdir())
-    worker = ["0004_outbox_webhooks.py"] if variant.get("background_worker", "yes") == "yes" else []
-    assert migrations == ["0001_baseline.py", *worker]
+    answers = answers_with_defaults(variant)
+    worker = ["0004_outbox_webhooks.py"] if answers["background_worker"] == "yes" else []
+    keys = ["0005_api_keys.py"] if answers["auth"] in ("api_key", "both") else []
+    assert migrations == ["0001_baseline.py", *worker, *keys]
     # No package left with nothing in it but its __init__.py.
     empty = [
         init.parent.relative_to(project).as_posix()

@@ -53,7 +53,7 @@ class BearerToken(SecurityBase):
     publishes it as the API's bearer scheme and Swagger UI can authorize with it."""
 
     def __init__(self) -> None:
-        self.model = HTTPBearerModel(bearerFormat="{{ {"oidc": "JWT", "api_key": "API key (lk_live_…)", "both": "JWT or API key (lk_live_…)"}[cookiecutter.auth] }}")
+        self.model = HTTPBearerModel(bearerFormat="{{ "JWT" if cookiecutter.auth == "oidc" else ("API key (lk_live_…)" if cookiecutter.auth == "api_key" else "JWT or API key (lk_live_…)") }}")
         self.scheme_name = "bearer"
 
     async def __call__(self, request: Request) -> Principal:
