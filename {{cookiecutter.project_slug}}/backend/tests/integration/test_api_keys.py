@@ -77,6 +77,14 @@ async def test_unknown_malformed_and_oversized_keys_are_invalid_tokens(
 
 
 @pytest.mark.anyio
+async def test_a_valid_key_in_a_header_over_the_limit_is_refused_unread(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    padded = f"Bearer {api_key(settings, 'svc')}" + " " * settings.auth.max_header_bytes
+    assert_invalid_token(await client.get(PROTECTED, headers={"Authorization": padded}))
+
+
+@pytest.mark.anyio
 async def test_a_known_id_with_another_secret_is_refused(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
