@@ -206,14 +206,14 @@ def load_manifest() -> dict[str, dict[str, list[str]]]:
 
 
 def unselected_paths(answers: dict[str, Any]) -> list[str]:
-    """Paths (relative to the project) owned by option values that were not chosen."""
-    return [
-        path.format(package_name=answers["package_name"])
-        for option, owners in load_manifest().items()
-        for value, paths in owners.items()
-        if value != answers[option]
-        for path in paths
-    ]
+    """Paths (relative to the project) owned by option values that were not chosen. A
+    path several values of one option own (auth: oidc and both) stays if one is chosen."""
+    unselected: list[str] = []
+    for option, owners in load_manifest().items():
+        kept = set(owners[answers[option]])
+        for paths in owners.values():
+            unselected += [path for path in paths if path not in kept and path not in unselected]
+    return [path.format(package_name=answers["package_name"]) for path in unselected]
 
 
 def replay_json(answers: dict[str, Any]) -> str:

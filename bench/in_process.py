@@ -75,12 +75,19 @@ class Lifespan:
 
 
 def request(
-    endpoint: str, number: int, first_account: int, accounts: int
+    endpoint: str,
+    number: int,
+    first_account: int,
+    accounts: int,
+    authorizations: list[bytes] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
-    """The scope and body of the benchmark's request number `number`."""
+    """The scope and body of the benchmark's request number `number`; with
+    `authorizations`, its Authorization header is the number-th of them (in turn)."""
     # Transfers of one batch touch distinct pairs (2n, 2n + 1): no lock waits.
     account = first_account + (2 * number) % (accounts - 1)
     headers = [(b"host", b"127.0.0.1"), (b"user-agent", b"in-process"), (b"accept", b"*/*")]
+    if authorizations:
+        headers.append((b"authorization", authorizations[number % len(authorizations)]))
     method, path, body = "GET", "/health/ready", b""
     if endpoint == "account":
         path = f"/v1/accounts/{account}"
@@ -138,7 +145,13 @@ async def serve(
     statuses: list[int] = []
     for batch in range(offset, offset + count, CONCURRENCY):
         requests = [
-            request(arguments.endpoint, number, arguments.first_account, arguments.accounts)
+            request(
+                arguments.endpoint,
+                number,
+                arguments.first_account,
+                arguments.accounts,
+                arguments.authorizations,
+            )
             for number in range(batch, min(batch + CONCURRENCY, offset + count))
         ]
         statuses += await asyncio.gather(
@@ -181,7 +194,17 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=int, default=WARMUP_REQUESTS, help="requests before the measured ones"
     )
+    parser.add_argument(
+        "--authorization",
+        type=Path,
+        help="a file of Authorization header values, one a line, sent in turn: one value "
+        "prices a cached credential, as many values as requests a cache miss each",
+    )
     arguments = parser.parse_args()
+    # Read (and the tokens in it minted) before any measurement: signing is the client's cost.
+    arguments.authorizations = (
+        arguments.authorization.read_bytes().splitlines() if arguments.authorization else None
+    )
     result = uvloop.run(measure(arguments))
     arguments.result.write_text(json.dumps(result))
 

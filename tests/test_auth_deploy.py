@@ -1,6 +1,7 @@
-"""auth=oidc: every cloud target's files hand the API the identity provider's issuer
-and audience (the production configuration refuses to start without an issuer), and
-nothing names them when auth=none. Rendered offline; the files' own validators run
+"""Every cloud target's files hand the API the identity provider's issuer and audience
+with bearer tokens (auth=oidc or both: production refuses to start without an issuer),
+the API-key pepper as a secret with API keys (auth=api_key or both: production
+refuses the development pepper), and nothing of either when auth=none. Rendered offline; the files' own validators run
 in test_cloud_targets.py."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pycep import BicepParser
 from .support.deploy_files import by_kind, kustomize
 from .support.rendering import render
 
-SETTINGS = {"APP_AUTH__ISSUER", "APP_AUTH__AUDIENCE"}
+TOKEN_SETTINGS = {"APP_AUTH__ISSUER", "APP_AUTH__AUDIENCE"}
+KEY_SETTINGS = {"APP_AUTH__API_KEY_PEPPER"}
 
 
 def api_environment_names(project: Path, target: str) -> set[str]:
@@ -24,7 +26,8 @@ def api_environment_names(project: Path, target: str) -> set[str]:
         template = cfn_yaml.load(str(project / "deploy" / "aws" / "cloudformation.yaml"))
         service = template["Resources"]["ServiceTaskDefinition"]["Properties"]
         (container,) = service["ContainerDefinitions"]
-        return {entry["Name"] for entry in container["Environment"]}
+        entries = container["Environment"] + container["Secrets"]
+        return {entry["Name"] for entry in entries}
     if target == "azure":
         text = (project / "deploy" / "azure" / "main.bicep").read_text()
         BicepParser().parse(text=text)  # still valid Bicep
@@ -40,10 +43,12 @@ def api_environment_names(project: Path, target: str) -> set[str]:
 
 
 @pytest.mark.parametrize("target", ["aws", "azure", "render", "kubernetes"])
-@pytest.mark.parametrize("auth", ["oidc", "none"])
-def test_the_api_gets_the_issuer_and_audience_only_with_auth(
+@pytest.mark.parametrize("auth", ["oidc", "api_key", "both", "none"])
+def test_the_api_gets_the_issuer_audience_and_pepper_its_auth_needs(
     tmp_path: Path, target: str, auth: str
 ) -> None:
     project = render(tmp_path, {"cloud_target": target, "auth": auth})
     names = api_environment_names(project, target)
-    assert SETTINGS & names == (SETTINGS if auth == "oidc" else set()), names
+    tokens = TOKEN_SETTINGS if auth in ("oidc", "both") else set()
+    keys = KEY_SETTINGS if auth in ("api_key", "both") else set()
+    assert (TOKEN_SETTINGS | KEY_SETTINGS) & names == tokens | keys, names

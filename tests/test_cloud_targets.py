@@ -37,8 +37,9 @@ RENDER_SCHEMA = TEMPLATE / "tests" / "schemas" / "render.schema.json"
 MIGRATE = ["alembic", "upgrade", "head"]
 PRESTOP_SLEEP_SECONDS = 10
 # Rendered for each target with replicas and workers above the defaults, so a value
-# that ignored the answers would show.
-ANSWERS = {"api_replicas": "5", "api_workers": "3"}
+# that ignored the answers would show; auth=both, so the files hand over the
+# identity provider's settings and the API-key pepper both (tests/test_auth_deploy.py).
+ANSWERS = {"api_replicas": "5", "api_workers": "3", "auth": "both"}
 
 
 Renderer = Callable[..., Path]

@@ -68,12 +68,15 @@ def test_holds_exactly_the_chosen_options_files(rendered: tuple[dict[str, str], 
         for path in paths
     ]
     for option, value, path in owned:
-        # Chosen: its own value and that of every directory owning it (frontend/ for
-        # frontend/public/js/ledger.js).
-        chosen = all(
-            answers[other] == other_value
+        # Chosen: for each option owning it or a directory above it (frontend/ for
+        # frontend/public/js/ledger.js), one of the values that own it.
+        owning = {
+            (other, other_value)
             for other, other_value, owner in owned
             if owner == path or owner in path.parents
+        }
+        chosen = all(
+            any(answers[other] == v for o, v in owning if o == other) for other, _ in owning
         )
         assert (project / path).exists() == chosen, f"{option}={value}: {path}"
 
@@ -122,12 +125,14 @@ def test_the_skeleton_holds_no_example_code_or_tables(variant: dict[str, str], b
             found = EXAMPLE_WORDS.search(path.read_text(errors="replace"))
             assert found is None, f"{relative}: {found.group(0) if found else ''}"
     migrations = sorted(path.name for path in (project / "backend/migrations/versions").iterdir())
+    answers = answers_with_defaults(variant)
     worker = (
         ["0004_outbox_webhooks.py", "0005_outbox_relay.py"]
-        if variant.get("background_worker", "yes") == "yes"
+        if answers["background_worker"] == "yes"
         else []
     )
-    assert migrations == ["0001_baseline.py", *worker]
+    keys = ["0006_api_keys.py"] if answers["auth"] in ("api_key", "both") else []
+    assert migrations == ["0001_baseline.py", *worker, *keys]
     # No package left with nothing in it but its __init__.py.
     empty = [
         init.parent.relative_to(project).as_posix()

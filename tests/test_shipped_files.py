@@ -48,12 +48,14 @@ def effective_server_settings(project: Path, overrides: dict[str, str]) -> dict[
         "paths = sorted(create_app(settings).openapi()['paths'])\n"
         "print(json.dumps({{**settings.server.model_dump(), 'paths': paths}}))\n"
     ).format(package=next((project / "backend" / "src").iterdir()).name)
-    # With authentication, production needs an identity provider to name (the probe
-    # builds the app; it fetches no keys).
+    # With bearer tokens, production needs an identity provider to name (the probe
+    # builds the app; it fetches no keys); with API keys, a pepper of its own.
     package = next((project / "backend" / "src").iterdir())
-    provider = {"APP_AUTH__ISSUER": "https://issuer.example/"}
-    if not (package / "auth").is_dir():
-        provider = {}
+    provider = {}
+    if (package / "auth" / "tokens.py").is_file():
+        provider["APP_AUTH__ISSUER"] = "https://issuer.example/"
+    if (package / "auth" / "api_keys.py").is_file():
+        provider["APP_AUTH__API_KEY_PEPPER"] = "p" * 32
     env = (
         os.environ
         | overrides

@@ -25,6 +25,7 @@ SUPPORTED: list[dict[str, str]] = [
         "db_size": "small",
         "include_frontend": "no",
         "background_worker": "no",
+        "auth": "api_key",
     },
     {"cloud_target": "vercel", "db_size": "xlarge", "python_version": "3.13"},
     {
@@ -33,6 +34,7 @@ SUPPORTED: list[dict[str, str]] = [
         "api_replicas": "6",
         "api_workers": "4",
         "worker_pool_max_size": "6",
+        "auth": "both",
     },
     {
         "example_domain": "none",

@@ -2,8 +2,10 @@
 //   k6 run -e SCENARIO=smoke|load|spike -e BASE_URL=http://127.0.0.1:8000 k6/load_test.js
 // Optional: -e DURATION=1m (smoke, load), -e RATE=50 (requests/s of load and the spike's base),
 // -e SUMMARY_FILE=<scenario>-summary.json (`make load` writes to k6/results/).
-{%- if cookiecutter.auth != "none" %}
-// -e TOKEN=<bearer token> with the ledger:read and ledger:write scopes (`make load` mints one
+{%- if cookiecutter.auth == "api_key" %}
+// -e TOKEN=<API key> with the ledger:read and ledger:write scopes (`make api-key`).
+{%- elif cookiecutter.auth != "none" %}
+// -e TOKEN=<bearer token{{ " or API key" if cookiecutter.auth == "both" }}> with the ledger:read and ledger:write scopes (`make load` mints one
 // from the development key; against a deployment, one from your identity provider).
 {%- endif %}
 // A failed threshold exits with 99.
@@ -173,7 +175,7 @@ export function setup() {
   for (let i = 0; i < SEED_ACCOUNTS; i += 1) {
     const id = createAccount(`k6 seed ${i}`, SEED_BALANCE_MINOR);
     if (id === null) {
-      fail('setup: could not create the seed accounts{% if cookiecutter.auth != "none" %} (with a token: -e TOKEN=..., see make token){% endif %}');
+      fail('setup: could not create the seed accounts{% if cookiecutter.auth != "none" %} (with a token: -e TOKEN=..., see make {{ "api-key" if cookiecutter.auth == "api_key" else "token" }}){% endif %}');
     }
     accounts.push(id);
   }

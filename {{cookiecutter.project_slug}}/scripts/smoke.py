@@ -3,9 +3,14 @@
 Checks: /health/live, /health/ready, and real database-backed requests.
 Uses $APP_DATABASE__URL (set by `make smoke`). Exit 1 with the service's log on failure.
 {%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth == "api_key" %}
+Requests carry $SMOKE_TOKEN if set (an API key, from `make api-key`), else a key
+created for this run in the database and deleted again at exit.
+{%- else %}
 Requests carry $SMOKE_TOKEN if set (a token from your identity provider, when the
 service runs with its production configuration), else a token signed by the
 development key, which the local and test configurations trust.
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.example_domain == "ledger" %}
 The account it opens is deleted again, passed or failed: the database keeps no trace.
@@ -13,8 +18,11 @@ The account it opens is deleted again, passed or failed: the database keeps no t
 """
 
 from __future__ import annotations
-{% if cookiecutter.example_domain == "ledger" %}
+{% if cookiecutter.example_domain == "ledger" or cookiecutter.auth == "api_key" %}
 import asyncio
+{%- endif %}
+{%- if cookiecutter.auth == "api_key" %}
+import atexit
 {%- endif %}
 import json
 import os
@@ -27,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
-{%- if cookiecutter.example_domain == "ledger" %}
+{%- if cookiecutter.example_domain == "ledger" or cookiecutter.auth == "api_key" %}
 
 import asyncpg
 {%- endif %}
@@ -97,12 +105,47 @@ def wait_until_live(base: str, service: subprocess.Popen[bytes]) -> None:
 def credentials() -> dict[str, str]:
     token = os.environ.get("SMOKE_TOKEN")
     if not token:
+{%- if cookiecutter.auth == "api_key" %}
+        url = os.environ["APP_DATABASE__URL"]
+        key_id, token = asyncio.run(create_key(url))
+        atexit.register(lambda: asyncio.run(delete_key(url, key_id)))
+{%- else %}
         from {{ cookiecutter.package_name }}.auth.development import mint  # noqa: PLC0415
         from {{ cookiecutter.package_name }}.configuration import load_settings  # noqa: PLC0415
 
         audience = load_settings().auth.audience
         token = mint(SMOKE_SUBJECT, SMOKE_SCOPES, audience, lifetime_seconds=300)
+{%- endif %}
     return {"Authorization": f"Bearer {token}"}
+{%- if cookiecutter.auth == "api_key" %}
+
+
+async def create_key(url: str) -> tuple[str, str]:
+    """A key for this run only, made as `make api-key` makes one."""
+    from {{ cookiecutter.package_name }}.auth.api_keys import new_key, secret_hash  # noqa: PLC0415
+    from {{ cookiecutter.package_name }}.configuration import load_settings  # noqa: PLC0415
+    from {{ cookiecutter.package_name }}.db import api_keys  # noqa: PLC0415
+    from {{ cookiecutter.package_name }}.principal import Principal  # noqa: PLC0415
+
+    key_id, secret, key = new_key()
+    pepper = load_settings().auth.api_key_pepper.get_secret_value().encode()
+    principal = Principal(SMOKE_SUBJECT, frozenset(SMOKE_SCOPES.split()))
+    connection = await asyncpg.connect(url)
+    try:
+        hashed = secret_hash(pepper, key_id, secret)
+        await api_keys.create(connection, key_id, f"{SMOKE_SUBJECT}-{key_id}", principal, hashed)
+    finally:
+        await connection.close()
+    return key_id, key
+
+
+async def delete_key(url: str, key_id: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("DELETE FROM api_keys WHERE id = $1", key_id)
+    finally:
+        await connection.close()
+{%- endif %}
 {%- endif %}
 
 

@@ -15,6 +15,9 @@ from {{ cookiecutter.package_name }}.startup import create_app
 
 from .support import databases
 from .support.apps import default_headers
+{%- if cookiecutter.auth == "api_key" %}
+from .support.tokens import seed_default_key
+{%- endif %}
 
 
 @pytest.fixture
@@ -38,6 +41,9 @@ def server_url() -> str:
 def migrated_template(server_url: str) -> Iterator[str]:
     with databases.temporary_database(server_url, "template") as name:
         databases.migrate(databases.with_database(server_url, name))
+{%- if cookiecutter.auth == "api_key" %}
+        seed_default_key(databases.with_database(server_url, name))
+{%- endif %}
         yield name
 
 

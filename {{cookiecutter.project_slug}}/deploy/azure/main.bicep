@@ -24,9 +24,15 @@ param databaseAdminPassword string
 @secure()
 @description('Password of the application role {{ cookiecutter.package_name }}_app (from your secret store); a new value rotates it')
 param appDatabasePassword string
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+
+@secure()
+@description('The HMAC key of the API keys stored hashes, 32+ characters (from your secret store); changing it invalidates every key')
+param apiKeyPepper string
+{%- endif %}
 
 param databaseName string = '{{ cookiecutter.package_name }}'
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
 
 @description('The identity provider issuer URL, exactly as its tokens iss claim (DEPLOYMENT.md: Identity providers)')
 param authIssuer string
@@ -52,6 +58,9 @@ var secretsUserRole = '4633458b-17de-408a-b874-0445c86b69e6'
 var vaultSecrets = [
   { name: 'app-database-password', keyVaultUrl: appPasswordSecret.properties.secretUri, identity: identity.id }
   { name: 'owner-database-password', keyVaultUrl: ownerPasswordSecret.properties.secretUri, identity: identity.id }
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+  { name: 'api-key-pepper', keyVaultUrl: apiKeyPepperSecret.properties.secretUri, identity: identity.id }
+{%- endif %}
 ]
 var registrySecrets = empty(registryServer) ? [] : [ { name: 'registry-password', value: registryPassword } ]
 var secrets = concat(vaultSecrets, registrySecrets)
@@ -66,7 +75,10 @@ var environmentVariables = [
   { name: 'APP_DATABASE__URL', value: 'postgresql://${appRole}@${databaseHost}:5432/${databaseName}' }
   { name: 'PGPASSWORD', secretRef: 'app-database-password' }
   { name: 'PGSSLMODE', value: 'require' }
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+  { name: 'APP_AUTH__API_KEY_PEPPER', secretRef: 'api-key-pepper' }
+{%- endif %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
   { name: 'APP_AUTH__ISSUER', value: authIssuer }
   { name: 'APP_AUTH__AUDIENCE', value: authAudience }
 {%- endif %}
@@ -78,7 +90,10 @@ var migrationVariables = [
   { name: 'PGPASSWORD', secretRef: 'owner-database-password' }
   { name: 'APP_ROLE_PASSWORD', secretRef: 'app-database-password' }
   { name: 'PGSSLMODE', value: 'require' }
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+  { name: 'APP_AUTH__API_KEY_PEPPER', secretRef: 'api-key-pepper' }
+{%- endif %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
   // The settings load whole, auth's included (auth.issuer is required in production).
   { name: 'APP_AUTH__ISSUER', value: authIssuer }
   { name: 'APP_AUTH__AUDIENCE', value: authAudience }
@@ -153,6 +168,14 @@ resource ownerPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   name: 'owner-database-password'
   properties: { value: databaseAdminPassword }
 }
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+
+resource apiKeyPepperSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'api-key-pepper'
+  properties: { value: apiKeyPepper }
+}
+{%- endif %}
 
 resource readSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, identity.id, secretsUserRole)

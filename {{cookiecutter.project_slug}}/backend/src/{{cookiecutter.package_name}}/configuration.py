@@ -136,6 +136,7 @@ class DatabaseSettings(_Section):
 
 
 {% if cookiecutter.auth != "none" -%}
+{% if cookiecutter.auth in ["oidc", "both"] -%}
 # Asymmetric only: with HMAC the verifier's key would also sign, and a public key
 # used as an HMAC secret lets anyone forge tokens; "none" is no signature at all.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
@@ -155,9 +156,30 @@ def _url(value: str) -> str:
     return value
 
 
-class AuthSettings(_Section):
-    """Bearer tokens from the identity provider (auth/): whose, for whom, how checked."""
+{% endif -%}
+{% if cookiecutter.auth in ["api_key", "both"] -%}
+# The pepper configuration/local.yaml and test.yaml use: public, so production refuses it.
+DEVELOPMENT_PEPPER = "development pepper, never for production: set APP_AUTH__API_KEY_PEPPER"
+PEPPER_MIN_LENGTH = 32
 
+
+def _pepper(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < PEPPER_MIN_LENGTH:
+        msg = (
+            f"must be at least {PEPPER_MIN_LENGTH} characters, "
+            "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+        raise ValueError(msg)
+    return value
+
+
+{% endif -%}
+class AuthSettings(_Section):
+    """{% if cookiecutter.auth in ["oidc", "both"] %}Bearer tokens from the identity provider{% endif %}{% if cookiecutter.auth == "both" %} and {% endif %}{% if cookiecutter.auth in ["api_key", "both"] %}API keys{% endif %} (auth/): how callers are checked."""
+
+    # A longer Authorization header is refused (401) before it is parsed.
+    max_header_bytes: int = Field(ge=256, le=65_536)
+{%- if cookiecutter.auth in ["oidc", "both"] %}
     # The provider's issuer URL, exactly as its tokens' `iss` claim spells it.
     issuer: Annotated[str, AfterValidator(_url)] | None = None
     audience: str = Field(min_length=1)
@@ -171,9 +193,21 @@ class AuthSettings(_Section):
     jwks_max_bytes: int = Field(ge=1024, le=10_485_760)
     scopes_claim: str = Field(min_length=1)
     token_cache_size: int = Field(ge=1)
-    max_header_bytes: int = Field(ge=256, le=65_536)
+{%- endif %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
     # Trust tokens from `make token` (auth/development.py): local and test only.
     development_key: bool = False
+{%- endif %}
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+    # The HMAC key of API keys' stored hashes (auth/api_keys.py); a secret, kept out
+    # of the database. Changing it invalidates every key.
+    api_key_pepper: Annotated[SecretStr, AfterValidator(_pepper)]
+    # A revoked key is refused at the latest this long after its revocation.
+    api_key_cache_seconds: float = Field(gt=0, le=300)
+    api_key_cache_size: int = Field(ge=1)
+
+{%- endif %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
 
     @model_validator(mode="after")
     def _one_source_of_keys(self) -> Self:
@@ -181,6 +215,7 @@ class AuthSettings(_Section):
             msg = "set auth.issuer (the identity provider) or auth.development_key, not both"
             raise ValueError(msg)
         return self
+{%- endif %}
 
 
 {% endif -%}
@@ -292,7 +327,7 @@ class Settings(BaseSettings):
         return self
 {%- endif %}
 
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
 
     @model_validator(mode="after")
     def _production_trusts_no_development_key(self) -> Self:
@@ -300,6 +335,21 @@ class Settings(BaseSettings):
             msg = (
                 "auth.development_key must be false in production: anyone can sign with "
                 "the development key; set auth.issuer to the identity provider"
+            )
+            raise ValueError(msg)
+        return self
+{%- endif %}
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+
+    @model_validator(mode="after")
+    def _production_has_its_own_pepper(self) -> Self:
+        if (
+            self.environment == "production"
+            and self.auth.api_key_pepper.get_secret_value() == DEVELOPMENT_PEPPER
+        ):
+            msg = (
+                "auth.api_key_pepper is the public development pepper: set "
+                "APP_AUTH__API_KEY_PEPPER from the secret store in production"
             )
             raise ValueError(msg)
         return self

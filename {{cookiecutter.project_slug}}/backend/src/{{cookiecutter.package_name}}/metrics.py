@@ -105,7 +105,7 @@ POOL_OPEN_FAILURES = Counter(
     "retrying after, by error (TooManyConnectionsError, InvalidPasswordError, ...).",
     ["reason"],
 )
-{% if cookiecutter.auth != "none" -%}
+{% if cookiecutter.auth in ["oidc", "both"] -%}
 AUTH_KEYS_STALE = Gauge(
     "auth_signing_keys_stale",
     "1 while the identity provider's keys could not be refreshed and cached ones serve.",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+from functools import partial
+{%- endif %}
 
 import structlog
 from fastapi import FastAPI
@@ -12,10 +15,16 @@ from fastapi_swagger import patch_fastapi
 from starlette.middleware.cors import CORSMiddleware
 
 from . import metrics
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+from .auth.api_keys import ApiKeyVerifier
+{%- endif %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
 from .auth.lifecycle import token_verifier
 {%- endif %}
 from .configuration import Settings, load_settings
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+from .db import api_keys
+{%- endif %}
 from .db.budget import BudgetGuard
 from .db.pool import Database
 from .db.session_settings import warn_if_differing
@@ -39,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
         async with token_verifier(settings.auth) as verifier:
             app.state.token_verifier = verifier
             async with serving(app):
@@ -50,6 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
         database = await Database.open(settings.database, settings.application.name)
         app.state.database = database
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+        app.state.api_key_verifier = ApiKeyVerifier(
+            partial(api_keys.find_active, database),
+            settings.auth.api_key_pepper.get_secret_value().encode(),
+            ttl_seconds=settings.auth.api_key_cache_seconds,
+            capacity=settings.auth.api_key_cache_size,
+        )
+{%- endif %}
         sampler = asyncio.create_task(
             metrics.sample_worker(database.stats, settings.metrics.pool_sample_seconds)
         )

@@ -104,7 +104,7 @@ async def test_docs_can_authorize_with_a_bearer_token(app: FastAPI) -> None:
     assert document["components"]["securitySchemes"]["bearer"] == {
         "type": "http",
         "scheme": "bearer",
-        "bearerFormat": "JWT",
+        "bearerFormat": "{{ "JWT or API key (lk_live_…)" if cookiecutter.auth == "both" else "JWT" }}",
     }
     assert document["paths"][PROTECTED]["get"]["security"] == [{"bearer": []}]
     assert "security" not in document["paths"]["/health/live"]["get"]

@@ -11,6 +11,12 @@ from ..support.databases import BACKEND, migrate
 from ..support.ledger import connect
 
 LEDGER_TABLES = ["accounts", "idempotency_keys", "ledger_entries", "transfers"]
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+# Revision 0006, the last: API keys.
+KEY_TABLES = ["api_keys"]
+{%- else %}
+KEY_TABLES: list[str] = []
+{%- endif %}
 {%- if cookiecutter.background_worker == "yes" %}
 # Revision 0004 (on top of the ledger): the outbox, webhooks and PgQueuer's tables.
 WORKER_TABLES = [
@@ -22,9 +28,9 @@ WORKER_TABLES = [
     "webhook_deliveries",
     "webhook_subscriptions",
 ]
-HEAD_TABLES = sorted(LEDGER_TABLES + WORKER_TABLES)
+HEAD_TABLES = sorted(LEDGER_TABLES + WORKER_TABLES + KEY_TABLES)
 {%- else %}
-HEAD_TABLES = LEDGER_TABLES
+HEAD_TABLES = sorted(LEDGER_TABLES + KEY_TABLES)
 {%- endif %}
 
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from {{ cookiecutter.package_name }}.configuration import load_settings
+from {{ cookiecutter.package_name }}.configuration import {% if cookiecutter.auth != "none" %}Settings, {% endif %}load_settings
 from {{ cookiecutter.package_name }}.handlers import accounts, health, {% if cookiecutter.auth != "none" %}identity, {% endif %}transfers{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 from {{ cookiecutter.package_name }}.startup import create_app
 
@@ -138,7 +138,13 @@ def test_headers_and_problem_types_are_documented(document: dict[str, Any]) -> N
 SCHEMATHESIS_CONFIG = (Path(__file__).parents[1] / "schemathesis.toml").read_text()
 
 
-def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> None:
+def test_the_service_keeps_to_its_schema(
+{%- if cookiecutter.auth != "none" %}
+    database_url: str, settings: Settings, tmp_path: Path
+) -> None:
+{%- else %}
+database_url: str, tmp_path: Path) -> None:
+{%- endif %}
     environment = {
         "APP_ENVIRONMENT": "test",
         "APP_DATABASE__URL": database_url,
@@ -146,7 +152,7 @@ def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> N
     }
 {%- if cookiecutter.auth != "none" %}
     # One principal for every request, holding the funded accounts it transfers from.
-    (authorization,) = bearer(load_settings()).values()
+    (authorization,) = bearer(settings).values()
     headers = {"Authorization": authorization}
 {%- else %}
     headers: dict[str, str] = {}

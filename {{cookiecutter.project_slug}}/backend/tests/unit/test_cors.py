@@ -55,8 +55,11 @@ async def test_an_unlisted_origin_gets_no_cors_headers(monkeypatch: pytest.Monke
 async def test_production_allows_no_origin_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENVIRONMENT", "production")
     monkeypatch.setenv("APP_DATABASE__URL", "postgresql://u@127.0.0.1/db")
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth in ["oidc", "both"] %}
     monkeypatch.setenv("APP_AUTH__ISSUER", "https://login.example.test/")
+{%- endif %}
+{%- if cookiecutter.auth in ["api_key", "both"] %}
+    monkeypatch.setenv("APP_AUTH__API_KEY_PEPPER", "p" * 32)
 {%- endif %}
     assert load_settings().cors.allowed_origins == ()
     async with client_for(monkeypatch, None) as client:

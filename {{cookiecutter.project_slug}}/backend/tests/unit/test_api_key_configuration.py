@@ -1,0 +1,38 @@
+"""The API-key settings: a pepper of 32 characters or more, and in production not the
+public development one. Each error names the key to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from {{ cookiecutter.package_name }}.configuration import (
+    DEVELOPMENT_PEPPER,
+    ConfigurationError,
+    load_settings,
+)
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENVIRONMENT", "production")
+    monkeypatch.setenv("APP_DATABASE__URL", "postgresql://app@db:5432/app")
+{%- if cookiecutter.auth == "both" %}
+    monkeypatch.setenv("APP_AUTH__ISSUER", "https://login.example.com/")
+{%- endif %}
+
+
+@pytest.mark.usefixtures("production")
+def test_production_needs_a_pepper_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match=r"auth\.api_key_pepper .*Field required"):
+        load_settings()
+    monkeypatch.setenv("APP_AUTH__API_KEY_PEPPER", DEVELOPMENT_PEPPER)
+    with pytest.raises(ConfigurationError, match=r"auth\.api_key_pepper is the public development"):
+        load_settings()
+    monkeypatch.setenv("APP_AUTH__API_KEY_PEPPER", "s" * 32)
+    assert load_settings().auth.api_key_pepper.get_secret_value() == "s" * 32
+
+
+def test_a_short_pepper_is_refused_naming_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_AUTH__API_KEY_PEPPER", "short")
+    with pytest.raises(ConfigurationError, match=r"auth\.api_key_pepper.*at least 32 characters"):
+        load_settings()
