@@ -63,6 +63,24 @@ async def test_a_batch_enqueues_at_most_its_size_in_jobs_however_many_subscripti
     assert await delivery_jobs(database_url) == dict.fromkeys(ids, 12)
 
 
+async def test_the_queue_figures_count_the_pending_events_and_age_the_oldest(
+    settings: Settings, database_url: str
+) -> None:
+    async with opened(settings) as database:
+        ids = await subscribed_events(database, 2)
+        async with database.connection() as connection:
+            await connection.execute(
+                "UPDATE outbox_events SET created_at = now() - interval '2 hours'"
+                " WHERE id = $1::uuid",
+                min(ids),
+            )
+        before = await webhooks.queue_figures(database)
+        await relay.relay_batch(database, 10)
+        after = await webhooks.queue_figures(database)
+    assert (before.pending_events, before.oldest_pending_seconds >= 7200) == (2, True)
+    assert (after.pending_events, after.oldest_pending_seconds, after.jobs) == (0, 0, 2)
+
+
 async def test_concurrent_relays_enqueue_each_event_once(
     settings: Settings, database_url: str
 ) -> None:
