@@ -90,8 +90,11 @@ async def run(settings: Settings) -> None:
     name = settings.application.name
     database = await Database.open(worker_database_settings(settings), f"{name}-worker")
     # The queue's own connection, outside the pool: it LISTENs for new jobs and claims them.
+    # It caches statements as the pool does: behind PgBouncer in transaction mode (cache
+    # 0) a cached statement was gone on the next server connection, and the queue died.
     queue_connection = await asyncpg.connect(
         settings.database.url.get_secret_value(),
+        statement_cache_size=settings.worker.pool.statement_cache_size,
         server_settings={"application_name": f"{name}-worker-queue"},
     )
     client = WebhookClient(settings.webhooks)
