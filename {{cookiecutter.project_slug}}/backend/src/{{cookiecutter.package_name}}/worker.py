@@ -120,7 +120,11 @@ async def run(settings: Settings) -> None:
         await asyncio.wait(
             (running, asyncio.create_task(stopping.wait())), return_when=asyncio.FIRST_COMPLETED
         )
-        if not running.done():
+        if running.done():
+            # The queue stopped on its own (its connection lost, say): raise its error,
+            # so the process exits non-zero and its orchestrator restarts it.
+            running.result()
+        else:
             grace = worker.graceful_shutdown_seconds
             logger.info("stopping: finishing running jobs", grace_seconds=grace)
             # The relay stops first: a batch it was moving rolls back, still pending.
