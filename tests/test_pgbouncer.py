@@ -10,12 +10,15 @@ PAUSE, KILL and RECONNECT are PgBouncer's own admin commands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +37,7 @@ from .support.http_answers import (
 )
 from .support.pgbouncer import PgBouncer
 from .support.polling import until
-from .support.service import app_variables, running
+from .support.service import app_variables, running, running_worker
 
 pytestmark = [
     pytest.mark.xdist_group("pgbouncer"),
@@ -305,3 +308,75 @@ def test_reconnect_under_load_loses_no_request(installed_default: Path, bouncer:
     statuses = Counter(o.response.status_code if o.response else o.error for o in outcomes)
     print(f"RECONNECT: {dict(statuses)}")
     assert statuses == {200: len(outcomes)}
+
+
+@contextlib.contextmanager
+def receiver() -> Iterator[tuple[str, set[str]]]:
+    """A local webhook receiver answering 204; yields its URL and the webhook-ids seen."""
+    seen: set[str] = set()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            seen.add(self.headers["webhook-id"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_worker_relays_and_delivers_through_pgbouncer(
+    installed_default: Path, bouncer: PgBouncer
+) -> None:
+    """The worker with the README's PgBouncer settings (cache 0 for its pool too): its
+    relay, its queue and its deliveries all pass PgBouncer in transaction mode, and
+    every event arrives. Its queue connection used to cache statements whatever the
+    setting: a statement prepared on one server connection was missing on the next,
+    and the queue died with the first jobs."""
+    environment = settings(
+        bouncer,
+        webhooks__allow_private_destinations="true",
+        worker__pool__statement_cache_size=0,
+        worker__dequeue_timeout_seconds=0.5,
+    )
+    with receiver() as (url, seen), running(installed_default, environment) as service:
+
+        async def scenario() -> set[str]:
+            async with fresh_connections(service.base_url, service.auth_headers) as client:
+                response = await client.post(
+                    "/v1/webhook-subscriptions",
+                    json={"url": url, "event_types": ["account.opened"]},
+                )
+                assert response.status_code == 201, response.text
+                with running_worker(installed_default, environment) as worker:
+                    for _ in range(40):
+                        await open_account(client, 100)
+                    events = await asyncpg.connect(bouncer.url(), statement_cache_size=0)
+                    try:
+                        ids = {
+                            str(row["id"])
+                            for row in await events.fetch(
+                                "SELECT id FROM outbox_events WHERE type = 'account.opened'"
+                            )
+                        }
+                    finally:
+                        await events.close()
+
+                    async def all_delivered() -> bool:
+                        assert worker.poll() is None, "the worker exited"
+                        return seen >= ids
+
+                    await until(all_delivered, 60, "every event delivered through PgBouncer")
+            return ids
+
+        ids = asyncio.run(scenario())
+    assert len(ids) == 40

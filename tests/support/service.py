@@ -183,6 +183,44 @@ def running(project: Path, environment: dict[str, str]) -> Iterator[Service]:
 
 
 @contextlib.contextmanager
+def running_worker(project: Path, environment: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """The rendered project's job worker (`python -m <package>.worker`) with the
+    service's production settings and `environment` on top, until the block ends
+    (SIGTERM); its output in a temporary log, printed if it exited on its own."""
+    env = (
+        os.environ
+        | production_environment(free_port(), free_port())
+        | {"APP_CONFIG_DIR": str(project / "backend" / "configuration")}
+        | identity_provider.service_environment(project)
+        | {"APP_WORKER__METRICS_PORT": str(free_port())}
+        | environment
+    )
+    log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(project / "backend" / ".venv" / "bin" / "python"),
+                "-m",
+                f"{package_of(project)}.worker",
+            ],
+            cwd=project / "backend",
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        exited = process.poll()
+        if exited is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        else:
+            print(f"the worker exited ({exited}):\n{log_path.read_text(errors='replace')[-4000:]}")
+        log_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def serve_rendered(
     cookies_session: Any, extra_context: dict[str, str], service_env: dict[str, str] | None = None
 ) -> Iterator[tuple[dict[str, str], Path, str]]:

@@ -90,8 +90,11 @@ async def run(settings: Settings) -> None:
     name = settings.application.name
     database = await Database.open(worker_database_settings(settings), f"{name}-worker")
     # The queue's own connection, outside the pool: it LISTENs for new jobs and claims them.
+    # It caches statements as the pool does: behind PgBouncer in transaction mode (cache
+    # 0) a cached statement was gone on the next server connection, and the queue died.
     queue_connection = await asyncpg.connect(
         settings.database.url.get_secret_value(),
+        statement_cache_size=settings.worker.pool.statement_cache_size,
         server_settings={"application_name": f"{name}-worker-queue"},
     )
     client = WebhookClient(settings.webhooks)
@@ -121,7 +124,11 @@ async def run(settings: Settings) -> None:
         await asyncio.wait(
             (running, asyncio.create_task(stopping.wait())), return_when=asyncio.FIRST_COMPLETED
         )
-        if not running.done():
+        if running.done():
+            # The queue stopped on its own (its connection lost, say): raise its error,
+            # so the process exits non-zero and its orchestrator restarts it.
+            running.result()
+        else:
             grace = worker.graceful_shutdown_seconds
             logger.info("stopping: finishing running jobs", grace_seconds=grace)
             # The relay stops first: a batch it was moving rolls back, still pending.

@@ -63,6 +63,24 @@ async def test_a_batch_enqueues_at_most_its_size_in_jobs_however_many_subscripti
     assert await delivery_jobs(database_url) == dict.fromkeys(ids, 12)
 
 
+async def test_the_queue_figures_count_the_pending_events_and_age_the_oldest(
+    settings: Settings, database_url: str
+) -> None:
+    async with opened(settings) as database:
+        ids = await subscribed_events(database, 2)
+        async with database.connection() as connection:
+            await connection.execute(
+                "UPDATE outbox_events SET created_at = now() - interval '2 hours'"
+                " WHERE id = $1::uuid",
+                min(ids),
+            )
+        before = await webhooks.queue_figures(database)
+        await relay.relay_batch(database, 10)
+        after = await webhooks.queue_figures(database)
+    assert (before.pending_events, before.oldest_pending_seconds >= 7200) == (2, True)
+    assert (after.pending_events, after.oldest_pending_seconds, after.jobs) == (0, 0, 2)
+
+
 async def test_concurrent_relays_enqueue_each_event_once(
     settings: Settings, database_url: str
 ) -> None:
@@ -187,6 +205,42 @@ async def test_the_worker_relays_and_cleans_up_on_its_own(
         assert len(rows) == 1
         # The settled old event goes; the recent ones and their pending deliveries stay.
         await until_equal(lambda: event_ids(database_url), ids - {min(ids)}, "cleaned up")
+
+
+async def _terminate(database_url: str, application_name_like: str) -> int:
+    rows = await fetch(
+        database_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name LIKE $1",
+        application_name_like,
+    )
+    return len(rows)
+
+
+async def test_the_relay_outlives_its_connections_and_a_lost_queue_stops_the_worker(
+    settings: Settings, database_url: str
+) -> None:
+    async with opened(settings) as database:
+        first = await subscribed_events(database, 2)
+        # The receiver does not exist: each delivery job waits for its retry.
+        with running_worker(
+            database_url,
+            APP_WEBHOOKS__INITIAL_DELAY_SECONDS="30",
+            APP_WEBHOOKS__MAX_DELAY_SECONDS="30",
+        ) as worker:
+            nothing: set[str] = set()
+            await until_equal(lambda: pending(database_url), nothing, "relayed")
+            # The pool's connections dropped (a database restart, as the worker sees it):
+            # the relay's next rounds fail, then it carries on with new connections.
+            assert await _terminate(database_url, "%-worker") > 0
+            later = await subscribed_events(database, 2, subscriptions=0)
+            await until_equal(lambda: pending(database_url), nothing, "relayed again")
+            assert set(await delivery_jobs(database_url)) == first | later
+            # The queue's own connection dropped: PgQueuer's loop ends with the error,
+            # and the worker exits with it (it used to log "worker stopped" and exit 0).
+            assert await _terminate(database_url, "%-worker-queue") == 1
+            exit_status = await asyncio.to_thread(worker.process.wait, 30)
+    assert exit_status != 0
 
 
 async def test_revision_0005_turns_unfinished_fan_out_jobs_into_pending_events_and_back(

@@ -54,7 +54,9 @@ _QUEUE_FIGURES = """
 SELECT count(*) AS depth,
     coalesce(extract(epoch FROM now() - min(execute_after) FILTER (
         WHERE execute_after <= now())), 0) AS oldest_due_seconds,
-    (SELECT count(*) FROM outbox_events WHERE NOT relayed) AS pending_events
+    (SELECT count(*) FROM outbox_events WHERE NOT relayed) AS pending_events,
+    (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
+        FROM outbox_events WHERE NOT relayed) AS oldest_pending_seconds
 FROM pgqueuer WHERE status = 'queued'
 """
 
@@ -63,6 +65,14 @@ FROM pgqueuer WHERE status = 'queued'
 class StoredEvent:
     event: Event
     request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    jobs: int  # waiting, due or deferred
+    oldest_due_seconds: float
+    pending_events: int  # not moved to jobs by the relay yet
+    oldest_pending_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +187,15 @@ async def abandon(
     await connection.execute(_ABANDON, event_id, subscription_id)
 
 
-async def queue_figures(database: Database) -> tuple[int, float, int]:
-    """Jobs waiting (due or deferred), the age in seconds of the oldest one due, and
-    the outbox events the relay has not moved yet."""
+async def queue_figures(database: Database) -> QueueFigures:
     async with database.connection() as connection:
         (row,) = await connection.fetch(_QUEUE_FIGURES)
-    return int(row["depth"]), float(row["oldest_due_seconds"]), int(row["pending_events"])
+    return QueueFigures(
+        jobs=int(row["depth"]),
+        oldest_due_seconds=float(row["oldest_due_seconds"]),
+        pending_events=int(row["pending_events"]),
+        oldest_pending_seconds=float(row["oldest_pending_seconds"]),
+    )
 
 
 async def dead_letters(

@@ -17,6 +17,10 @@ OLDEST_DUE_AGE = Gauge(
     "jobs_oldest_due_age_seconds", "How long the oldest due job has waited to be picked"
 )
 OUTBOX_PENDING = Gauge("outbox_pending_events", "Events not yet moved to jobs by the relay")
+# Grows without bound when the relay is stuck, where the count may look steady.
+OUTBOX_OLDEST_PENDING_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds", "Age of the oldest event the relay has not moved"
+)
 RELAYED = Counter("outbox_relayed_events_total", "Events the relay moved to delivery jobs")
 ATTEMPTS = Counter("webhook_delivery_attempts_total", "Delivery attempts, by outcome", ["outcome"])
 FAILURES = Counter("webhook_delivery_failures_total", "Attempts without a 2xx answer")
@@ -27,11 +31,12 @@ async def sample_queue(database: Database, interval_seconds: float) -> None:
     """Every interval, the queue's depth and the age of its oldest due job."""
     while True:
         try:
-            depth, oldest, pending = await webhooks.queue_figures(database)
+            figures = await webhooks.queue_figures(database)
         except Exception as error:  # the sampler must outlive any one failure
             logger.warning("sampling the queue failed", error=repr(error))
         else:
-            QUEUE_DEPTH.set(depth)
-            OLDEST_DUE_AGE.set(oldest)
-            OUTBOX_PENDING.set(pending)
+            QUEUE_DEPTH.set(figures.jobs)
+            OLDEST_DUE_AGE.set(figures.oldest_due_seconds)
+            OUTBOX_PENDING.set(figures.pending_events)
+            OUTBOX_OLDEST_PENDING_AGE.set(figures.oldest_pending_seconds)
         await asyncio.sleep(interval_seconds)
