@@ -15,7 +15,7 @@ import sys
 import asyncpg
 
 from {{ cookiecutter.package_name }}.auth.api_keys import new_key, secret_hash
-from {{ cookiecutter.package_name }}.configuration import load_settings
+from {{ cookiecutter.package_name }}.configuration import ConfigurationError, load_settings
 from {{ cookiecutter.package_name }}.db import api_keys
 from {{ cookiecutter.package_name }}.principal import Principal
 
@@ -53,6 +53,14 @@ def main() -> None:
     revoking = commands.add_parser("revoke", help="revoke the active key of this name")
     revoking.add_argument("name")
     arguments = parser.parse_args()
+    try:
+        run(arguments)
+    except ConfigurationError as error:
+        # The keys to fix, as the service prints them, not a traceback.
+        sys.exit(f"api-key: {error}")
+
+
+def run(arguments: argparse.Namespace) -> None:
     if arguments.command == "create":
         try:
             print(asyncio.run(create(arguments.name, arguments.scopes)))

@@ -111,6 +111,8 @@ async def test_hostile_tokens_get_401_and_the_service_keeps_serving(
         "expired beyond the leeway": provider.token(audience, lifetime_seconds=-3600),
         "signed by another key": provider.token(audience, signing_key=SigningKey("x").private),
         "truncated": provider.token(audience)[:-20],
+        # JSON, not a string: an unhashable alg must not reach the allowlist's set.
+        "alg a list": f"{b64(json.dumps({'alg': ['ES256'], 'kid': key.kid}).encode())}..",
     }
     async with serving(provider_settings) as (_, client):
         for case, token in hostile.items():
@@ -153,6 +155,27 @@ async def test_a_bad_key_set_on_refresh_keeps_the_keys(
         await app.state.token_verifier.keys.refresh()
         response = await client.get(PROTECTED, headers=bearer(provider.token(audience)))
         assert response.status_code == 200
+
+
+async def test_a_malformed_key_in_the_set_is_skipped(
+    provider: IdentityProvider, provider_settings: Settings
+) -> None:
+    """A key whose `alg` is a list made PyJWK raise TypeError, not a PyJWTError: the
+    startup failed, and a later refresh answered 500 and ended the refresh task."""
+    audience = provider_settings.auth.audience
+    hostile = {**provider.keys[0].public_jwk(), "kid": "hostile", "alg": ["ES256"]}
+    provider.body_override = json.dumps({"keys": [hostile, provider.keys[0].public_jwk()]}).encode()
+    async with serving(provider_settings) as (_, client):
+        provider.rotate()
+        provider.body_override = json.dumps(
+            {"keys": [hostile] + [key.public_jwk() for key in provider.keys]}
+        ).encode()
+        for key in provider.keys:
+            response = await client.get(
+                PROTECTED, headers=bearer(provider.token(audience, key=key))
+            )
+            assert response.status_code == 200, response.text
+        assert provider.jwks_fetches == 2
 
 
 def test_pyjwt_refuses_hmac_with_a_public_key() -> None:

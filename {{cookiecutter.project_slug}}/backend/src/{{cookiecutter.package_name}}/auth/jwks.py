@@ -41,8 +41,11 @@ def parse_key_set(document: bytes, algorithms: frozenset[str]) -> dict[str, jwt.
         kid = entry.get("kid")
         try:
             key = jwt.PyJWK(entry)
-        except jwt.PyJWTError:
-            continue  # a key type or curve this service does not verify with
+        # PyJWK raises more than PyJWTError on malformed entries (fuzzed with PyJWT
+        # 2.15: TypeError for a list or object as alg or crv, KeyError for an oct key
+        # without k); one bad entry must not cost the others, the startup or a 500.
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            continue  # a key type or curve this service does not verify with, or garbage
         if isinstance(kid, str) and key.algorithm_name in algorithms:
             keys[kid] = key
     return keys

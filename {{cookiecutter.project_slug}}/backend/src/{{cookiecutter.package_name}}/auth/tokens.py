@@ -75,7 +75,8 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise InvalidTokenError("malformed") from None
         algorithm, kid = header.get("alg"), header.get("kid")
-        if algorithm not in self._algorithms:
+        # A header is attacker-made JSON: a list as alg would be unhashable in the set.
+        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
             raise InvalidTokenError("algorithm not allowed")
         if not isinstance(kid, str):
             raise InvalidTokenError("no key id")
