@@ -17,7 +17,9 @@ is handed to FastAPI's own handler, which answers it from the start: a 422 (or t
 requests while `dependency_overrides` are set or FastAPI's native telemetry is on,
 and every route that uses anything else (yield dependencies, sync dependencies or
 endpoints, forms, streams, background tasks, ...). Routes, OpenAPI and exception
-handlers are FastAPI's: only how a supported request is answered changes.
+handlers are FastAPI's: only how a supported request is answered changes. Only a
+route in the app's own list takes the lean path (handlers.routes.add_routes):
+FastAPI answers the routes of an included router with its handler, whatever their class.
 
 Hand-written because FastAPI has no such mode; it reads FastAPI's Dependant and
 ModelField, and prepares nothing (FastAPI's path then) if their shape is not the
