@@ -17,7 +17,9 @@ is handed to FastAPI's own handler, which answers it from the start: a 422 (or t
 requests while `dependency_overrides` are set or FastAPI's native telemetry is on,
 and every route that uses anything else (yield dependencies, sync dependencies or
 endpoints, forms, streams, background tasks, ...). Routes, OpenAPI and exception
-handlers are FastAPI's: only how a supported request is answered changes.
+handlers are FastAPI's: only how a supported request is answered changes. Only a
+route in the app's own list takes the lean path (handlers.routes.add_routes):
+FastAPI answers the routes of an included router with its handler, whatever their class.
 
 Hand-written because FastAPI has no such mode; it reads FastAPI's Dependant and
 ModelField, and prepares nothing (FastAPI's path then) if their shape is not the
@@ -26,7 +28,6 @@ one expected.
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from copy import deepcopy
@@ -36,6 +37,7 @@ from typing import Any
 from fastapi import params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute, serialize_response
 from fastapi.security import SecurityScopes
 from fastapi.utils import is_body_allowed_for_status_code
@@ -51,8 +53,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # lacks them, every route keeps FastAPI's handler (and test_routes.py says so).
 try:
     from fastapi._compat import field_annotation_is_sequence
-    from fastapi.dependencies.models import _get_cache_key, _get_oauth_scopes
+    from fastapi.dependencies.models import (
+        _get_cache_key,
+        _get_oauth_scopes,
+        _is_async_gen_callable,
+        _is_coroutine_callable,
+        _is_gen_callable,
+    )
     from fastapi.dependencies.utils import _get_param_aliases, _get_param_model, _is_json_field
+    from fastapi.routing import _extract_endpoint_context
 except ImportError:  # pragma: no cover - another FastAPI
     FASTAPI_INTERNALS = False
 else:
@@ -160,10 +169,25 @@ def _node(dependant: Dependant, *, root: bool) -> _Node:
 
 
 def _is_async_callable(call: Callable[..., Any]) -> bool:
-    """A coroutine function, or an object whose __call__ is one (a security scheme);
-    not a generator (a yield dependency needs FastAPI's exit stacks)."""
-    function = call if inspect.isroutine(call) else getattr(call, "__call__", None)  # noqa: B004
-    return inspect.iscoroutinefunction(function)
+    """What FastAPI awaits (a coroutine function, an object whose __call__ is one such as
+    a security scheme), by FastAPI's own test: a class is called in a thread even when
+    its instances' __call__ is async. Not a generator (a yield dependency needs
+    FastAPI's exit stacks)."""
+    return bool(
+        _is_coroutine_callable(call)
+        and not _is_gen_callable(call)
+        and not _is_async_gen_callable(call)
+    )
+
+
+def _passes_instances_through(model: type[BaseModel]) -> bool:
+    """Whether validating an instance of `model` returns it unchanged: its core schema
+    is the model itself. An after or wrap model_validator wraps it and runs on
+    instances too (a before one, and field validators, do not)."""
+    schema: Any = model.__pydantic_core_schema__
+    if schema["type"] == "definitions":
+        schema = schema["schema"]
+    return bool(schema["type"] == "model")
 
 
 def _walk(node: _Node) -> list[_Node]:
@@ -188,7 +212,8 @@ class _Plan:
             or route.is_json_stream
             or route._embed_body_fields
             or getattr(route, "max_body_size", None) is not None
-            or not inspect.iscoroutinefunction(route.dependant.call)
+            or route.dependant.call is None
+            or not _is_async_callable(route.dependant.call)
         ):
             raise _UnsupportedError
         self.root = _node(route.dependant, root=True)
@@ -216,6 +241,7 @@ class _Plan:
             and isinstance(model, type)
             and issubclass(model, BaseModel)
             and model.model_config.get("revalidate_instances", "never") == "never"
+            and _passes_instances_through(model)
         ):
             self.exact_model = model
         self.response_class = (
@@ -261,7 +287,9 @@ class _Plan:
             raise _FallbackError
         try:
             document = json.loads(raw)
-        except ValueError:  # not JSON, or not UTF-8
+        # Not JSON, not UTF-8, or nested past the recursion limit (a RecursionError):
+        # FastAPI answers each with its 400.
+        except Exception:
             raise _FallbackError from None
         value, errors = self.body_field.validate(document, loc=("body",))
         if errors:
@@ -306,7 +334,18 @@ class _Plan:
         content = await self.root.call(**endpoint_values)
         if isinstance(content, Response):
             return content
-        return await self._serialized(content, sub_response)
+        try:
+            return await self._serialized(content, sub_response)
+        except ResponseValidationError as error:
+            # With the endpoint's file, line and route in its message, as FastAPI's.
+            context = dict(_extract_endpoint_context(self.root.call))
+            mount_path = request.scope.get("root_path", "").rstrip("/")
+            context["path"] = f"{request.method} {mount_path}{self.route.dependant.path}"
+            raise ResponseValidationError(
+                error.errors(),
+                body=error.body,
+                endpoint_ctx=context,  # type: ignore[arg-type]
+            ) from None
 
     async def _serialized(self, content: Any, sub_response: Response | None) -> Response:
         """As FastAPI's handler builds the response from the endpoint's return value."""
