@@ -138,12 +138,12 @@ def test_headers_and_problem_types_are_documented(document: dict[str, Any]) -> N
 SCHEMATHESIS_CONFIG = (Path(__file__).parents[1] / "schemathesis.toml").read_text()
 
 
+{% if cookiecutter.auth != "none" -%}
 def test_the_service_keeps_to_its_schema(
-{%- if cookiecutter.auth != "none" %}
     database_url: str, settings: Settings, tmp_path: Path
 ) -> None:
-{%- else %}
-database_url: str, tmp_path: Path) -> None:
+{%- else -%}
+def test_the_service_keeps_to_its_schema(database_url: str, tmp_path: Path) -> None:
 {%- endif %}
     environment = {
         "APP_ENVIRONMENT": "test",
