@@ -1,8 +1,8 @@
 """Every cloud target's files hand the API the identity provider's issuer and audience
 with bearer tokens (auth=oidc or both: production refuses to start without an issuer),
 the API-key pepper as a secret with API keys (auth=api_key or both: production
-refuses the development pepper), and nothing of either when auth=none. Rendered offline; the files' own validators run
-in test_cloud_targets.py."""
+refuses the development pepper), and nothing of either when auth=none. Rendered
+offline; the files' own validators run in test_cloud_targets.py."""
 
 from __future__ import annotations
 
