@@ -50,6 +50,7 @@ from servers import (
     database_urls,
     drop_database,
     free_port,
+    render,
     run_command,
     seed,
     servers,
@@ -60,28 +61,10 @@ VARIANTS = ("no", "yes")
 INSTRUCTION_COUNTS = Counts(endpoints=("transfer",), requests=200, warmup=300)
 
 
-def render(work: Path, background_worker: str) -> Path:
+def render_variant(work: Path, background_worker: str) -> Path:
     out = work / f"worker-{background_worker}"
     out.mkdir(parents=True, exist_ok=True)
-    run_command(
-        [
-            str(BIN / "cookiecutter"),
-            str(TEMPLATE),
-            "--no-input",
-            "--output-dir",
-            str(out),
-            "run_checks=no",
-            "auth=none",
-            f"background_worker={background_worker}",
-        ],
-        cwd=out,
-        env=dict(os.environ),
-        timeout=120,
-    )
-    (project,) = [path for path in out.iterdir() if (path / "backend").is_dir()]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "UV_NO_DEV": "1"}
-    run_command(["make", "install"], cwd=project, env=env, timeout=600)
-    return project
+    return render(out, f"background_worker={background_worker}")
 
 
 def prepare(project: Path, url: str) -> int:
@@ -294,7 +277,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     maintenance = database_urls()[0]
     urls = {variant: database_urls()[1] for variant in VARIANTS}
-    projects = {variant: render(work, variant) for variant in VARIANTS}
+    projects = {variant: render_variant(work, variant) for variant in VARIANTS}
     try:
         firsts = {variant: prepare(projects[variant], urls[variant]) for variant in VARIANTS}
         services = {

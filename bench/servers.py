@@ -158,7 +158,9 @@ def run_command(command: list[str], cwd: Path, env: dict[str, str], timeout: int
     subprocess.run(command, cwd=cwd, env=env, check=True, timeout=timeout)
 
 
-def render(work: Path) -> Path:
+def render(work: Path, *answers: str) -> Path:
+    """The default project (with `answers` as key=value on top) rendered into `work`
+    and installed with the image's dependency set."""
     run_command(
         [
             str(BIN / "cookiecutter"),
@@ -169,6 +171,7 @@ def render(work: Path) -> Path:
             "run_checks=no",
             # Its clients send no token: the baselines have no authentication either.
             "auth=none",
+            *answers,
         ],
         cwd=work,
         env=dict(os.environ),
