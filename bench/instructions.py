@@ -7,20 +7,16 @@
 A count of instructions is the same on a busy machine as on a quiet one, so a change
 of a few percent in the app's own cost shows, where CPU time on a shared machine
 cannot tell it from the noise. Renders, migrates and seeds as bench/run.py does, then
-runs bench/in_process.py under callgrind once per server and endpoint, two at a time.
-Only the measured requests are counted: callgrind zeroes its counters when the
-process calls getppid() and writes them out when it calls getpgrp(), which
-in_process.py does right before and after them, so start-up and warm-up (about 6
-billion instructions, 30 times a request's) are not in the figure. Writes
-instructions.json and instructions.md.
-
-The count is per request only if nothing else in the process depends on time: under
-valgrind a run takes 50 times longer, and a background task that wakes every few
-seconds (the pool sampler, the connection budget check, the idempotency clean-up)
-then runs a number of times that depends on how busy the machine is. Their intervals
-are set to a day here (TIMERS_OFF): they are a cost per second, not per request.
-(Counting the whole process, with a run of 10 and one of 30 requests, gave 1.29 and
-0.44 million per readiness check for one commit.)
+runs the rendered project's scripts/in_process.py --instructions (what the project's
+own `make bench-gate` runs) once per server and endpoint, two at a time. Only the
+measured requests are counted: callgrind zeroes its counters right before them and
+writes them out right after, so start-up and warm-up (about 6 billion instructions,
+30 times a request's) are not in the figure; the app's timers (the pool sampler, the
+connection budget check, the idempotency clean-up) are set to a day, since under
+valgrind a run takes 50 times longer and they would run a number of times that
+depends on how busy the machine is. (Counting the whole process, with a run of 10
+and one of 30 requests, gave 1.29 and 0.44 million per readiness check for one
+commit.) Writes instructions.json and instructions.md.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import subprocess
 import tempfile
 import uuid
@@ -48,11 +43,6 @@ from servers import (
     servers,
 )
 
-# The first line of a callgrind dump that sums every event: "summary: <instructions>".
-SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
-# What in_process.py calls around the measured requests (and nothing else calls).
-MEASURED_FROM, MEASURED_TO = "getppid", "getpgrp"
-
 
 @dataclass(frozen=True)
 class Counts:
@@ -63,9 +53,9 @@ class Counts:
 
 @dataclass(frozen=True)
 class Project:
-    """The rendered project's interpreter, its seeded accounts and a scratch directory."""
+    """The rendered project, its seeded accounts and a scratch directory."""
 
-    python: str
+    path: Path
     first_account: int
     work: Path
 
@@ -75,48 +65,27 @@ GATE = Counts(endpoints=("account", "transfer"), requests=200, warmup=300)
 GATE_FILE = BENCH / "results" / "gate.json"
 # Past this, a change costs more than the committed figures allow (goal: fail past +5%).
 GATE_TOLERANCE = 0.05
-# A day: no timer of the rendered app fires during a count (see the docstring).
-TIMERS_OFF = {
-    "APP_METRICS__POOL_SAMPLE_SECONDS": "86400",
-    "APP_DATABASE__BUDGET__CHECK_INTERVAL_SECONDS": "86400",
-    "APP_LEDGER__IDEMPOTENCY__CLEANUP_INTERVAL_SECONDS": "86400",
-}
 
 
 def instructions(project: Project, server: Server, endpoint: str, counts: Counts) -> float:
-    """Millions of instructions per measured request of one bench/in_process.py run
-    (every thread of the process)."""
+    """Millions of instructions per measured request of one in-process run."""
     result = project.work / f"instructions-{uuid.uuid4().hex}.json"
-    dump = project.work / f"callgrind-{uuid.uuid4().hex}.out"
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={dump}",
-        f"--zero-before={MEASURED_FROM}",
-        f"--dump-before={MEASURED_TO}",
-        *in_process_command(
-            project.python,
-            server.name,
-            endpoint,
-            requests=counts.requests,
-            first_account=project.first_account,
-            result=result,
-            warmup=counts.warmup,
-        ),
-    ]
-    env = {**server.env, **TIMERS_OFF}
-    done = subprocess.run(
-        command, env=env, capture_output=True, text=True, check=False, timeout=1800
+    command = in_process_command(
+        project.path,
+        server.name,
+        endpoint,
+        requests=counts.requests,
+        first_account=project.first_account,
+        result=result,
+        warmup=counts.warmup,
+        instructions=True,
     )
-    # The dump at MEASURED_TO is the first numbered one; the file without a number
-    # holds what ran after it, until the process exited.
-    dumps = sorted(dump.parent.glob(f"{dump.name}.*"))
-    if done.returncode != 0 or [path.name for path in dumps] != [f"{dump.name}.1"]:
+    done = subprocess.run(
+        command, env=server.env, capture_output=True, text=True, check=False, timeout=1800
+    )
+    if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr[-3000:]}")
-    found = SUMMARY.search(dumps[0].read_text())
-    if found is None:
-        raise RuntimeError(f"no summary line in {dumps[0]}")
-    return int(found.group(1)) / counts.requests / 1e6
+    return float(json.loads(result.read_text())["m_instructions_per_request"])
 
 
 def markdown(figures: dict[str, dict[str, float]]) -> str:
@@ -186,8 +155,7 @@ def main() -> None:
         work = Path(directory)
         try:
             rendered, first_account = prepare(work, url)
-            python = str(rendered / "backend" / ".venv" / "bin" / "python")
-            project = Project(python, first_account, work)
+            project = Project(rendered, first_account, work)
             # Only their settings (env): the apps run in process, no server is started.
             found = servers(rendered, url, 2, work)
             runs = [(endpoint, name) for endpoint in counts.endpoints for name in SERVERS]

@@ -311,8 +311,7 @@ def main() -> None:
         counted = {}
         if args.instructions:
             for variant in VARIANTS:
-                python = str(projects[variant] / "backend" / ".venv" / "bin" / "python")
-                project = Project(python, firsts[variant], work / f"worker-{variant}")
+                project = Project(projects[variant], firsts[variant], work / f"worker-{variant}")
                 counted[variant] = instructions(
                     project, services[variant], "transfer", INSTRUCTION_COUNTS
                 )

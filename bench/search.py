@@ -1,6 +1,6 @@
 """The measurements: per server and endpoint, k6 at a constant arrival rate, the
 bracketed search for the highest sustainable rate, the run at a fixed rate, and the
-in-process CPU per request (bench/in_process.py)."""
+in-process CPU per request (the rendered scripts/in_process.py)."""
 
 from __future__ import annotations
 
@@ -239,10 +239,9 @@ def k6_version() -> str:
 
 
 def in_process(bench: Bench, project: Path) -> dict[str, Any]:
-    """Each round, per endpoint and server in turn: bench/in_process.py with the
-    server's interpreter and settings. Returns µs of CPU per request (median, min,
+    """Each round, per endpoint and server in turn: the rendered project's
+    scripts/in_process.py with the server's settings. Returns µs of CPU per request (median, min,
     max of the rounds) per endpoint and server, and rendered minus baseline."""
-    python = str(project / "backend" / ".venv" / "bin" / "python")
     figures: dict[tuple[str, str], list[float]] = {}
     for round_number in range(1, bench.mode.rounds + 1):
         for endpoint in ENDPOINTS:
@@ -252,7 +251,7 @@ def in_process(bench: Bench, project: Path) -> dict[str, Any]:
                 with (bench.work / f"in-process-{name}.log").open("ab") as log:
                     subprocess.run(
                         in_process_command(
-                            python,
+                            project,
                             name,
                             endpoint,
                             requests=bench.mode.in_process_requests,

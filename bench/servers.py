@@ -312,7 +312,7 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
 
 
 def in_process_command(
-    python: str,
+    project: Path,
     server: str,
     endpoint: str,
     *,
@@ -320,15 +320,17 @@ def in_process_command(
     first_account: int,
     result: Path,
     warmup: int | None = None,
+    instructions: bool = False,
 ) -> list[str]:
-    """bench/in_process.py for one server (by its name in SERVERS or LOGGING_OFF)."""
+    """The rendered project's own scripts/in_process.py (what its `make bench-gate`
+    runs), with its interpreter, for one server (by its name in SERVERS or
+    LOGGING_OFF): the two hand-written apps are imported from bench/ by name."""
+    app = [] if server in ("rendered", LOGGING_OFF) else ["--app", f"{server}:app"]
     return [
-        python,
-        str(BENCH / "in_process.py"),
-        "--server",
-        "rendered" if server == LOGGING_OFF else server,
-        "--package",
-        PACKAGE,
+        str(project / "backend" / ".venv" / "bin" / "python"),
+        str(project / "scripts" / "in_process.py"),
+        *app,
+        *(["--app-dir", str(BENCH)] if app else []),
         "--endpoint",
         endpoint,
         "--requests",
@@ -340,4 +342,5 @@ def in_process_command(
         "--result",
         str(result),
         *([] if warmup is None else ["--warmup", str(warmup)]),
+        *(["--instructions"] if instructions else []),
     ]

@@ -1,7 +1,8 @@
 """Smokes of the benchmark (bench/run.py --quick): it renders, starts every
-server, measures each endpoint with the real k6 and writes its three files; and of
+server, measures each endpoint with the real k6 and writes its three files; of
 the instruction gate (bench/instructions.py --gate), which fails when a server's
-instructions per request grow past the committed figures. No timing is asserted."""
+instructions per request grow past the committed figures; and of the rendered
+project's own gate (make bench-gate). No timing is asserted."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from .support.commands import run, with_tools
 from .support.paths import TEMPLATE
+from .support.rendering import package_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -74,3 +77,47 @@ def test_instructions_per_request_stay_within_the_committed_figures(tmp_path: Pa
     for server in ("rendered", "bare_fastapi", "baseline"):
         for endpoint in ("account", "transfer"):
             assert f"  {server:12} {endpoint:8} " in done.stdout, (server, endpoint, done.stdout)
+
+
+# An extra loop at the start of the account read: far more than +5% of a read.
+SLOWER_READ = "    for _ in range(5000):  # the test's injected cost\n        pass\n"
+READ_CALL = "    account = await accounts.get_account(database, AccountId(account_id))\n"
+
+
+@pytest.mark.slow
+def test_rendered_gate_records_its_figures_then_fails_a_slower_route(
+    installed_default: Path,
+) -> None:
+    """The rendered project's own gate (make bench-gate): the first run records
+    bench-gate.json (the default answers: a development token on every request), and a
+    read made slower by a loop then fails it, past +5%. One full run and one of the
+    read alone: each callgrind run is mostly the interpreter's start."""
+    project = installed_default
+    figures = project / "bench-gate.json"
+    handler = project / "backend" / "src" / package_of(project) / "handlers" / "accounts.py"
+    original = handler.read_text()
+    assert READ_CALL in original
+    try:
+        first = run(["make", "bench-gate"], project, with_tools(), timeout=900)
+        assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+        assert "recorded bench-gate.json" in first.stdout
+        recorded = json.loads(figures.read_text())["m_instructions_per_request"]
+        assert set(recorded) == {"account", "transfer"}
+        assert all(figure > 0 for figure in recorded.values()), recorded
+
+        handler.write_text(original.replace(READ_CALL, SLOWER_READ + READ_CALL))
+        python = str(project / "backend" / ".venv" / "bin" / "python")
+        slower = run(
+            [python, "scripts/bench_gate.py", "--endpoint", "account"],
+            project,
+            with_tools(),
+            timeout=900,
+        )
+        assert slower.returncode == 1, slower.stdout + slower.stderr[-3000:]
+        (line,) = [line for line in slower.stdout.splitlines() if line.startswith("  account")]
+        assert "FAIL (over +5%)" in line, slower.stdout
+        assert "make bench-gate-update" in slower.stdout
+    finally:
+        handler.write_text(original)
+        figures.unlink(missing_ok=True)
+        (project / "build" / "bench-gate.json").unlink(missing_ok=True)
