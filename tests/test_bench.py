@@ -114,8 +114,9 @@ def test_rendered_gate_records_its_figures_then_fails_a_slower_route(
             timeout=900,
         )
         assert slower.returncode == 1, slower.stdout + slower.stderr[-3000:]
-        (line,) = [line for line in slower.stdout.splitlines() if line.startswith("  account")]
-        assert "FAIL (over +5%)" in line, slower.stdout
+        (verdict,) = [line for line in slower.stdout.splitlines() if " -> " in line]
+        assert verdict.startswith("  account "), slower.stdout
+        assert "FAIL (over +5%)" in verdict, slower.stdout
         assert "make bench-gate-update" in slower.stdout
     finally:
         handler.write_text(original)
