@@ -32,6 +32,7 @@ import json
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from fastapi import params
@@ -41,7 +42,7 @@ from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute, serialize_response
 from fastapi.security import SecurityScopes
 from fastapi.utils import is_body_allowed_for_status_code
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -88,7 +89,9 @@ class _Param:
     name: str
     alias: str
     source: str
-    field: Any  # FastAPI's ModelField
+    # pydantic-core's validation of the field, as FastAPI's ModelField.validate calls it
+    # (through two Python wrappers that add nothing here); raises ValidationError.
+    validate: Callable[..., Any]
     required: bool
     default: Any
     copy_default: bool
@@ -128,12 +131,29 @@ def _scalar_param(model_field: Any, source: str) -> _Param:
         model_field.name,
         aliases[0][1],
         source,
-        model_field,
+        _validator(model_field),
         info.is_required(),
         default,
         # FastAPI copies the default for each request; an immutable one needs no copy.
         copy_default=type(default) not in _IMMUTABLE,
     )
+
+
+def _validator(model_field: Any) -> Callable[..., Any]:
+    """What ModelField.validate runs: its TypeAdapter's validator, from attributes."""
+    return partial(model_field._type_adapter.validator.validate_python, from_attributes=True)
+
+
+def _dump_options(route: APIRoute) -> dict[str, Any]:
+    """The route's response_model_* arguments, as serialize_response takes them."""
+    return {
+        "include": route.response_model_include,
+        "exclude": route.response_model_exclude,
+        "by_alias": route.response_model_by_alias,
+        "exclude_unset": route.response_model_exclude_unset,
+        "exclude_defaults": route.response_model_exclude_defaults,
+        "exclude_none": route.response_model_exclude_none,
+    }
 
 
 def _node(dependant: Dependant, *, root: bool) -> _Node:
@@ -221,7 +241,7 @@ class _Plan:
         self.sources = sorted({param.source for node in self.nodes for param in node.params})
         self.uses_response = any(node.response_name for node in self.nodes)
         self.body_name: str | None = None
-        self.body_field = route.body_field
+        self.validate_body = _validator(route.body_field) if route.body_field else None
         if route.dependant.body_params:
             (body_param,) = route.dependant.body_params
             if type(body_param.field_info) is not params.Body:
@@ -229,6 +249,12 @@ class _Plan:
             self.body_name = body_param.name
         self.route = route
         self.response_field = route.response_field
+        self.dump_options = _dump_options(route)
+        self.status_code = route.status_code
+        # Whether the route's own status allows a body, decided once.
+        self.body_allowed = route.status_code is None or is_body_allowed_for_status_code(
+            route.status_code
+        )
         self.use_dump_json = route.response_field is not None and isinstance(
             route.response_class, DefaultPlaceholder
         )
@@ -236,14 +262,27 @@ class _Plan:
         # serialization (pydantic would pass it through unchanged), only the dump.
         model = route.response_model
         self.exact_model: type[BaseModel] | None = None
+        self.dump_exact: Callable[[Any], bytes] | None = None
         if (
             self.use_dump_json
+            and route.response_field is not None
             and isinstance(model, type)
             and issubclass(model, BaseModel)
             and model.model_config.get("revalidate_instances", "never") == "never"
             and _passes_instances_through(model)
         ):
             self.exact_model = model
+            # What ModelField.serialize_json runs, through TypeAdapter.dump_json (two
+            # wrappers that pass 16 keywords on): pydantic-core's to_json, given only
+            # the options that differ from its defaults (the same as dump_json's).
+            defaults = {"include": None, "exclude": None, "by_alias": None}
+            options = {
+                name: value
+                for name, value in self.dump_options.items()
+                if value != defaults.get(name, False)
+            }
+            to_json = route.response_field._type_adapter.serializer.to_json
+            self.dump_exact = partial(to_json, **options)
         self.response_class = (
             route.response_class.value
             if isinstance(route.response_class, DefaultPlaceholder)
@@ -265,15 +304,15 @@ class _Plan:
                         deepcopy(param.default) if param.copy_default else param.default
                     )
                     continue
-                value, errors = param.field.validate(value, loc=(param.source, param.alias))
-                if errors:
-                    raise _FallbackError
-                values[param.name] = value
+                try:
+                    values[param.name] = param.validate(value)
+                except ValidationError:
+                    raise _FallbackError from None
             validated.append(values)
         return validated
 
     async def body(self, request: Request) -> Any:
-        if self.body_field is None:
+        if self.validate_body is None:
             return _MISSING
         if request.headers.get("content-type") != _JSON:
             raise _FallbackError  # FastAPI parses other media types, and answers empty bodies
@@ -291,10 +330,10 @@ class _Plan:
         # FastAPI answers each with its 400.
         except Exception:
             raise _FallbackError from None
-        value, errors = self.body_field.validate(document, loc=("body",))
-        if errors:
-            raise _FallbackError
-        return value
+        try:
+            return self.validate_body(document)
+        except ValidationError:
+            raise _FallbackError from None
 
     async def respond(self, request: Request) -> Response:
         """The endpoint's response; _FallbackError before any dependency has run, if FastAPI
@@ -349,44 +388,32 @@ class _Plan:
 
     async def _serialized(self, content: Any, sub_response: Response | None) -> Response:
         """As FastAPI's handler builds the response from the endpoint's return value."""
-        route = self.route
-        status_code = route.status_code
+        status_code = self.status_code
+        body_allowed = self.body_allowed
         if sub_response is not None and sub_response.status_code:
             status_code = sub_response.status_code
-        arguments: dict[str, Any] = {"background": None}
-        if status_code is not None:
-            arguments["status_code"] = status_code
-        if (
-            self.exact_model is not None
-            and self.response_field is not None
-            and type(content) is self.exact_model
-        ):
-            body = self.response_field.serialize_json(
-                content,
-                include=route.response_model_include,
-                exclude=route.response_model_exclude,
-                by_alias=route.response_model_by_alias,
-                exclude_unset=route.response_model_exclude_unset,
-                exclude_defaults=route.response_model_exclude_defaults,
-                exclude_none=route.response_model_exclude_none,
-            )
+            body_allowed = is_body_allowed_for_status_code(status_code)
+        if self.dump_exact is not None and type(content) is self.exact_model:
+            body = self.dump_exact(content)
         else:
             body = await serialize_response(
                 field=self.response_field,
                 response_content=content,
-                include=route.response_model_include,
-                exclude=route.response_model_exclude,
-                by_alias=route.response_model_by_alias,
-                exclude_unset=route.response_model_exclude_unset,
-                exclude_defaults=route.response_model_exclude_defaults,
-                exclude_none=route.response_model_exclude_none,
                 dump_json=self.use_dump_json,
+                **self.dump_options,
             )
         if self.use_dump_json:
-            response = Response(content=body, media_type=_JSON, **arguments)
+            if status_code is None:
+                response = Response(body, media_type=_JSON)
+            else:
+                response = Response(body, status_code, media_type=_JSON)
+        elif status_code is None:
+            response = self.response_class(body)
+            # The class's own default status, which may not allow a body.
+            body_allowed = is_body_allowed_for_status_code(response.status_code)
         else:
-            response = self.response_class(body, **arguments)
-        if not is_body_allowed_for_status_code(response.status_code):
+            response = self.response_class(body, status_code=status_code)
+        if not body_allowed:
             response.body = b""
         if sub_response is not None:
             response.headers.raw.extend(sub_response.headers.raw)
