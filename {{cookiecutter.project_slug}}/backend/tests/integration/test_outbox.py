@@ -74,12 +74,9 @@ async def test_each_event_carries_what_the_domain_defines_and_its_request_id(
         destination = await open_account(client, headers={"X-Request-ID": "req-open-2"})
         # Before the transfer changes their balances: account.opened tells the opening one.
         account_rows = await fetch(database_url, "SELECT * FROM accounts")
-        response = await client.post(
-            "/v1/transfers",
-            json={"from_account_id": source["id"], "to_account_id": destination["id"],
-                  "amount_minor": 120},
-            headers={"Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": "req-transfer"},
-        )  # fmt: skip
+        response = await transfer(
+            client, source["id"], destination["id"], 120, request_id="req-transfer"
+        )
     assert response.status_code == 201, response.text
     (transfer_row,) = await fetch(database_url, "SELECT * FROM transfers")
     expected = [
@@ -138,12 +135,9 @@ async def test_the_worker_logs_a_delivery_with_its_event_and_the_request_that_ca
         await subscribe(client, receiver, ["transfer.completed"])
         source = await open_account(client, 500)
         destination = await open_account(client)
-        response = await client.post(
-            "/v1/transfers",
-            json={"from_account_id": source["id"], "to_account_id": destination["id"],
-                  "amount_minor": 5},
-            headers={"Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": "req-outbox-1"},
-        )  # fmt: skip
+        response = await transfer(
+            client, source["id"], destination["id"], 5, request_id="req-outbox-1"
+        )
         assert response.status_code == 201, response.text
         with running_worker(database_url) as worker:
             await wait_until(lambda: len(receiver.deliveries) == 1, DELIVERY_SECONDS, "sent")
