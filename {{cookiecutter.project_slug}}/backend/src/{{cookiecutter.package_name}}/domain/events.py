@@ -6,8 +6,7 @@ The ledger's events are written by the very statement that writes their fact
 in SQL, from the row it inserts (a test holds the two equal), and gives the event a
 random id: a replayed request does not run the write, and a retried transaction
 starts over, so each fact is stored once.
-{%- endif %}
-"""
+{% endif %}"""
 
 from __future__ import annotations
 
