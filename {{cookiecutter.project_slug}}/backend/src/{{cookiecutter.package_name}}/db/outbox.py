@@ -1,9 +1,18 @@
 """The transactional outbox: what a business write needs to record its event.
 
 A write inserts its event row (outbox_events) in the same statement as its fact, one
-CTE more, so either both commit or neither does, at no extra round trip. The row is
-born pending; the worker's relay (db/relay.py) moves pending events to delivery jobs
-in batches. Enqueueing in the business transaction instead fired PgQueuer's NOTIFY
+CTE more, so either both commit or neither does, at no extra round trip{% if cookiecutter.example_domain == "ledger" %} (db/transfers.py's
+_WRITE){% endif %}:
+
+    WITH fact AS (INSERT INTO ... RETURNING ...), event AS (
+        INSERT INTO outbox_events (id, type, request_id, payload)
+        SELECT gen_random_uuid(), $1, $2, jsonb_build_object('id', id, ...) FROM fact
+    )
+    SELECT ... FROM fact
+
+with the event's type and request_id() as parameters. The row is born pending; the
+worker's relay (db/relay.py) moves pending events to delivery jobs in batches.
+Enqueueing in the business transaction instead fired PgQueuer's NOTIFY
 trigger in each one, and PostgreSQL serialises the commits of transactions that notify.
 """
 

@@ -33,9 +33,10 @@ WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
 {%- if cookiecutter.background_worker == "yes" %}
 # One statement for the writes: both balances, the transfer, its two entries and its
-# event ($8, with the request's id $9), pending for the worker's relay. The payload is
-# domain.events.transfer_completed's, built from the row (a test holds them equal);
-# the event id is random: an idempotent replay does not run this statement.
+# event ($8, with the request's id $9), pending for the worker's relay. The payload,
+# built from the row inserted, is what receivers get: add fields, never rename or
+# drop one (test_outbox.py holds it). Timestamps in UTC, always with microseconds.
+# The event id is random: an idempotent replay does not run this statement.
 {%- else %}
 # One statement for the writes: both balances, the transfer and its two entries.
 {%- endif %}
