@@ -23,7 +23,8 @@ LISTING = "accounts"
 # One statement, so the account, its opening entry and its event (pending, for the
 # worker's relay) commit together. The payload, built from the row inserted, is what
 # receivers get: add fields, never rename or drop one (test_outbox.py holds it);
-# timestamps in UTC, always with microseconds. The event id is random: an idempotent replay does not run this statement.
+# timestamps in UTC, always with microseconds. The event id is random: an
+# idempotent replay does not run this statement.
 {%- else -%}
 # One statement, so the account and its opening entry commit together.
 {%- endif %}
