@@ -282,14 +282,14 @@ async def test_the_relay_outlives_its_connections_and_a_lost_queue_stops_the_wor
     assert exit_status != 0
 
 
-def _relay_failures(worker: WorkerProcess) -> float:
-    pattern = r'^worker_loop_failures_total\{loop="relay"\} (\S+)$'
+def _relay_failures(worker: WorkerProcess, loop: str = "relay") -> float:
+    pattern = r'^worker_loop_failures_total\{loop="' + loop + r'"\} (\S+)$'
     found = re.search(pattern, worker.metrics(), re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
-async def _failed_rounds_reach(worker: WorkerProcess, rounds: int) -> bool:
-    return await asyncio.to_thread(_relay_failures, worker) >= rounds
+async def _failed_rounds_reach(worker: WorkerProcess, rounds: int, loop: str = "relay") -> bool:
+    return await asyncio.to_thread(_relay_failures, worker, loop) >= rounds
 
 
 async def test_the_relay_logs_an_outage_once_and_its_end_once_and_counts_each_round(
@@ -322,6 +322,39 @@ async def test_the_relay_logs_an_outage_once_and_its_end_once_and_counts_each_ro
     relay_lines = [line for line in lines if line.get("loop") == "relay"]
     assert [line["level"] for line in relay_lines] == [40, 30]  # a warning, then info
     assert relay_lines[1]["failed_rounds"] == failures >= 20
+
+
+async def test_a_failing_retention_is_its_own_outage_not_the_relays(database_url: str) -> None:
+    """Retention runs in the relay's task, but is an outage of its own: a clean-up that
+    fails each time must not read as the relay failing, then working again, every
+    cleanup interval."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        # An old log row retention will try to delete, and a trigger refusing it.
+        await connection.execute(
+            "INSERT INTO pgqueuer_log (created, job_id, status, priority, entrypoint)"
+            " VALUES (now() - interval '30 days', 0, 'successful', 0, 'test.old');"
+            " CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;"
+            " CREATE TRIGGER refuse BEFORE DELETE ON pgqueuer_log"
+            " FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        with running_worker(
+            database_url,
+            APP_WORKER__RELAY_INTERVAL_SECONDS="0.05",
+            APP_WORKER__CLEANUP_INTERVAL_SECONDS="0.1",
+        ) as worker:
+            await until_equal(lambda: _failed_rounds_reach(worker, 3, "retention"), True, "fails")
+            await connection.execute("DROP TRIGGER refuse ON pgqueuer_log")
+            await wait_until(lambda: "works again" in worker.output(), 20, "retention back")
+            relay_failures = _relay_failures(worker)
+            lines = [json.loads(line) for line in worker.output().splitlines() if line[:1] == "{"]
+    finally:
+        await connection.close()
+    assert relay_failures == 0
+    assert [line for line in lines if line.get("loop") == "relay"] == []
+    retention = [line["level"] for line in lines if line.get("loop") == "retention"]
+    assert retention == [40, 30]  # a warning, then info
 
 
 async def test_revision_0005_turns_unfinished_fan_out_jobs_into_pending_events_and_back(

@@ -1,7 +1,7 @@
-"""An outage of a loop that retries every interval (the relay, the queue sampler):
-one warning when it starts failing, one line when it works again, and a counter of
-every failed round. A warning a round (the relay's is 0.2 s) flooded the logs for as
-long as the database was away."""
+"""An outage of a loop that retries every interval (the relay, retention, the queue
+sampler): one warning when it starts failing, one line when it works again, and a
+counter of every failed round. A warning a round (the relay's is 0.2 s) flooded the
+logs for as long as the database was away."""
 
 from __future__ import annotations
 

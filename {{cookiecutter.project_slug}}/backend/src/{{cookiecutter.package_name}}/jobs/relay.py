@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import structlog
@@ -67,17 +68,22 @@ async def clean_up(database: Database, schedule: RelaySchedule) -> int:
 async def run_relay(database: Database, schedule: RelaySchedule) -> None:
     """Until cancelled. A failure (the database away, say) is counted, logged once an
     outage, and the next round tries again: the batch it was moving rolled back and is
-    still pending."""
-    outage = Outage("relay")
+    still pending. Retention is an outage of its own: a clean-up failing each time (a
+    lock, a timeout) read as the relay failing and working again every interval."""
+    relaying, retention = Outage("relay"), Outage("retention")
     next_cleanup = time.monotonic()
     while True:
-        try:
-            await drain(database, schedule.batch_size)
-            if time.monotonic() >= next_cleanup:
-                next_cleanup = time.monotonic() + schedule.cleanup_interval_seconds
-                await clean_up(database, schedule)
-        except Exception as error:  # the relay must outlive any one failure
-            outage.failed(error)
-        else:
-            outage.worked()
+        await _round(relaying, drain(database, schedule.batch_size))
+        if time.monotonic() >= next_cleanup:
+            next_cleanup = time.monotonic() + schedule.cleanup_interval_seconds
+            await _round(retention, clean_up(database, schedule))
         await asyncio.sleep(schedule.interval_seconds)
+
+
+async def _round(outage: Outage, work: Awaitable[int]) -> None:
+    try:
+        await work
+    except Exception as error:  # the relay must outlive any one failure
+        outage.failed(error)
+    else:
+        outage.worked()
