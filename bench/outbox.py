@@ -8,7 +8,9 @@ bench/servers.py does), each on a fresh migrated and seeded database, and measur
    (one uvicorn worker), the two renderings alternated ROUNDS times in this one run:
    the ratio with/without per round, its median and range. With the outbox, one
    worker process runs during the rounds (no subscriptions: its relay marks each event
-   relayed, as it would with none; deliveries are measured below).
+   relayed, as it would with none; deliveries are measured below). With
+   --idle-worker-too, each round also runs the outbox rendering with no worker
+   running: the write's own cost, apart from the worker's CPU on the same cores.
 2. events/s delivered by one worker process to a local receiver (a backlog of
    transfer.completed events made beforehand, first to last delivery);
 3. the delay from commit to delivery (receipt time minus the event's created_at, its
@@ -58,6 +60,10 @@ from servers import (
 
 VARIANTS = ("no", "yes")
 # As the gate counts a transfer: the API process only, not PostgreSQL's backends.
+_MARK_RELAYED = (
+    "WITH marked AS (UPDATE outbox_events SET relayed = true WHERE NOT relayed RETURNING 1)"
+    " SELECT count(*) FROM marked"
+)
 INSTRUCTION_COUNTS = Counts(endpoints=("transfer",), requests=200, warmup=300)
 
 
@@ -259,6 +265,57 @@ def deliveries(
     }
 
 
+def throughput(
+    projects: dict[str, Path],
+    services: dict[str, Server],
+    firsts: dict[str, int],
+    urls: dict[str, str],
+    args: argparse.Namespace,
+) -> list[dict[str, float]]:
+    """The alternated closed-loop rounds: transfers/s of each run, and the ratios."""
+    # (rendering, worker running): with the outbox, its relay runs too, as deployed:
+    # moving events to the queue is part of what the outbox costs the database.
+    runs = [("no", False), ("yes", True)] + ([("yes", False)] if args.idle_worker_too else [])
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        measured = {}
+        # Alternate the order, so a drift in the machine's load favours none.
+        for variant, with_worker in runs if number % 2 else runs[::-1]:
+            server = services[variant]
+            server.start()
+            relay = (
+                start_worker(projects[variant], server, server.log.parent / "worker-relay.log")
+                if with_worker
+                else None
+            )
+            try:
+                created = k6_closed_loop(server, firsts[variant], args.clients, args.seconds)
+            finally:
+                if relay is not None:
+                    stop_worker(relay)
+                server.stop()
+            if variant == "yes" and not with_worker:
+                # What a relay would have done, so the next run's relay finds no backlog.
+                asyncio.run(scalar(urls[variant], _MARK_RELAYED))
+            measured[(variant, with_worker)] = created / args.seconds
+        entry = {"without": measured[("no", False)], "with": measured[("yes", True)]}
+        entry["ratio"] = entry["with"] / entry["without"]
+        if args.idle_worker_too:
+            entry["with_no_worker"] = measured[("yes", False)]
+            entry["ratio_no_worker"] = entry["with_no_worker"] / entry["without"]
+        rounds.append(entry)
+        print(f"round {number}: {entry}", flush=True)
+    return rounds
+
+
+def ratio_no_worker(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    ratios = [entry["ratio_no_worker"] for entry in rounds]
+    return {
+        "ratio_no_worker_median": round(statistics.median(ratios), 3),
+        "ratio_no_worker_range": [round(min(ratios), 3), round(max(ratios), 3)],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -270,6 +327,11 @@ def main() -> None:
         "--instructions",
         action="store_true",
         help="also count instructions per transfer in the API process (callgrind, ~4 min)",
+    )
+    parser.add_argument(
+        "--idle-worker-too",
+        action="store_true",
+        help="each round also measures the outbox with no worker running (the write alone)",
     )
     parser.add_argument("--output", type=Path, default=TEMPLATE / "build" / "bench-outbox")
     args = parser.parse_args()
@@ -284,30 +346,7 @@ def main() -> None:
             variant: service(projects[variant], urls[variant], work / f"worker-{variant}")
             for variant in VARIANTS
         }
-        rounds = []
-        for number in range(1, args.rounds + 1):
-            measured = {}
-            # Alternate which goes first, so a drift in the machine's load favours neither.
-            for variant in VARIANTS if number % 2 else VARIANTS[::-1]:
-                server = services[variant]
-                server.start()
-                # With the outbox, its relay runs too, as deployed: moving events to the
-                # queue is part of what the outbox costs the database.
-                relay = (
-                    start_worker(projects[variant], server, server.log.parent / "worker-relay.log")
-                    if variant == "yes"
-                    else None
-                )
-                try:
-                    created = k6_closed_loop(server, firsts[variant], args.clients, args.seconds)
-                finally:
-                    if relay is not None:
-                        stop_worker(relay)
-                    server.stop()
-                measured[variant] = created / args.seconds
-            ratio = measured["yes"] / measured["no"]
-            rounds.append({"without": measured["no"], "with": measured["yes"], "ratio": ratio})
-            print(f"round {number}: {measured} ratio {ratio:.3f}", flush=True)
+        rounds = throughput(projects, services, firsts, urls, args)
         counted = {}
         if args.instructions:
             for variant in VARIANTS:
@@ -320,6 +359,7 @@ def main() -> None:
             "rounds": rounds,
             "ratio_median": round(statistics.median(ratios), 3),
             "ratio_range": [round(min(ratios), 3), round(max(ratios), 3)],
+            **(ratio_no_worker(rounds) if args.idle_worker_too else {}),
             "load_average": os.getloadavg(),
             "api_million_instructions_per_transfer": counted,
             "delivery": deliveries(

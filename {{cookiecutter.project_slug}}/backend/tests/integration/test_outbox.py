@@ -1,5 +1,6 @@
 """The ledger's outbox: each account opened and each transfer completed writes
-one event in its own transaction, and every event reaches the subscribers."""
+one event in its own statement, carrying the payload receivers rely on, and every
+event reaches the subscribers."""
 
 from __future__ import annotations
 
@@ -8,14 +9,24 @@ import json
 import random
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.db import transfers
+from {{ cookiecutter.package_name }}.db.pool import Database
+from {{ cookiecutter.package_name }}.domain.accounts import AccountId
+from {{ cookiecutter.package_name }}.domain.events import ACCOUNT_OPENED, TRANSFER_COMPLETED
+from {{ cookiecutter.package_name }}.domain.money import Amount
+from {{ cookiecutter.package_name }}.domain.transfers import TransferRequest
 
 from ..support.apps import default_headers, serving
 from ..support.ledger import count, open_account, transfer
+from ..support.outbox import opened
 from ..support.receiver import receiving, wait_until
 from ..support.service import running_service
 from ..support.webhooks import event_ids, fetch, settled, subscribe
@@ -28,6 +39,34 @@ CLIENTS = 32
 ACCOUNTS = 20
 DELIVERY_SECONDS = 90.0
 RETRIES = 5
+
+
+# What receivers rely on, written out here, apart from the SQL that builds it
+# (db/accounts.py, db/transfers.py): a change to either shows as a difference.
+def instant(moment: datetime) -> str:
+    """A payload's timestamp: RFC 3339 in UTC, always with microseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def account_opened(account: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "account_id": account["id"],
+        "owner": account["owner"],
+        "currency": account["currency"],
+        "balance_minor": account["balance_minor"],
+        "created_at": instant(account["created_at"]),
+    }
+
+
+def transfer_completed(transfer: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "transfer_id": transfer["id"],
+        "from_account_id": transfer["from_account_id"],
+        "to_account_id": transfer["to_account_id"],
+        "amount_minor": transfer["amount_minor"],
+        "currency": transfer["currency"],
+        "created_at": instant(transfer["created_at"]),
+    }
 
 
 async def test_opening_an_account_and_a_transfer_each_write_one_event(
@@ -49,6 +88,60 @@ async def test_opening_an_account_and_a_transfer_each_write_one_event(
     assert await count(database_url, "pgqueuer") == 0
 
 
+async def test_each_event_carries_what_receivers_rely_on_and_its_request_id(
+    settings: Settings, database_url: str
+) -> None:
+    """The payloads are built in SQL, by the statement that writes the fact: they must
+    be what receivers rely on, for the same account and transfer."""
+    async with serving(settings) as (_, client):
+        source = await open_account(client, 500, headers={"X-Request-ID": "req-open-1"})
+        destination = await open_account(client, headers={"X-Request-ID": "req-open-2"})
+        # Before the transfer changes their balances: account.opened tells the opening one.
+        account_rows = await fetch(database_url, "SELECT * FROM accounts")
+        response = await transfer(
+            client, source["id"], destination["id"], 120, request_id="req-transfer"
+        )
+    assert response.status_code == 201, response.text
+    (transfer_row,) = await fetch(database_url, "SELECT * FROM transfers")
+    expected = [
+        (ACCOUNT_OPENED, account_opened(row), f"req-open-{number}")
+        for number, row in enumerate(sorted(account_rows, key=lambda row: row["id"]), 1)
+    ] + [(TRANSFER_COMPLETED, transfer_completed(transfer_row), "req-transfer")]
+    rows = await fetch(
+        database_url, "SELECT type, payload, request_id FROM outbox_events ORDER BY created_at"
+    )
+    stored = [(row["type"], json.loads(row["payload"]), row["request_id"]) for row in rows]
+    assert sorted(stored, key=str) == sorted(expected, key=str)
+
+
+async def test_a_transfer_rolled_back_after_its_write_leaves_no_event(
+    settings: Settings, database_url: str
+) -> None:
+    async with serving(settings) as (_, client):
+        source = await open_account(client, 500)
+        destination = await open_account(client)
+    request = TransferRequest(
+        AccountId(source["id"]),
+        AccountId(destination["id"]),
+        Amount(100),
+{%- if cookiecutter.auth != "none" %}
+        "alice",
+{%- endif %}
+    )
+
+    async def write_then_fail(database: Database) -> None:
+        async with database.connection() as connection, connection.transaction():
+            await transfers.create_transfer(connection, request)
+            raise RuntimeError("after the write")
+
+    async with opened(settings) as database:
+        with pytest.raises(RuntimeError, match="after the write"):
+            await write_then_fail(database)
+    assert await count(database_url, "transfers") == 0
+    rows = await fetch(database_url, "SELECT type FROM outbox_events")
+    assert sorted(row["type"] for row in rows) == ["account.opened"] * 2
+
+
 async def test_a_refused_transfer_leaves_no_event(settings: Settings, database_url: str) -> None:
     async with serving(settings) as (_, client):
         source = await open_account(client, 50)
@@ -66,12 +159,9 @@ async def test_the_worker_logs_a_delivery_with_its_event_and_the_request_that_ca
         await subscribe(client, receiver, ["transfer.completed"])
         source = await open_account(client, 500)
         destination = await open_account(client)
-        response = await client.post(
-            "/v1/transfers",
-            json={"from_account_id": source["id"], "to_account_id": destination["id"],
-                  "amount_minor": 5},
-            headers={"Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": "req-outbox-1"},
-        )  # fmt: skip
+        response = await transfer(
+            client, source["id"], destination["id"], 5, request_id="req-outbox-1"
+        )
         assert response.status_code == 201, response.text
         with running_worker(database_url) as worker:
             await wait_until(lambda: len(receiver.deliveries) == 1, DELIVERY_SECONDS, "sent")
@@ -79,6 +169,11 @@ async def test_the_worker_logs_a_delivery_with_its_event_and_the_request_that_ca
             lines = [json.loads(line) for line in worker.output().splitlines() if line[:1] == "{"]
     (delivered,) = [line for line in lines if line["msg"] == "webhook delivered"]
     assert delivered["event_id"] == receiver.deliveries[0].webhook_id
+    # The body carries the domain's payload for the transfer made.
+    (transfer_row,) = await fetch(database_url, "SELECT * FROM transfers")
+    body = json.loads(receiver.deliveries[0].body)
+    assert body["type"] == TRANSFER_COMPLETED
+    assert body["data"] == transfer_completed(transfer_row)
     assert delivered["request_id"] == "req-outbox-1"
     assert delivered["name"] == settings.application.name  # Bunyan's fields
     assert delivered["level"] == 30

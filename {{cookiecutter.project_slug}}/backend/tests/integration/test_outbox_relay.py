@@ -6,6 +6,9 @@ settled and old."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -14,10 +17,11 @@ from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db import relay, webhooks
 from {{ cookiecutter.package_name }}.db.errors import DatabaseUnavailableError
 
-from ..support.databases import downgrade, migrate
+from ..support.databases import downgrade, migrate, with_database
 from ..support.outbox import delivery_jobs, opened, pending, subscribed_events, until_equal
+from ..support.receiver import wait_until
 from ..support.webhooks import event_ids, fetch
-from ..support.worker import running_worker
+from ..support.worker import WorkerProcess, running_worker
 
 pytestmark = pytest.mark.anyio
 
@@ -161,7 +165,7 @@ async def test_retention_deletes_only_settled_events_and_queue_history_past_it(
                 " VALUES (0, 'failed', 'test.old', now() - interval '2 hours'),"
                 " (0, 'failed', 'test.recent', now())"
             )
-        deleted = [await relay.expire(database, 3600, 1) for _ in range(4)]
+        deleted = [(await relay.expire(database, 3600, 1)).rows for _ in range(4)]
     # The old settled event, the old log row and the old held job.
     assert deleted == [3, 0, 0, 0]
     events = await fetch(database_url, "SELECT id::text FROM outbox_events")
@@ -172,6 +176,41 @@ async def test_retention_deletes_only_settled_events_and_queue_history_past_it(
     assert {row["entrypoint"] for row in log} - {webhooks.DELIVER} == {"test.recent"}
     held = await fetch(database_url, "SELECT entrypoint FROM pgqueuer WHERE status = 'failed'")
     assert [row["entrypoint"] for row in held] == ["test.recent"]
+
+
+async def test_retention_dead_letters_the_pending_delivery_of_a_held_job_it_deletes(
+    settings: Settings, database_url: str
+) -> None:
+    async with opened(settings) as database:
+        old, recent = sorted(await subscribed_events(database, 2))
+        while (await relay.relay_batch(database, 10)).events:
+            pass
+        async with database.connection() as connection:
+            # Both delivery jobs held by PgQueuer after an unexpected failure (their
+            # rows still pending); one held since before the retention.
+            await connection.execute(
+                "UPDATE pgqueuer SET status = 'failed', updated = now() - CASE"
+                " WHEN convert_from(payload, 'UTF8')::jsonb ->> 'event_id' = $1"
+                " THEN interval '2 hours' ELSE interval '0' END",
+                old,
+            )
+            await connection.execute(
+                "UPDATE outbox_events SET created_at = now() - interval '2 hours'"
+            )
+        first = await relay.expire(database, 3600, 10)
+        deliveries = await fetch(
+            database_url,
+            "SELECT event_id::text, status, last_error FROM webhook_deliveries ORDER BY 1",
+        )
+        second = await relay.expire(database, 3600, 10)
+    assert first == relay.Expired(rows=1, dead_deliveries=1)  # the old held job
+    assert [(row["event_id"], row["status"]) for row in deliveries] == [
+        (old, "dead"), (recent, "pending")
+    ]  # fmt: skip
+    assert "held" in deliveries[0]["last_error"]
+    # Settled now, the old event expires in turn; the recent one's job is still held.
+    assert second == relay.Expired(rows=1, dead_deliveries=0)
+    assert await event_ids(database_url) == {recent}
 
 
 async def test_the_worker_relays_and_cleans_up_on_its_own(
@@ -241,6 +280,81 @@ async def test_the_relay_outlives_its_connections_and_a_lost_queue_stops_the_wor
             assert await _terminate(database_url, "%-worker-queue") == 1
             exit_status = await asyncio.to_thread(worker.process.wait, 30)
     assert exit_status != 0
+
+
+def _relay_failures(worker: WorkerProcess, loop: str = "relay") -> float:
+    pattern = r'^worker_loop_failures_total\{loop="' + loop + r'"\} (\S+)$'
+    found = re.search(pattern, worker.metrics(), re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def _failed_rounds_reach(worker: WorkerProcess, rounds: int, loop: str = "relay") -> bool:
+    return await asyncio.to_thread(_relay_failures, worker, loop) >= rounds
+
+
+async def test_the_relay_logs_an_outage_once_and_its_end_once_and_counts_each_round(
+    database_url: str,
+) -> None:
+    # On another database of the server (a session cannot lock out its own), to let
+    # connections in again.
+    keeper = await asyncpg.connect(with_database(database_url, "postgres"))
+    database = urlsplit(database_url).path.lstrip("/")
+    name = await keeper.fetchval("SELECT quote_ident($1)", database)
+    try:
+        with running_worker(database_url, APP_WORKER__RELAY_INTERVAL_SECONDS="0.05") as worker:
+            # The database away, as the relay sees it: its pool's connections dropped,
+            # and no new one let in. Twenty rounds at least fail meanwhile.
+            await keeper.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+            try:
+                await keeper.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND application_name LIKE '%-worker'",
+                    database,
+                )
+                await until_equal(lambda: _failed_rounds_reach(worker, 20), True, "failures")
+            finally:
+                await keeper.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+            await wait_until(lambda: "works again" in worker.output(), 20, "the relay back")
+            failures = _relay_failures(worker)
+            lines = [json.loads(line) for line in worker.output().splitlines() if line[:1] == "{"]
+    finally:
+        await keeper.close()
+    relay_lines = [line for line in lines if line.get("loop") == "relay"]
+    assert [line["level"] for line in relay_lines] == [40, 30]  # a warning, then info
+    assert relay_lines[1]["failed_rounds"] == failures >= 20
+
+
+async def test_a_failing_retention_is_its_own_outage_not_the_relays(database_url: str) -> None:
+    """Retention runs in the relay's task, but is an outage of its own: a clean-up that
+    fails each time must not read as the relay failing, then working again, every
+    cleanup interval."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        # An old log row retention will try to delete, and a trigger refusing it.
+        await connection.execute(
+            "INSERT INTO pgqueuer_log (created, job_id, status, priority, entrypoint)"
+            " VALUES (now() - interval '30 days', 0, 'successful', 0, 'test.old');"
+            " CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;"
+            " CREATE TRIGGER refuse BEFORE DELETE ON pgqueuer_log"
+            " FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        with running_worker(
+            database_url,
+            APP_WORKER__RELAY_INTERVAL_SECONDS="0.05",
+            APP_WORKER__CLEANUP_INTERVAL_SECONDS="0.1",
+        ) as worker:
+            await until_equal(lambda: _failed_rounds_reach(worker, 3, "retention"), True, "fails")
+            await connection.execute("DROP TRIGGER refuse ON pgqueuer_log")
+            await wait_until(lambda: "works again" in worker.output(), 20, "retention back")
+            relay_failures = _relay_failures(worker)
+            lines = [json.loads(line) for line in worker.output().splitlines() if line[:1] == "{"]
+    finally:
+        await connection.close()
+    assert relay_failures == 0
+    assert [line for line in lines if line.get("loop") == "relay"] == []
+    retention = [line["level"] for line in lines if line.get("loop") == "retention"]
+    assert retention == [40, 30]  # a warning, then info
 
 
 async def test_revision_0005_turns_unfinished_fan_out_jobs_into_pending_events_and_back(

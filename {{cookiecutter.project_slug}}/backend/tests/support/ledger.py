@@ -37,12 +37,18 @@ async def transfer(
     destination: int,
     amount: int,
     key: str | None = None,
+    *,
+    request_id: str | None = None,
 ) -> httpx.Response:
-    """POST /v1/transfers with `key` (a fresh UUID if None)."""
+    """POST /v1/transfers with `key` (a fresh UUID if None), and `request_id` as its
+    X-Request-ID if given."""
+    headers = {"Idempotency-Key": key or str(uuid.uuid4())}
+    if request_id is not None:
+        headers["X-Request-ID"] = request_id
     return await client.post(
         "/v1/transfers",
         json={"from_account_id": source, "to_account_id": destination, "amount_minor": amount},
-        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+        headers=headers,
     )
 
 

@@ -6,7 +6,7 @@ import asyncpg
 
 from ..domain.accounts import Account, AccountId, NewAccount, Owner
 {%- if cookiecutter.background_worker == "yes" %}
-from ..domain.events import account_opened
+from ..domain.events import ACCOUNT_OPENED
 {%- endif %}
 from ..domain.money import Balance, Currency
 from ..domain.pagination import Cursor, Page, page_of
@@ -16,20 +16,41 @@ from . import outbox
 from .pool import Database
 
 LISTING = "accounts"
-{%- if cookiecutter.auth != "none" %}
+{%- set holder = ", holder" if cookiecutter.auth != "none" else "" %}
+{%- set last = 4 if cookiecutter.auth != "none" else 3 %}
 
+{% if cookiecutter.background_worker == "yes" -%}
+# One statement, so the account, its opening entry and its event (pending, for the
+# worker's relay) commit together. The payload, built from the row inserted, is what
+# receivers get: add fields, never rename or drop one (test_outbox.py holds it);
+# timestamps in UTC, always with microseconds. The event id is random: an
+# idempotent replay does not run this statement.
+{%- else -%}
 # One statement, so the account and its opening entry commit together.
+{%- endif %}
 _INSERT = """
 WITH account AS (
-    INSERT INTO accounts (owner, currency, balance_minor, holder)
-    VALUES ($1, $2, $3, $4)
-    RETURNING id, owner, currency, balance_minor, created_at, holder
+    INSERT INTO accounts (owner, currency, balance_minor{{ holder }})
+    VALUES ($1, $2, $3{% if holder %}, $4{% endif %})
+    RETURNING id, owner, currency, balance_minor, created_at{{ holder }}
 ), opening AS (
     INSERT INTO ledger_entries (account_id, kind, amount_minor)
     SELECT id, 'opening', balance_minor FROM account WHERE balance_minor > 0
+{%- if cookiecutter.background_worker == "yes" %}
+), event AS (
+    INSERT INTO outbox_events (id, type, request_id, payload)
+    SELECT gen_random_uuid(), ${{ last + 1 }}, ${{ last + 2 }}, jsonb_build_object(
+        'account_id', id,
+        'owner', owner,
+        'currency', currency,
+        'balance_minor', balance_minor,
+        'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US+00:00')
+    ) FROM account
+{%- endif %}
 )
-SELECT id, owner, currency, balance_minor, created_at, holder FROM account
+SELECT id, owner, currency, balance_minor, created_at{{ holder }} FROM account
 """
+{%- if cookiecutter.auth != "none" %}
 _GET = "SELECT id, owner, currency, balance_minor, created_at, holder FROM accounts WHERE id = $1"
 # A holder's accounts (index accounts_holder_id), or everyone's when $3 is NULL (admin).
 _LIST = """
@@ -37,19 +58,6 @@ SELECT id, owner, currency, balance_minor, created_at, holder FROM accounts
 WHERE id > $1 AND ($3::text IS NULL OR holder = $3) ORDER BY id LIMIT $2
 """
 {%- else %}
-
-# One statement, so the account and its opening entry commit together.
-_INSERT = """
-WITH account AS (
-    INSERT INTO accounts (owner, currency, balance_minor)
-    VALUES ($1, $2, $3)
-    RETURNING id, owner, currency, balance_minor, created_at
-), opening AS (
-    INSERT INTO ledger_entries (account_id, kind, amount_minor)
-    SELECT id, 'opening', balance_minor FROM account WHERE balance_minor > 0
-)
-SELECT id, owner, currency, balance_minor, created_at FROM account
-"""
 _GET = "SELECT id, owner, currency, balance_minor, created_at FROM accounts WHERE id = $1"
 _LIST = """
 SELECT id, owner, currency, balance_minor, created_at FROM accounts
@@ -72,30 +80,25 @@ def account_from(row: asyncpg.Record) -> Account:
 
 
 async def create_account(database: Database, new: NewAccount) -> Account:
-{%- if cookiecutter.background_worker == "yes" %}
-    # The account.opened event commits with the account, or neither does.
-    async with database.connection() as connection, connection.transaction():
-{%- else %}
     async with database.connection() as connection:
-{%- endif %}
         (row,) = await connection.fetch(
-{%- if cookiecutter.auth != "none" %}
+{%- if cookiecutter.auth == "none" and cookiecutter.background_worker != "yes" %}
+            _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
+{%- else %}
             _INSERT,
             new.owner.name,
             new.currency.code,
             new.opening_balance.minor_units,
+{%- if cookiecutter.auth != "none" %}
             new.holder,
-{%- else %}
-            _INSERT, new.owner.name, new.currency.code, new.opening_balance.minor_units
+{%- endif %}
+{%- if cookiecutter.background_worker == "yes" %}
+            ACCOUNT_OPENED,
+            outbox.request_id(),
+{%- endif %}
 {%- endif %}
         )
-{%- if cookiecutter.background_worker == "yes" %}
-        account = account_from(row)
-        await outbox.record(connection, account_opened(account))
-    return account
-{%- else %}
     return account_from(row)
-{%- endif %}
 
 
 async def get_account(database: Database, account_id: AccountId) -> Account | None:

@@ -1,12 +1,19 @@
-"""The transactional outbox: an event row written on the caller's connection, inside
-its transaction, and nothing else.
+"""The transactional outbox: what a business write needs to record its event.
 
-Either the business change and its event commit, or neither does. The row is born
-pending; the worker's relay (db/relay.py) moves pending events to delivery jobs in
-batches. Enqueueing here instead fired PgQueuer's NOTIFY trigger in every business
-transaction, and PostgreSQL serialises the commits of transactions that notify. The
-event id is derived from the fact (domain.events), so a second write of the same
-fact inserts nothing.
+A write inserts its event row (outbox_events) in the same statement as its fact, one
+CTE more, so either both commit or neither does, at no extra round trip{% if cookiecutter.example_domain == "ledger" %} (db/transfers.py's
+_WRITE){% endif %}:
+
+    WITH fact AS (INSERT INTO ... RETURNING ...), event AS (
+        INSERT INTO outbox_events (id, type, request_id, payload)
+        SELECT gen_random_uuid(), $1, $2, jsonb_build_object('id', id, ...) FROM fact
+    )
+    SELECT ... FROM fact
+
+with the event's type and request_id() as parameters. The row is born pending; the
+worker's relay (db/relay.py) moves pending events to delivery jobs in batches.
+Enqueueing in the business transaction instead fired PgQueuer's NOTIFY
+trigger in each one, and PostgreSQL serialises the commits of transactions that notify.
 """
 
 from __future__ import annotations
@@ -14,17 +21,10 @@ from __future__ import annotations
 from typing import cast
 
 import asyncpg
-import orjson
 import structlog
 from pgqueuer.queries import Queries
 
-from ..domain.events import Event
 from .pool import PooledConnection
-
-_INSERT = """
-INSERT INTO outbox_events (id, type, payload, request_id) VALUES ($1, $2, $3::jsonb, $4)
-ON CONFLICT (id) DO NOTHING
-"""
 
 
 def queue_on(connection: PooledConnection) -> Queries:
@@ -32,12 +32,8 @@ def queue_on(connection: PooledConnection) -> Queries:
     return Queries.from_asyncpg_connection(cast("asyncpg.Connection", connection))
 
 
-async def record(connection: PooledConnection, event: Event) -> bool:
-    """Store the event, pending, within the caller's transaction. False when it was
-    already recorded (nothing written). The request's id (from the log context) is
-    kept with it, so the worker's logs name the request that caused a delivery."""
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    inserted = await connection.execute(
-        _INSERT, event.id, event.type, orjson.dumps(event.payload).decode(), request_id
-    )
-    return bool(inserted == "INSERT 0 1")
+def request_id() -> str | None:
+    """The id of the request being served (from the log context), stored with its
+    events so the worker's logs name the request that caused a delivery."""
+    found: str | None = structlog.contextvars.get_contextvars().get("request_id")
+    return found

@@ -74,16 +74,33 @@ DELETE FROM pgqueuer_statistics WHERE id IN (
     LIMIT $2 FOR UPDATE SKIP LOCKED
 )
 """
+_EXPIRE = (_EXPIRE_EVENTS, _EXPIRE_QUEUE_LOG, _EXPIRE_QUEUE_STATISTICS)
 # Jobs PgQueuer holds after their last unexpected failure (on_failure="hold"): kept
-# for a look, as long as the events.
+# for a look, as long as the events. A held delivery job's row stays pending (the
+# job could be queued again); once the job is deleted nothing will try it, so the
+# row is dead, and its event can expire in turn. $3: the delivery jobs' entrypoint;
+# MATERIALIZED, so only their payloads are read as JSON.
 _EXPIRE_HELD_JOBS = """
-DELETE FROM pgqueuer WHERE id IN (
-    SELECT id FROM pgqueuer
-    WHERE status = 'failed' AND updated < now() - make_interval(secs => $1)
-    LIMIT $2 FOR UPDATE SKIP LOCKED
+WITH expired AS (
+    DELETE FROM pgqueuer WHERE id IN (
+        SELECT id FROM pgqueuer
+        WHERE status = 'failed' AND updated < now() - make_interval(secs => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED
+    )
+    RETURNING entrypoint, payload
+), held AS MATERIALIZED (
+    SELECT convert_from(payload, 'UTF8')::jsonb AS job FROM expired WHERE entrypoint = $3
+), dead AS (
+    UPDATE webhook_deliveries AS d
+    SET status = 'dead', last_error = 'job held after an unexpected failure, then expired',
+        updated_at = now()
+    FROM held
+    WHERE d.status = 'pending' AND d.event_id = (held.job ->> 'event_id')::uuid
+    AND d.subscription_id = (held.job ->> 'subscription_id')::bigint
+    RETURNING 1
 )
+SELECT (SELECT count(*) FROM expired) AS jobs, (SELECT count(*) FROM dead) AS dead
 """
-_EXPIRE = (_EXPIRE_EVENTS, _EXPIRE_QUEUE_LOG, _EXPIRE_QUEUE_STATISTICS, _EXPIRE_HELD_JOBS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +136,21 @@ async def relay_batch(database: Database, batch_size: int) -> Moved:
         return await move_pending(connection, batch_size)
 
 
-async def expire(database: Database, retention_seconds: float, batch_size: int) -> int:
+@dataclass(frozen=True, slots=True)
+class Expired:
+    # Rows deleted: the caller repeats until none is.
+    rows: int
+    # Pending deliveries whose held job was deleted: dead letters now.
+    dead_deliveries: int
+
+
+async def expire(database: Database, retention_seconds: float, batch_size: int) -> Expired:
     """Delete one batch of expired events (with their deliveries), of PgQueuer's
-    history and of its held jobs; returns the rows deleted, so the caller repeats
-    until 0."""
+    history and of its held jobs (their deliveries dead-lettered)."""
     deleted = 0
     async with database.connection() as connection:
         for statement in _EXPIRE:
             status = await connection.execute(statement, retention_seconds, batch_size)
             deleted += int(status.split()[-1])
-    return deleted
+        (held,) = await connection.fetch(_EXPIRE_HELD_JOBS, retention_seconds, batch_size, DELIVER)
+    return Expired(rows=deleted + held["jobs"], dead_deliveries=held["dead"])

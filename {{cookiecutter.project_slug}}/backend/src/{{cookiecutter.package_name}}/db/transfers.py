@@ -7,7 +7,7 @@ import asyncpg
 
 from ..domain.accounts import AccountId
 {%- if cookiecutter.background_worker == "yes" %}
-from ..domain.events import transfer_completed
+from ..domain.events import TRANSFER_COMPLETED
 {%- endif %}
 from ..domain.money import Amount, Balance, Currency
 from ..domain.pagination import Cursor, Page, page_of
@@ -31,7 +31,15 @@ _LOCK_ACCOUNTS = """
 SELECT id, currency, balance_minor{% if cookiecutter.auth != "none" %}, holder{% endif %} FROM accounts
 WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
+{%- if cookiecutter.background_worker == "yes" %}
+# One statement for the writes: both balances, the transfer, its two entries and its
+# event ($8, with the request's id $9), pending for the worker's relay. The payload,
+# built from the row inserted, is what receivers get: add fields, never rename or
+# drop one (test_outbox.py holds it). Timestamps in UTC, always with microseconds.
+# The event id is random: an idempotent replay does not run this statement.
+{%- else %}
 # One statement for the writes: both balances, the transfer and its two entries.
+{%- endif %}
 _WRITE = """
 WITH moved AS (
     UPDATE accounts AS account SET balance_minor = account.balance_minor + change.amount
@@ -46,6 +54,18 @@ WITH moved AS (
     SELECT entry.account_id, transfer.id, entry.kind, entry.amount
     FROM transfer,
         unnest($1::bigint[], $7::text[], $2::bigint[]) AS entry (account_id, kind, amount)
+{%- if cookiecutter.background_worker == "yes" %}
+), event AS (
+    INSERT INTO outbox_events (id, type, request_id, payload)
+    SELECT gen_random_uuid(), $8, $9, jsonb_build_object(
+        'transfer_id', id,
+        'from_account_id', from_account_id,
+        'to_account_id', to_account_id,
+        'amount_minor', amount_minor,
+        'currency', currency,
+        'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US+00:00')
+    ) FROM transfer
+{%- endif %}
 )
 SELECT id, from_account_id, to_account_id, amount_minor, currency, created_at FROM transfer
 """
@@ -120,15 +140,12 @@ async def create_transfer(connection: PooledConnection, request: TransferRequest
         request.amount.minor_units,
         plan.currency.code,
         [entry.kind for entry in entries],
-    )
 {%- if cookiecutter.background_worker == "yes" %}
-    transfer = transfer_from(row)
-    # In the same transaction: a rolled-back transfer leaves no event behind.
-    await outbox.record(connection, transfer_completed(transfer))
-    return transfer
-{%- else %}
-    return transfer_from(row)
+        TRANSFER_COMPLETED,
+        outbox.request_id(),
 {%- endif %}
+    )
+    return transfer_from(row)
 
 
 {% if cookiecutter.auth != "none" -%}

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import structlog
 from prometheus_client import Counter, Gauge
 
 from ..db import webhooks
 from ..db.pool import Database
-
-logger = structlog.get_logger("worker")
+from .outage import Outage
 
 QUEUE_DEPTH = Gauge("jobs_queued", "Jobs waiting in the queue, due or deferred")
 OLDEST_DUE_AGE = Gauge(
@@ -24,17 +22,21 @@ OUTBOX_OLDEST_PENDING_AGE = Gauge(
 RELAYED = Counter("outbox_relayed_events_total", "Events the relay moved to delivery jobs")
 ATTEMPTS = Counter("webhook_delivery_attempts_total", "Delivery attempts, by outcome", ["outcome"])
 FAILURES = Counter("webhook_delivery_failures_total", "Attempts without a 2xx answer")
-DEAD_LETTERS = Counter("webhook_dead_letters_total", "Deliveries given up after their last attempt")
+DEAD_LETTERS = Counter(
+    "webhook_dead_letters_total", "Deliveries given up: attempts spent, or held job expired"
+)
 
 
 async def sample_queue(database: Database, interval_seconds: float) -> None:
     """Every interval, the queue's depth and the age of its oldest due job."""
+    outage = Outage("queue sampler")
     while True:
         try:
             figures = await webhooks.queue_figures(database)
         except Exception as error:  # the sampler must outlive any one failure
-            logger.warning("sampling the queue failed", error=repr(error))
+            outage.failed(error)
         else:
+            outage.worked()
             QUEUE_DEPTH.set(figures.jobs)
             OLDEST_DUE_AGE.set(figures.oldest_due_seconds)
             OUTBOX_PENDING.set(figures.pending_events)
