@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.auth in ["api_key", "both"] %}
         app.state.api_key_verifier = ApiKeyVerifier(
             partial(api_keys.find_active, database),
+            partial(api_keys.active_ids, database),
             settings.auth.api_key_pepper.get_secret_value().encode(),
             ttl_seconds=settings.auth.api_key_cache_seconds,
             capacity=settings.auth.api_key_cache_size,

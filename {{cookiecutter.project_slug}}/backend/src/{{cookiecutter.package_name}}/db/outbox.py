@@ -15,10 +15,10 @@ from typing import cast
 
 import asyncpg
 import orjson
-import structlog
 from pgqueuer.queries import Queries
 
 from ..domain.events import Event
+from ..telemetry import request_field
 from .pool import PooledConnection
 
 _INSERT = """
@@ -36,7 +36,7 @@ async def record(connection: PooledConnection, event: Event) -> bool:
     """Store the event, pending, within the caller's transaction. False when it was
     already recorded (nothing written). The request's id (from the log context) is
     kept with it, so the worker's logs name the request that caused a delivery."""
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    request_id = request_field("request_id")
     inserted = await connection.execute(
         _INSERT, event.id, event.type, orjson.dumps(event.payload).decode(), request_id
     )
