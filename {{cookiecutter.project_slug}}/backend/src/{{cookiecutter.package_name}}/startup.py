@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             partial(api_keys.active_ids, database),
             settings.auth.api_key_pepper.get_secret_value().encode(),
             ttl_seconds=settings.auth.api_key_cache_seconds,
+            unknown_refresh_seconds=settings.auth.api_key_unknown_refresh_seconds,
             capacity=settings.auth.api_key_cache_size,
         )
 {%- endif %}

@@ -142,6 +142,7 @@ async def test_a_flood_of_made_up_keys_reads_the_active_ids_once(
             list_ids,
             settings.auth.api_key_pepper.get_secret_value().encode(),
             ttl_seconds=60,
+            unknown_refresh_seconds=60,
             capacity=100,
         )
         made_up = [f"lk_live_{secrets.token_hex(8)}_{'A' * 43}" for _ in range(500)]
@@ -157,16 +158,17 @@ async def test_a_flood_of_made_up_keys_reads_the_active_ids_once(
 
 
 @pytest.mark.anyio
-async def test_a_key_created_after_a_miss_works_within_the_cache_seconds(
+async def test_a_key_created_after_a_miss_works_within_the_refresh_interval(
     settings: Settings,
 ) -> None:
-    short = with_cache_seconds(settings, 0.5)
+    auth = settings.auth.model_copy(update={"api_key_unknown_refresh_seconds": 0.5})
+    short = settings.model_copy(update={"auth": auth})
     async with serving(short) as (_, client):
         assert_invalid_token(await client.get(PROTECTED, headers=authorization(UNKNOWN)))
         key = api_key(short, "late-svc")
         # Possibly refused at first (the active ids were read before it existed) ...
         await asyncio.sleep(0.6)
-        # ... but no longer than api_key_cache_seconds.
+        # ... but no longer than api_key_unknown_refresh_seconds.
         assert (await client.get(PROTECTED, headers=authorization(key))).status_code == 200
 
 

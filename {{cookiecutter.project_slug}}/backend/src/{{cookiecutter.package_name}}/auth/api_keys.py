@@ -54,12 +54,13 @@ class ApiKeyVerifier:
     is refused at the latest `ttl_seconds` after its revocation. At most `capacity`
     rows are kept (oldest out first).
 
-    An id that is not in the set of active ids (read at most once per `ttl_seconds`,
-    when an id outside it arrives) is refused without a lookup: a flood of made-up
-    keys, each with a new id, costs at most one query per `ttl_seconds`, and a key
-    created since the last read works within `ttl_seconds`. With more than
-    `capacity` active keys the set is not kept, and each unknown id is looked up
-    (and remembered as unknown for `ttl_seconds`)."""
+    An id that is not in the set of active ids (read again at most once per
+    `unknown_refresh_seconds`, when an id outside it arrives) is refused without a
+    lookup: a flood of made-up keys, each with a new id, costs at most one query per
+    `unknown_refresh_seconds`, and a key created since the last read works within
+    `unknown_refresh_seconds`. With more than `capacity` active keys the set is not
+    kept, and each unknown id is looked up (and remembered as unknown for
+    `ttl_seconds`)."""
 
     def __init__(
         self,
@@ -68,12 +69,14 @@ class ApiKeyVerifier:
         pepper: bytes,
         *,
         ttl_seconds: float,
+        unknown_refresh_seconds: float,
         capacity: int,
     ) -> None:
         self._lookup = lookup
         self._list_ids = list_ids
         self._pepper = pepper
         self._ttl = ttl_seconds
+        self._unknown_refresh = unknown_refresh_seconds
         self._capacity = capacity
         self._rows: dict[str, tuple[StoredKey | None, float]] = {}
         self._active_ids: frozenset[str] | None = None
@@ -113,7 +116,7 @@ class ApiKeyVerifier:
         if self._active_ids is not None and key_id in self._active_ids:
             return True
         async with self._ids_lock:  # one read at a time, however many ids arrive at once
-            if time.monotonic() - self._ids_read_at >= self._ttl:
+            if time.monotonic() - self._ids_read_at >= self._unknown_refresh:
                 ids = await self._list_ids(self._capacity + 1)
                 self._active_ids = frozenset(ids) if len(ids) <= self._capacity else None
                 self._ids_read_at = time.monotonic()
