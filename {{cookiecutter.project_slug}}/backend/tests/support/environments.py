@@ -8,6 +8,9 @@ import pytest
 
 PRODUCTION_DATABASE_URL = "postgresql://app@db:5432/app"
 # The settings production cannot start without, by environment variable.
+{% if cookiecutter.auth == "none" -%}
+REQUIRED_IN_PRODUCTION: dict[str, str] = {}
+{%- else %}
 REQUIRED_IN_PRODUCTION: dict[str, str] = {
 {%- if cookiecutter.auth in ["oidc", "both"] %}
     "APP_AUTH__ISSUER": "https://login.example.com/",
@@ -16,6 +19,7 @@ REQUIRED_IN_PRODUCTION: dict[str, str] = {
     "APP_AUTH__API_KEY_PEPPER": "p" * 32,
 {%- endif %}
 }
+{%- endif %}
 
 
 def production_environment(monkeypatch: pytest.MonkeyPatch, *, without: str = "") -> None:
