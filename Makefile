@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test test-deps bench bench-quick bench-instructions bench-gate bench-gate-update bench-outbox image-test postgres clean
+.PHONY: help demo test test-deps bench bench-quick bench-instructions bench-gate bench-gate-update bench-outbox bench-auth image-test postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ bench-instructions: $(BIN)/cookiecutter postgres test-deps ## Instructions per r
 
 bench-outbox: $(BIN)/cookiecutter postgres ## The outbox's cost (transfers/s with/without, alternated) and one worker's deliveries (~6 min); build/bench-outbox/
 	$(BIN)/python bench/outbox.py
+
+bench-auth: $(BIN)/cookiecutter postgres ## Authentication's cost per account read: none, cached token, miss RS256/EdDSA, CPU alternated and callgrind (~15 min); build/bench-auth/
+	$(BIN)/python bench/auth_cost.py --instructions
 
 bench-gate: $(BIN)/cookiecutter postgres test-deps ## CI's gate: instructions per read and transfer within +5% of bench/results/gate.json (~3 min)
 	$(BIN)/python bench/instructions.py --gate

@@ -2,8 +2,9 @@
 once (only its hash is stored); `make revoke-api-key NAME=billing` revokes it, and
 every worker refuses it within auth.api_key_cache_seconds.
 
-The key's principal has the name as its subject (the owner of what it creates) and
-the scopes given. The environment's settings give the database and the pepper: run
+The key's principal has `api-key:<name>` as its subject (the owner of what it
+creates: never a token's user, whose subject cannot take that form) and the scopes
+given. The environment's settings give the database and the pepper: run
 it with the deployment's APP_DATABASE__URL and APP_AUTH__API_KEY_PEPPER."""
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     creating = commands.add_parser("create", help="create a key and print it once")
-    creating.add_argument("name", help="the key's name and its principal's subject")
+    creating.add_argument("name", help="the key's name; its principal's subject is api-key:<name>")
     creating.add_argument("scopes", nargs="?", default="", help="space-separated scopes")
     revoking = commands.add_parser("revoke", help="revoke the active key of this name")
     revoking.add_argument("name")

@@ -205,6 +205,7 @@ class AuthSettings(_Section):
     # A revoked key is refused at the latest this long after its revocation.
     api_key_cache_seconds: float = Field(gt=0, le=300)
     api_key_cache_size: int = Field(ge=1)
+    api_key_unknown_refresh_seconds: float = Field(ge=0, le=300)
 
 {%- endif %}
 {%- if cookiecutter.auth in ["oidc", "both"] %}

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# An API key's principal is `api-key:<its subject>`, and a token naming a subject in
+# this namespace is refused (auth/tokens.py): a key named like a user ("alice") is
+# never that user, nor can a token's `sub` make someone a key's owner.
+API_KEY_SUBJECT_PREFIX = "api-key:"
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:

@@ -62,8 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.auth in ["api_key", "both"] %}
         app.state.api_key_verifier = ApiKeyVerifier(
             partial(api_keys.find_active, database),
+            partial(api_keys.active_ids, database),
             settings.auth.api_key_pepper.get_secret_value().encode(),
             ttl_seconds=settings.auth.api_key_cache_seconds,
+            unknown_refresh_seconds=settings.auth.api_key_unknown_refresh_seconds,
             capacity=settings.auth.api_key_cache_size,
         )
 {%- endif %}

@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import orjson
@@ -29,6 +30,43 @@ from .log_writer import LogWriter
 
 # Bunyan's numeric levels: https://github.com/trentm/node-bunyan#levels
 BUNYAN_LEVELS = {"debug": 20, "info": 30, "warning": 40, "error": 50, "critical": 60}
+
+# The fields every log line of a request carries (its id, then its caller's subject):
+# one dict per request, that whoever learns a field joins with a dict assignment.
+# Cheaper than structlog's bind_contextvars on the request path, which sets one
+# ContextVar per key and, to start clean, walks the whole context per request
+# (callgrind, a cached token's account read: about 1.6 of the 5 % it cost over
+# auth=none). structlog's contextvars stay merged too, for the worker's jobs.
+_REQUEST_FIELDS: ContextVar[dict[str, Any] | None] = ContextVar("request_fields", default=None)
+
+
+def start_request_fields(request_id: str) -> None:
+    """The request's fields, starting with its id (RequestContextMiddleware, per request)."""
+    _REQUEST_FIELDS.set({"request_id": request_id})
+
+
+def bind_request_field(key: str, value: Any) -> None:
+    """One more field on the current request's log lines (none outside a request)."""
+    fields = _REQUEST_FIELDS.get()
+    if fields is not None:
+        fields[key] = value
+
+
+def request_field(key: str) -> Any:
+    """A field of the current request, or None."""
+    fields = _REQUEST_FIELDS.get()
+    return None if fields is None else fields.get(key)
+
+
+def merge_request_fields(
+    _logger: WrappedLogger, _method_name: str, event_dict: EventDict
+) -> EventDict:
+    """A processor: the request's fields, unless the event names them itself."""
+    fields = _REQUEST_FIELDS.get()
+    if fields is not None:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+    return event_dict
 
 
 class BunyanFields:
@@ -96,6 +134,7 @@ def configure_logging(settings: LoggingSettings, name: str, stream: TextIO | Non
         _writer.close()
     _writer = writer = LogWriter(stream or sys.stdout, on_dropped=_report_dropped)
     shared: list[Processor] = [
+        merge_request_fields,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         UtcTimestamp(key="time"),

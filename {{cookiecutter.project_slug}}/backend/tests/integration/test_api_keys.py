@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from pathlib import Path
 
 import asyncpg
@@ -13,15 +14,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from {{ cookiecutter.package_name }}.auth.api_keys import ApiKeyVerifier, StoredKey
+{%- if cookiecutter.auth == "both" %}
+from {{ cookiecutter.package_name }}.auth.development import mint
+{%- endif %}
+from {{ cookiecutter.package_name }}.auth.errors import InvalidTokenError
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db import api_keys
+from {{ cookiecutter.package_name }}.db.pool import Database
 
 from ..support.apps import serving
 {%- if cookiecutter.example_domain == "ledger" %}
 from ..support.ledger import open_account
 {%- endif %}
 from ..support.service import running_service
-from ..support.tokens import api_key
+from ..support.tokens import {% if cookiecutter.auth == "both" %}ALL_SCOPES, {% endif %}api_key
 
 PROBLEM = "application/problem+json"
 PROTECTED = "/v1/me"
@@ -56,7 +63,7 @@ async def revoke(settings: Settings, name: str) -> None:
 async def test_a_key_yields_its_principal(client: httpx.AsyncClient, settings: Settings) -> None:
     response = await client.get(PROTECTED, headers=authorization(api_key(settings, "svc", "b a")))
     assert response.status_code == 200, response.text
-    assert response.json() == {"subject": "svc", "scopes": ["a", "b"]}
+    assert response.json() == {"subject": "api-key:svc", "scopes": ["a", "b"]}
 
 
 @pytest.mark.parametrize(
@@ -111,6 +118,60 @@ async def test_a_revoked_key_is_refused_once_the_cache_lets_go(settings: Setting
         assert_invalid_token(await client.get(PROTECTED, headers=authorization(key)))
 
 
+@pytest.mark.anyio
+async def test_a_flood_of_made_up_keys_reads_the_active_ids_once(
+    settings: Settings, database_url: str
+) -> None:
+    """500 made-up keys, each with a new id, at once: no row lookup, one read of the
+    active ids (the real queries on the test's database, counted as they pass)."""
+    calls = {"lookups": 0, "id_reads": 0}
+
+    async def lookup(key_id: str) -> StoredKey | None:
+        calls["lookups"] += 1
+        return await api_keys.find_active(database, key_id)
+
+    async def list_ids(limit: int) -> list[str]:
+        calls["id_reads"] += 1
+        return await api_keys.active_ids(database, limit)
+
+    known = api_key(settings, "flood-svc")
+    database = await Database.open(settings.database, "api-key-flood")
+    try:
+        verifier = ApiKeyVerifier(
+            lookup,
+            list_ids,
+            settings.auth.api_key_pepper.get_secret_value().encode(),
+            ttl_seconds=60,
+            unknown_refresh_seconds=60,
+            capacity=100,
+        )
+        made_up = [f"lk_live_{secrets.token_hex(8)}_{'A' * 43}" for _ in range(500)]
+        outcomes = await asyncio.gather(
+            *(verifier.verify(key) for key in made_up), return_exceptions=True
+        )
+        assert all(isinstance(outcome, InvalidTokenError) for outcome in outcomes)
+        assert calls == {"lookups": 0, "id_reads": 1}
+        assert (await verifier.verify(known)).subject == "api-key:flood-svc"
+        assert calls == {"lookups": 1, "id_reads": 1}
+    finally:
+        await database.close()
+
+
+@pytest.mark.anyio
+async def test_a_key_created_after_a_miss_works_within_the_refresh_interval(
+    settings: Settings,
+) -> None:
+    auth = settings.auth.model_copy(update={"api_key_unknown_refresh_seconds": 0.5})
+    short = settings.model_copy(update={"auth": auth})
+    async with serving(short) as (_, client):
+        assert_invalid_token(await client.get(PROTECTED, headers=authorization(UNKNOWN)))
+        key = api_key(short, "late-svc")
+        # Possibly refused at first (the active ids were read before it existed) ...
+        await asyncio.sleep(0.6)
+        # ... but no longer than api_key_unknown_refresh_seconds.
+        assert (await client.get(PROTECTED, headers=authorization(key))).status_code == 200
+
+
 async def _name_of(settings: Settings, key: str) -> str:
     key_id = key.removeprefix("lk_live_").partition("_")[0]
     connection = await asyncpg.connect(settings.database.url.get_secret_value())
@@ -154,6 +215,27 @@ async def test_a_key_reads_only_the_accounts_its_subject_opened(
     path = f"/v1/accounts/{account['id']}"
     assert (await client.get(path, headers=billing)).status_code == 200
     assert (await client.get(path, headers=other)).status_code == 404
+{%- if cookiecutter.auth == "both" %}
+
+
+@pytest.mark.anyio
+async def test_a_key_named_like_a_user_cannot_read_that_users_accounts(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A token for alice and a key named alice are two principals (the key's subject is
+    api-key:alice): neither reads, lists or moves the other's money."""
+    user = {"Authorization": f"Bearer {mint('alice', ALL_SCOPES, settings.auth.audience)}"}
+    key = authorization(api_key(settings, "alice"))
+    users_account = await open_account(client, 10, headers=user)
+    keys_account = await open_account(client, 10, headers=key)
+    for headers, others in ((key, users_account), (user, keys_account)):
+        path = f"/v1/accounts/{others['id']}"
+        assert (await client.get(path, headers=headers)).status_code == 404
+        listed = await client.get("/v1/accounts", headers=headers)
+        assert others["id"] not in [account["id"] for account in listed.json()["items"]]
+    own = await client.get(f"/v1/accounts/{users_account['id']}", headers=user)
+    assert own.status_code == 200
+{%- endif %}
 {%- endif %}
 
 
@@ -176,7 +258,7 @@ def test_the_log_binds_the_subject_and_never_holds_a_key(
     entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     finished = [entry for entry in entries if entry["msg"] == "request finished"]
     assert [entry.get("subject") for entry in finished if entry["path"] == PROTECTED] == [
-        "logged-svc",
+        "api-key:logged-svc",
         None,
     ]
     assert [entry["reason"] for entry in entries if entry["msg"] == "token refused"] == [

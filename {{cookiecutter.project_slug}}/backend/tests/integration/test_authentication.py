@@ -40,6 +40,14 @@ async def test_a_valid_token_yields_its_principal(
 
 
 @pytest.mark.anyio
+async def test_a_subject_in_the_api_keys_namespace_is_refused(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """An API key's principal is `api-key:<name>`: no token may claim one."""
+    assert_invalid_token(await client.get(PROTECTED, headers=bearer(settings, "api-key:billing")))
+
+
+@pytest.mark.anyio
 async def test_no_token_is_a_bare_bearer_challenge(client: httpx.AsyncClient) -> None:
     response = await client.get(PROTECTED, headers={"Authorization": ""})
     del client.headers["authorization"]

@@ -76,6 +76,24 @@ async def test_a_flood_of_unknown_key_ids_fetches_at_most_once_per_interval(
         assert real.status_code == 200
 
 
+async def test_a_key_removed_from_the_set_verifies_no_new_token(
+    provider: IdentityProvider, provider_settings: Settings
+) -> None:
+    """Each header's key is remembered (a miss parses the token once), but only for
+    the key set it came from: once the provider drops the key, a new token with the
+    very same header is refused."""
+    audience = provider_settings.auth.audience
+    old_key = provider.keys[0]
+    async with serving(provider_settings) as (app, client):
+        first = provider.token(audience, "frank")
+        assert (await client.get(PROTECTED, headers=bearer(first))).status_code == 200
+        provider.keys = [SigningKey(uuid.uuid4().hex)]
+        await app.state.token_verifier.keys.refresh()
+        later = provider.token(audience, "frank", key=old_key, lifetime_seconds=301)
+        assert later.partition(".")[0] == first.partition(".")[0]
+        assert (await client.get(PROTECTED, headers=bearer(later))).status_code == 401
+
+
 async def test_the_provider_down_keeps_cached_keys_working(
     provider: IdentityProvider, provider_settings: Settings
 ) -> None:

@@ -16,14 +16,12 @@ from {{ cookiecutter.package_name }}.configuration import (
     load_settings,
 )
 
+from ..support.environments import production_environment
+
 
 @pytest.fixture
 def production(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APP_ENVIRONMENT", "production")
-    monkeypatch.setenv("APP_DATABASE__URL", "postgresql://app@db:5432/app")
-{%- if cookiecutter.auth == "both" %}
-    monkeypatch.setenv("APP_AUTH__ISSUER", "https://login.example.com/")
-{%- endif %}
+    production_environment(monkeypatch, without="APP_AUTH__API_KEY_PEPPER")
 
 
 @pytest.mark.usefixtures("production")

@@ -7,6 +7,8 @@ import pytest
 
 from {{ cookiecutter.package_name }}.configuration import ConfigurationError, load_settings
 
+from ..support.environments import production_environment
+
 
 @pytest.mark.parametrize("algorithm", ["HS256", "none"])
 def test_hmac_and_none_are_refused_naming_the_key(
@@ -18,22 +20,14 @@ def test_hmac_and_none_are_refused_naming_the_key(
 
 
 def test_production_refuses_the_development_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APP_ENVIRONMENT", "production")
-    monkeypatch.setenv("APP_DATABASE__URL", "postgresql://app@db:5432/app")
-{%- if cookiecutter.auth == "both" %}
-    monkeypatch.setenv("APP_AUTH__API_KEY_PEPPER", "p" * 32)
-{%- endif %}
+    production_environment(monkeypatch, without="APP_AUTH__ISSUER")
     monkeypatch.setenv("APP_AUTH__DEVELOPMENT_KEY", "true")
     with pytest.raises(ConfigurationError, match=r"auth\.development_key must be false"):
         load_settings()
 
 
 def test_production_needs_an_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APP_ENVIRONMENT", "production")
-    monkeypatch.setenv("APP_DATABASE__URL", "postgresql://app@db:5432/app")
-{%- if cookiecutter.auth == "both" %}
-    monkeypatch.setenv("APP_AUTH__API_KEY_PEPPER", "p" * 32)
-{%- endif %}
+    production_environment(monkeypatch, without="APP_AUTH__ISSUER")
     with pytest.raises(ConfigurationError, match=r"set auth\.issuer"):
         load_settings()
     monkeypatch.setenv("APP_AUTH__ISSUER", "https://login.example.com/")

@@ -10,6 +10,8 @@ import pytest
 from {{ cookiecutter.package_name }}.configuration import ConfigurationError, load_settings
 from {{ cookiecutter.package_name }}.startup import create_app
 
+from ..support.environments import production_environment
+
 pytestmark = pytest.mark.anyio
 CONSOLE = "http://console.example.test:8081"
 # Routes that never touch the database, so no lifespan (no pool) is needed.
@@ -53,14 +55,7 @@ async def test_an_unlisted_origin_gets_no_cors_headers(monkeypatch: pytest.Monke
 
 
 async def test_production_allows_no_origin_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("APP_ENVIRONMENT", "production")
-    monkeypatch.setenv("APP_DATABASE__URL", "postgresql://u@127.0.0.1/db")
-{%- if cookiecutter.auth in ["oidc", "both"] %}
-    monkeypatch.setenv("APP_AUTH__ISSUER", "https://login.example.test/")
-{%- endif %}
-{%- if cookiecutter.auth in ["api_key", "both"] %}
-    monkeypatch.setenv("APP_AUTH__API_KEY_PEPPER", "p" * 32)
-{%- endif %}
+    production_environment(monkeypatch)
     assert load_settings().cors.allowed_origins == ()
     async with client_for(monkeypatch, None) as client:
         preflight = await client.options("/health/live", headers={"Origin": CONSOLE, **PREFLIGHT})

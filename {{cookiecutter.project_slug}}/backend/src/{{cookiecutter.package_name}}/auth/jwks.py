@@ -70,6 +70,9 @@ class KeySet:
         self._max_bytes = max_bytes
         self._unknown_key_interval = unknown_key_refresh_seconds
         self._keys: dict[str, jwt.PyJWK] = dict(keys or {})
+        # Counts the key sets held: what was derived from one (tokens.py's keys by
+        # header) is stale once it changes.
+        self.generation = 0
         self._last_unknown_key_fetch = float("-inf")
         self._lock = asyncio.Lock()
         self.fetches = 0
@@ -99,19 +102,24 @@ class KeySet:
 
     async def refresh_or_fail(self) -> None:
         """The first fetch, at startup: without keys no token could be verified."""
-        self._keys = await self.fetch()
+        self._replace(await self.fetch())
         metrics.AUTH_KEY_REFRESHES.labels(outcome="ok").inc()
         metrics.AUTH_KEYS_STALE.set(0)
+
+    def _replace(self, keys: dict[str, jwt.PyJWK]) -> None:
+        self._keys = keys
+        self.generation += 1
 
     async def refresh(self) -> None:
         """Fetch the key set; on failure keep the current keys and say they are stale."""
         try:
-            self._keys = await self.fetch()
+            keys = await self.fetch()
         except KeySetError as error:
             metrics.AUTH_KEY_REFRESHES.labels(outcome="failed").inc()
             metrics.AUTH_KEYS_STALE.set(1)
             logger.warning("signing keys not refreshed; the cached keys stay", error=str(error))
             return
+        self._replace(keys)
         metrics.AUTH_KEY_REFRESHES.labels(outcome="ok").inc()
         metrics.AUTH_KEYS_STALE.set(0)
 

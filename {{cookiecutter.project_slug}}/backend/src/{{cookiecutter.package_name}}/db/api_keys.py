@@ -11,6 +11,7 @@ from .pool import Database
 _FIND = """
 SELECT secret_hash, subject, scopes FROM api_keys WHERE id = $1 AND revoked_at IS NULL
 """
+_ACTIVE_IDS = "SELECT id FROM api_keys WHERE revoked_at IS NULL LIMIT $1"
 _CREATE = """
 INSERT INTO api_keys (id, name, subject, scopes, secret_hash) VALUES ($1, $2, $3, $4, $5)
 """
@@ -23,6 +24,13 @@ async def find_active(database: Database, key_id: str) -> tuple[bytes, Principal
     if row is None:
         return None
     return bytes(row["secret_hash"]), Principal(row["subject"], frozenset(row["scopes"]))
+
+
+async def active_ids(database: Database, limit: int) -> list[str]:
+    """The ids of active keys, at most `limit` (in no particular order)."""
+    async with database.connection() as connection:
+        rows = await connection.fetch(_ACTIVE_IDS, limit)
+    return [row["id"] for row in rows]
 
 
 async def create(

@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import cast
 
 import asyncpg
-import structlog
 from pgqueuer.queries import Queries
 
+from ..telemetry import request_field
 from .pool import PooledConnection
 
 
@@ -35,5 +35,5 @@ def queue_on(connection: PooledConnection) -> Queries:
 def request_id() -> str | None:
     """The id of the request being served (from the log context), stored with its
     events so the worker's logs name the request that caused a delivery."""
-    found: str | None = structlog.contextvars.get_contextvars().get("request_id")
+    found: str | None = request_field("request_id")
     return found

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.responses import JSONResponse
 from fastapi.security.base import SecurityBase
+from starlette.types import Scope
 
 {% if cookiecutter.auth in ["api_key", "both"] -%}
 from ..auth.api_keys import {% if cookiecutter.auth == "both" %}ApiKeyVerifier, is_api_key{% else %}ApiKeyVerifier{% endif %}
@@ -25,6 +26,7 @@ from ..auth.errors import InvalidTokenError
 from ..auth.tokens import TokenVerifier
 {%- endif %}
 from ..principal import Principal
+from ..telemetry import bind_request_field
 from .problems import problem_response, problem_responses
 
 logger = structlog.get_logger("auth")
@@ -40,6 +42,16 @@ class AuthenticationError(Exception):
         self.status = status
         self.challenge = challenge
         self.detail = detail
+
+
+def _authorization(scope: Scope) -> bytes | None:
+    """The first Authorization header, as sent: read from the ASGI scope's raw headers
+    (names lowercase) rather than through request.headers, which builds a Headers
+    object and looks the name up through two Python-level calls on every request."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value  # type: ignore[no-any-return]
+    return None
 
 
 def _invalid_token() -> AuthenticationError:
@@ -63,14 +75,14 @@ class BearerToken(SecurityBase):
         self.scope = scope
 
     async def __call__(self, request: Request) -> Principal:
-        header = request.headers.get("authorization")
-        if header is None:
+        raw = _authorization(request.scope)
+        if raw is None:
             raise AuthenticationError(401, "Bearer", "This operation needs a bearer token.")
         # Before any parsing: a huge header costs nothing more than its length.
-        if len(header) > request.app.state.auth_max_header_bytes:
+        if len(raw) > request.app.state.auth_max_header_bytes:
             logger.info("token refused", reason="authorization header too large")
             raise _invalid_token()
-        scheme, _, credential = header.partition(" ")
+        scheme, _, credential = raw.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not credential:
             logger.info("token refused", reason="not a bearer token")
             raise _invalid_token()
@@ -91,7 +103,7 @@ class BearerToken(SecurityBase):
         except InvalidTokenError as error:
             logger.info("token refused", reason=error.reason)
             raise _invalid_token() from None
-        structlog.contextvars.bind_contextvars(subject=principal.subject)
+        bind_request_field("subject", principal.subject)
         if self.scope is not None and self.scope not in principal.scopes:
             challenge = f'Bearer error="insufficient_scope", scope="{self.scope}"'
             detail = f"This operation needs the scope {self.scope}."

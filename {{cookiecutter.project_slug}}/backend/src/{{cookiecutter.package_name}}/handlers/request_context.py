@@ -13,6 +13,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import metrics
+from ..telemetry import start_request_fields
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it cannot forge log fields.
@@ -89,8 +90,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _request_id_from(scope)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start_request_fields(request_id)
         started = time.perf_counter()
         added = self._added_headers(scope, request_id)
         status = 500

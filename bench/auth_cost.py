@@ -1,0 +1,328 @@
+"""Authentication's cost per account read, in process: CPU time and instructions.
+
+    python bench/auth_cost.py --instructions        # make bench-auth (about 15 minutes)
+    python bench/auth_cost.py --rounds 5 --keep build/bench-auth   # reuse the renders
+
+Renders the default project twice, `auth=none` and `auth=oidc`, migrates and seeds
+each (10,000 accounts held by the token's subject), and serves an identity
+provider's key set from this process (one RSA 2048 key for RS256, what Auth0,
+Cognito, Entra ID, Keycloak and Google sign with by default, and one Ed25519 key for
+EdDSA, what `make token` signs with). Then runs bench/in_process.py for four cases,
+alternated in rounds so that a change in the machine's load spreads over all of
+them: no authentication; one token, sent again and again (cached after the
+warm-up); and a new token each request (a verification each), signed RS256 or
+EdDSA. The CPU figure is in_process.py's (the process's CPU time over the measured
+requests); with --instructions, one callgrind count per case follows, as
+bench/instructions.py counts. Every token is minted before its run starts: signing
+is the client's cost. Also times the verification's parts alone (jwt.decode, the
+signature check with `cryptography`), so the miss's figures can be split into the
+signature and the rest. Writes auth_cost.json to --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import timeit
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
+from instructions import MEASURED_FROM, MEASURED_TO, SUMMARY, TIMERS_OFF
+from servers import (
+    ACCOUNTS,
+    OPENING_BALANCE,
+    database_urls,
+    drop_database,
+    in_process_command,
+    render,
+    run_command,
+    servers,
+)
+
+AUDIENCE = "bench-api"
+SUBJECT = "bench-user"
+SCOPES = "ledger:read ledger:write"
+CASES = ("none", "cached", "miss_rs256", "miss_eddsa")
+WARMUP = 300
+COUNTED = 200  # requests per callgrind count, as bench/instructions.py's gate
+
+
+class Provider:
+    """The key set of one RSA and one Ed25519 key, served on 127.0.0.1 by a thread."""
+
+    def __init__(self) -> None:
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ed = ed25519.Ed25519PrivateKey.generate()
+        keys = [
+            {
+                **jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key(), as_dict=True),
+                "kid": "rsa",
+                "alg": "RS256",
+                "use": "sig",
+            },
+            {
+                **jwt.algorithms.OKPAlgorithm.to_jwk(self.ed.public_key(), as_dict=True),
+                "kid": "ed",
+                "alg": "EdDSA",
+                "use": "sig",
+            },
+        ]
+        body = json.dumps({"keys": keys}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def issuer(self) -> str:
+        return self.url + "/"
+
+    def token(self, algorithm: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": AUDIENCE,
+            "sub": SUBJECT,
+            "scope": SCOPES,
+            "iat": now,
+            "exp": now + 3600,
+            # Distinct tokens for one subject: a miss each.
+            "jti": uuid.uuid4().hex,
+        }
+        key: Any = self.rsa if algorithm == "RS256" else self.ed
+        kid = "rsa" if algorithm == "RS256" else "ed"
+        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
+
+
+def prepare(work: Path, auth: str, url: str) -> Path:
+    """The project rendered with `auth` (kept in `work` if already there), its database
+    migrated and seeded with accounts held by the token's subject."""
+    existing = work / auth
+    found = [path for path in existing.glob("*") if (path / "backend").is_dir()]
+    if found:
+        project = found[0]
+    else:
+        existing.mkdir(parents=True, exist_ok=True)
+        project = render(existing, f"auth={auth}")
+    run_command(
+        ["make", "init-db"], cwd=project, env={**os.environ, "APP_DATABASE__URL": url}, timeout=120
+    )
+    return project
+
+
+async def seed(url: str, holder: str | None) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        columns, values = "owner, currency, balance_minor", "'bench ' || n, 'EUR', $2"
+        arguments: list[Any] = [ACCOUNTS, OPENING_BALANCE]
+        if holder is not None:
+            columns, values = columns + ", holder", values + ", $3"
+            arguments.append(holder)
+        await connection.execute(
+            f"INSERT INTO accounts ({columns}) SELECT {values} FROM generate_series(1, $1) AS n",
+            *arguments,
+        )
+        await connection.execute("ANALYZE")
+        return int(await connection.fetchval("SELECT min(id) FROM accounts"))
+    finally:
+        await connection.close()
+
+
+def header_file(work: Path, values: list[str]) -> Path:
+    path = work / f"authorization-{uuid.uuid4().hex}.txt"
+    path.write_text("".join(f"Bearer {value}\n" for value in values))
+    return path
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Each rendering's interpreter, first account and settings; the provider."""
+
+    pythons: dict[str, str]
+    firsts: dict[str, int]
+    envs: dict[str, dict[str, str]]
+    provider: Provider
+    work: Path
+
+    def command(self, case: str, requests: int, result: Path) -> tuple[list[str], dict[str, str]]:
+        """bench/in_process.py for `case`, its tokens minted, and its environment."""
+        auth = "none" if case == "none" else "oidc"
+        command = in_process_command(
+            self.pythons[auth],
+            "rendered",
+            "account",
+            requests=requests,
+            first_account=self.firsts[auth],
+            result=result,
+            warmup=WARMUP,
+        )
+        if case != "none":
+            if case == "cached":
+                tokens = [self.provider.token("RS256")]
+            else:
+                algorithm = "RS256" if case == "miss_rs256" else "EdDSA"
+                tokens = [self.provider.token(algorithm) for _ in range(WARMUP + requests)]
+            command += ["--authorization", str(header_file(self.work, tokens))]
+        return command, self.envs[auth]
+
+
+def parts(provider: Provider) -> dict[str, float]:
+    """µs of each part of a verification, alone (best of 5 loops of 2,000)."""
+    figures: dict[str, float] = {}
+    for algorithm, key in (("RS256", provider.rsa), ("EdDSA", provider.ed)):
+        token = provider.token(algorithm)
+        public: Any = key.public_key()
+        signing_input, _, signature_b64 = token.rpartition(".")
+        signature = jwt.utils.base64url_decode(signature_b64)
+        checks: dict[str, Callable[[], object]] = {
+            # The signature check alone, as `cryptography` does it.
+            "signature": (
+                partial(public.verify, signature, signing_input.encode(), PKCS1v15(), SHA256())
+                if algorithm == "RS256"
+                else partial(public.verify, signature, signing_input.encode())
+            ),
+            "jwt_decode": partial(
+                jwt.decode,
+                token,
+                public,
+                algorithms=[algorithm],
+                audience=AUDIENCE,
+                issuer=provider.issuer,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            ),
+            "get_unverified_header": partial(jwt.get_unverified_header, token),
+        }
+        for name, check in checks.items():
+            best = min(timeit.repeat(check, number=2000, repeat=5)) / 2000
+            figures[f"{algorithm}_{name}_us"] = round(best * 1e6, 1)
+    return figures
+
+
+def run(command: list[str], env: dict[str, str], result: Path) -> float:
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False, timeout=1800
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr[-3000:]}")
+    return float(json.loads(result.read_text())["cpu_us_per_request"])
+
+
+def count(command: list[str], env: dict[str, str], work: Path, requests: int) -> float:
+    dump = work / f"callgrind-{uuid.uuid4().hex}.out"
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={dump}",
+            f"--zero-before={MEASURED_FROM}",
+            f"--dump-before={MEASURED_TO}",
+            *command,
+        ],
+        env={**env, **TIMERS_OFF},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    dumps = sorted(dump.parent.glob(f"{dump.name}.*"))
+    if done.returncode != 0 or len(dumps) != 1:
+        raise RuntimeError(f"callgrind failed:\n{done.stdout}{done.stderr[-3000:]}")
+    found = SUMMARY.search(dumps[0].read_text())
+    assert found is not None
+    return int(found.group(1)) / requests / 1e6
+
+
+def prepared(arguments: argparse.Namespace, work: Path, urls: dict[str, str]) -> Setup:
+    provider = Provider()
+    pythons, firsts, envs = {}, {}, {}
+    for auth, url in urls.items():
+        project = prepare(arguments.keep or work, auth, url)
+        pythons[auth] = str(project / "backend" / ".venv" / "bin" / "python")
+        firsts[auth] = asyncio.run(seed(url, None if auth == "none" else SUBJECT))
+        env = servers(project, url, 2, work)["rendered"].env
+        if auth == "oidc":
+            env |= {
+                "APP_AUTH__ISSUER": provider.issuer,
+                "APP_AUTH__JWKS_URL": provider.url + "/jwks.json",
+                "APP_AUTH__AUDIENCE": AUDIENCE,
+                "APP_AUTH__ALGORITHMS": '["RS256", "EdDSA"]',
+            }
+        envs[auth] = env
+    return Setup(pythons, firsts, envs, provider, work)
+
+
+def measure(setup: Setup, arguments: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {"load_average": [], "cpu_us": {case: [] for case in CASES}}
+    for number in range(arguments.rounds):
+        figures["load_average"].append(Path("/proc/loadavg").read_text().split()[0])
+        for case in CASES:
+            result = setup.work / f"{case}-{number}.json"
+            command, env = setup.command(case, arguments.requests, result)
+            cpu = run(command, env, result)
+            figures["cpu_us"][case].append(round(cpu, 1))
+            print(f"round {number + 1} {case:11} {cpu:7.1f} µs CPU/read", flush=True)
+    figures["median_cpu_us"] = {
+        case: statistics.median(values) for case, values in figures["cpu_us"].items()
+    }
+    if arguments.instructions:
+        figures["million_instructions"] = {}
+        for case in CASES:
+            command, env = setup.command(case, COUNTED, setup.work / f"{case}-count.json")
+            figure = count(command, env, setup.work, COUNTED)
+            figures["million_instructions"][case] = round(figure, 3)
+            print(f"{case:11} {figure:.3f} M instructions/read", flush=True)
+    figures["parts_us"] = parts(setup.provider)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=2000, help="per case and round")
+    parser.add_argument("--instructions", action="store_true", help="and one callgrind count each")
+    parser.add_argument("--keep", type=Path, help="render into (and reuse) this directory")
+    parser.add_argument("--output", type=Path, default=Path("build/bench-auth"))
+    arguments = parser.parse_args()
+    arguments.output.mkdir(parents=True, exist_ok=True)
+    maintenance_url, _ = database_urls()
+    urls = {auth: database_urls()[1] for auth in ("none", "oidc")}
+    with tempfile.TemporaryDirectory(prefix="bench-auth-") as directory:
+        try:
+            figures = measure(prepared(arguments, Path(directory), urls), arguments)
+        finally:
+            for url in urls.values():
+                asyncio.run(drop_database(maintenance_url, url))
+    (arguments.output / "auth_cost.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
