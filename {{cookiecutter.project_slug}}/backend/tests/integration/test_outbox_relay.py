@@ -302,6 +302,9 @@ async def test_the_relay_logs_an_outage_once_and_its_end_once_and_counts_each_ro
     name = await keeper.fetchval("SELECT quote_ident($1)", database)
     try:
         with running_worker(database_url, APP_WORKER__RELAY_INTERVAL_SECONDS="0.05") as worker:
+            # Its metrics answer before its queue connects: cut connections then, and
+            # the worker exits at start-up (the queue is its lifeline) instead.
+            await wait_until(lambda: "worker started" in worker.output(), 30, "the worker")
             # The database away, as the relay sees it: its pool's connections dropped,
             # and no new one let in. Twenty rounds at least fail meanwhile.
             await keeper.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
