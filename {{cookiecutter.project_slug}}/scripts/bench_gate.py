@@ -4,8 +4,9 @@ by callgrind, against the committed figures (bench-gate.json); fails past +5%.
     make bench-gate          # compare (the first run, with no figures yet, records them)
     make bench-gate-update   # recount and rewrite bench-gate.json after an intended change
 
-A count of instructions is the same on a busy machine as on a quiet one, so a change
-of a few percent in what a request costs shows, where timing it cannot. Each endpoint
+A count of instructions varies far less with the machine's load than a timing (a few
+percent at most), so a change of 5% in what a request costs shows, where timing it
+cannot. Each endpoint
 is run by scripts/in_process.py under valgrind, two at a time, against a database of
 its own (created and migrated by scripts/init_db.sh{{ ", seeded" if cookiecutter.example_domain == "ledger" }}, dropped again), with the
 settings that ship: base.yaml's wherever configuration/test.yaml differs.
