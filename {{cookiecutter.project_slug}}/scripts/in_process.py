@@ -7,7 +7,7 @@ No HTTP server and no load generator: the app gets its lifespan, then the reques
 CONCURRENCY at a time, against the real database (APP_* settings, as the service
 reads them). The figure is the process's CPU time per request after a warm-up, or
 with --instructions the instructions callgrind (valgrind) counts for the measured
-requests alone, which are the same on a busy machine as on a quiet one. `make
+requests alone, which vary far less with the machine's load than CPU time. `make
 bench-gate` (scripts/bench_gate.py) runs this; so does the template's benchmark,
 with `--app` naming its other apps.
 """

@@ -170,6 +170,53 @@ async def read_broken(item_id: Annotated[int, Path(ge=1)]) -> Any:
     return {"id": item_id}
 
 
+class Note(BaseModel):
+    """A response model with a default, an optional field and an alias: each
+    response_model_* option changes what the lean path's direct dump writes."""
+
+    id: int
+    text: str = "note"
+    tag: str | None = None
+    page_size: int = Field(default=10, alias="pageSize")
+
+
+class SignedNote(Note):
+    """Returned where a Note is declared: only Note's fields are written."""
+
+    signature: str = "unsigned"
+
+
+async def read_note(item_id: Annotated[int, Path(ge=1)]) -> Note:
+    if item_id == 2:
+        return SignedNote(id=item_id)
+    return Note(id=item_id, text="note")  # set, though equal to the default
+
+
+NOTE_OPTIONS: dict[str, dict[str, Any]] = {
+    "as-declared": {},
+    "exclude-unset": {"response_model_exclude_unset": True},
+    "exclude-defaults": {"response_model_exclude_defaults": True},
+    "exclude-none": {"response_model_exclude_none": True},
+    "include": {"response_model_include": {"id", "text"}},
+    "exclude": {"response_model_exclude": {"text"}},
+    "by-name": {"response_model_by_alias": False},
+}
+for option, arguments in NOTE_OPTIONS.items():
+    router.add_api_route("/{item_id}/note-" + option, read_note, response_model=Note, **arguments)
+
+
+@router.delete("/{item_id}", status_code=204)
+async def delete_item(item_id: Annotated[int, Path(ge=1)]) -> None:
+    """A status without a body: FastAPI writes none, whatever the endpoint returns."""
+
+
+@router.get("/{item_id}/unchanged", response_model=Note)
+async def read_unchanged(item_id: Annotated[int, Path(ge=1)], response: Response) -> Note:
+    """The status set on the sub-response, here one without a body, is the answer's."""
+    response.status_code = 304 if item_id == 1 else 203
+    return Note(id=item_id)
+
+
 def app_of(*, lean: bool, problems: bool) -> FastAPI:
     app = FastAPI()
     if lean:
@@ -215,6 +262,12 @@ REQUESTS: list[tuple[str, str, dict[str, str], bytes | None, bool]] = [
     ("GET", "/items/5/label", {}, None, True),
     ("GET", "/items/5/page?size=3", {}, None, False),
     ("GET", "/items/5/generated", {}, None, False),
+    *(("GET", f"/items/1/note-{option}", {}, None, True) for option in NOTE_OPTIONS),
+    ("GET", "/items/2/note-as-declared", {}, None, True),
+    ("GET", "/items/2/note-by-name", {}, None, True),
+    ("DELETE", "/items/5", {}, None, True),
+    ("GET", "/items/1/unchanged", {}, None, True),
+    ("GET", "/items/2/unchanged", {}, None, True),
 ]
 
 
@@ -268,6 +321,8 @@ async def test_routes_with_what_the_lean_path_lacks_keep_fastapis_handler() -> N
         "/items/{item_id}/label": True,
         "/items/{item_id}/page": False,
         "/items/{item_id}/broken": True,
+        **{"/items/{item_id}/note-" + option: True for option in NOTE_OPTIONS},
+        "/items/{item_id}/unchanged": True,
     }
 
 
