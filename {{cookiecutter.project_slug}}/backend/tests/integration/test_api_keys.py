@@ -103,7 +103,6 @@ async def test_a_known_id_with_another_secret_is_refused(
 
 
 @pytest.mark.anyio
-@pytest.mark.anyio
 async def test_a_stored_subject_too_long_with_the_prefix_is_refused_not_a_500(
     client: httpx.AsyncClient, settings: Settings
 ) -> None:
@@ -127,6 +126,7 @@ async def test_a_stored_subject_too_long_with_the_prefix_is_refused_not_a_500(
 {%- endif %}
 
 
+@pytest.mark.anyio
 async def test_a_revoked_key_is_refused_once_the_cache_lets_go(settings: Settings) -> None:
     """Within api_key_cache_seconds a worker may still accept it; after, never."""
     short = with_cache_seconds(settings, 0.5)
