@@ -88,7 +88,7 @@ async def test_a_key_removed_from_the_set_verifies_no_new_token(
         first = provider.token(audience, "frank")
         assert (await client.get(PROTECTED, headers=bearer(first))).status_code == 200
         provider.keys = [SigningKey(uuid.uuid4().hex)]
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         later = provider.token(audience, "frank", key=old_key, lifetime_seconds=301)
         assert later.partition(".")[0] == first.partition(".")[0]
         assert (await client.get(PROTECTED, headers=bearer(later))).status_code == 401
@@ -131,13 +131,13 @@ async def test_the_provider_down_keeps_cached_keys_working(
     audience = provider_settings.auth.audience
     async with serving(provider_settings) as (app, client):
         provider.down = True
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         assert REGISTRY.get_sample_value("auth_signing_keys_stale") == 1
         token = provider.token(audience, "erin")
         assert (await client.get(PROTECTED, headers=bearer(token))).status_code == 200
         assert (await client.get("/health/ready")).status_code == 200
         provider.down = False
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         assert REGISTRY.get_sample_value("auth_signing_keys_stale") == 0
 
 
@@ -201,7 +201,7 @@ async def test_a_bad_key_set_on_refresh_keeps_the_keys(
     audience = provider_settings.auth.audience
     async with serving(provider_settings) as (app, client):
         provider.body_override = b"not json"
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         response = await client.get(PROTECTED, headers=bearer(provider.token(audience)))
         assert response.status_code == 200
 
