@@ -8,6 +8,8 @@ from dataclasses import dataclass
 # this namespace is refused (auth/tokens.py): a key named like a user ("alice") is
 # never that user, nor can a token's `sub` make someone a key's owner.
 API_KEY_SUBJECT_PREFIX = "api-key:"
+# The longest subject a principal may have: what an account's holder column takes.
+SUBJECT_MAX_LENGTH = 255
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 {%- if cookiecutter.auth in ["oidc", "both"] %}
         async with token_verifier(settings.auth) as verifier:
-            app.state.token_verifier = verifier
+            app.state.authentication.tokens = verifier
             async with serving(app):
                 yield
 
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = await Database.open(settings.database, settings.application.name)
         app.state.database = database
 {%- if cookiecutter.auth in ["api_key", "both"] %}
-        app.state.api_key_verifier = ApiKeyVerifier(
+        app.state.authentication.api_keys = ApiKeyVerifier(
             partial(api_keys.find_active, database),
             partial(api_keys.active_ids, database),
             settings.auth.api_key_pepper.get_secret_value().encode(),

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from {{ cookiecutter.package_name }}.auth.api_keys import ApiKeyVerifier, StoredKey
+from {{ cookiecutter.package_name }}.auth.api_keys import ApiKeyVerifier, StoredKey, new_key, secret_hash
 {%- if cookiecutter.auth == "both" %}
 from {{ cookiecutter.package_name }}.auth.development import mint
 {%- endif %}
@@ -22,6 +22,7 @@ from {{ cookiecutter.package_name }}.auth.errors import InvalidTokenError
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db import api_keys
 from {{ cookiecutter.package_name }}.db.pool import Database
+from {{ cookiecutter.package_name }}.principal import Principal
 
 from ..support.apps import serving
 {%- if cookiecutter.example_domain == "ledger" %}
@@ -99,6 +100,30 @@ async def test_a_known_id_with_another_secret_is_refused(
     forged = key[:-1] + ("C" if key.endswith("B") else "B")
     assert (await client.get(PROTECTED, headers=authorization(key))).status_code == 200
     assert_invalid_token(await client.get(PROTECTED, headers=authorization(forged)))
+
+
+@pytest.mark.anyio
+async def test_a_stored_subject_too_long_with_the_prefix_is_refused_not_a_500(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The table takes subjects of up to 255 characters, but `api-key:` plus one of
+    them must still fit where a subject is stored (an account's holder): such a key
+    is an invalid token, not a failed insert later."""
+    key_id, secret, key = new_key()
+    pepper = settings.auth.api_key_pepper.get_secret_value().encode()
+    principal = Principal("s" * 250, frozenset(["ledger:read", "ledger:write"]))
+    connection = await asyncpg.connect(settings.database.url.get_secret_value())
+    try:
+        hashed = secret_hash(pepper, key_id, secret)
+        await api_keys.create(connection, key_id, "long-subject", principal, hashed)
+    finally:
+        await connection.close()
+    assert_invalid_token(await client.get(PROTECTED, headers=authorization(key)))
+{%- if cookiecutter.example_domain == "ledger" %}
+    body = {"owner": "Ada", "currency": "EUR", "opening_balance_minor": 0}
+    opened = await client.post("/v1/accounts", json=body, headers=authorization(key))
+    assert_invalid_token(opened)
+{%- endif %}
 
 
 @pytest.mark.anyio

@@ -88,10 +88,41 @@ async def test_a_key_removed_from_the_set_verifies_no_new_token(
         first = provider.token(audience, "frank")
         assert (await client.get(PROTECTED, headers=bearer(first))).status_code == 200
         provider.keys = [SigningKey(uuid.uuid4().hex)]
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         later = provider.token(audience, "frank", key=old_key, lifetime_seconds=301)
         assert later.partition(".")[0] == first.partition(".")[0]
         assert (await client.get(PROTECTED, headers=bearer(later))).status_code == 401
+
+
+async def test_forged_headers_do_not_displace_a_real_headers_key(
+    provider: IdentityProvider, provider_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a verified token's header is remembered: a flood of distinct headers naming
+    the provider's key id, signed by another key, leaves the real header's key in
+    place (a new real token is still not parsed twice)."""
+    parses = 0
+    parse = jwt.get_unverified_header
+
+    def counted(token: str | bytes) -> dict[str, object]:
+        nonlocal parses
+        parses += 1
+        return parse(token)
+
+    monkeypatch.setattr(jwt, "get_unverified_header", counted)
+    audience = provider_settings.auth.audience
+    real = provider.keys[0]
+    rogue = SigningKey(real.kid)
+    async with serving(provider_settings) as (_, client):
+        first = await client.get(PROTECTED, headers=bearer(provider.token(audience)))
+        assert first.status_code == 200
+        for number in range(100):
+            headers = {"kid": real.kid, "n": number}
+            forged = jwt.encode({"sub": "mallory"}, rogue.private, "ES256", headers=headers)
+            assert (await client.get(PROTECTED, headers=bearer(forged))).status_code == 401
+        parses = 0
+        later = provider.token(audience, "alice", lifetime_seconds=301)
+        assert (await client.get(PROTECTED, headers=bearer(later))).status_code == 200
+        assert parses == 0
 
 
 async def test_the_provider_down_keeps_cached_keys_working(
@@ -100,13 +131,13 @@ async def test_the_provider_down_keeps_cached_keys_working(
     audience = provider_settings.auth.audience
     async with serving(provider_settings) as (app, client):
         provider.down = True
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         assert REGISTRY.get_sample_value("auth_signing_keys_stale") == 1
         token = provider.token(audience, "erin")
         assert (await client.get(PROTECTED, headers=bearer(token))).status_code == 200
         assert (await client.get("/health/ready")).status_code == 200
         provider.down = False
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         assert REGISTRY.get_sample_value("auth_signing_keys_stale") == 0
 
 
@@ -170,7 +201,7 @@ async def test_a_bad_key_set_on_refresh_keeps_the_keys(
     audience = provider_settings.auth.audience
     async with serving(provider_settings) as (app, client):
         provider.body_override = b"not json"
-        await app.state.token_verifier.keys.refresh()
+        await app.state.authentication.tokens.keys.refresh()
         response = await client.get(PROTECTED, headers=bearer(provider.token(audience)))
         assert response.status_code == 200
 

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from ..principal import API_KEY_SUBJECT_PREFIX, Principal
+from ..principal import API_KEY_SUBJECT_PREFIX, SUBJECT_MAX_LENGTH, Principal
 from .errors import InvalidTokenError
 
 PREFIX = "lk_live_"
@@ -106,6 +106,10 @@ class ApiKeyVerifier:
             return None
         found = await self._lookup(key_id)
         stored = None if found is None else _namespaced(found)
+        # The table takes a 255-character subject, which the prefix makes too long
+        # for an account's holder: refused here, not as a failed insert (a 500) later.
+        if stored is not None and len(stored[1].subject) > SUBJECT_MAX_LENGTH:
+            stored = None
         self._rows.pop(key_id, None)
         if len(self._rows) >= self._capacity:
             del self._rows[next(iter(self._rows))]

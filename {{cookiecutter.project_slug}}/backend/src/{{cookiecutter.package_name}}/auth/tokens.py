@@ -7,12 +7,11 @@ from collections.abc import Iterable
 
 import jwt
 
-from ..principal import API_KEY_SUBJECT_PREFIX, Principal
+from ..principal import API_KEY_SUBJECT_PREFIX, SUBJECT_MAX_LENGTH, Principal
 from .errors import InvalidTokenError
 from .jwks import KeySet
 from .token_cache import VerifiedTokens
 
-SUBJECT_MAX_LENGTH = 255
 # Distinct token headers whose key is remembered: a provider's tokens signed by one
 # key share one byte-identical header, so a handful covers a rotation.
 HEADER_CACHE_SIZE = 64
@@ -59,7 +58,14 @@ class TokenVerifier:
         cached = self._cache.get(token)
         if cached is not None:
             return cached
-        key = await self._signing_key(token)
+        header_segment = token.partition(".")[0]
+        generation = self.keys.generation  # before the lookup, which may await a refresh
+        remembered = self._keys_by_header.get(header_segment)
+        if remembered is not None and remembered[0] == generation:
+            key = remembered[1]
+        else:
+            key = await self._key_of_header(token)
+            remembered = None
         try:
             claims = jwt.decode(
                 token,
@@ -72,26 +78,23 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as error:
             raise InvalidTokenError(_reason(error)) from None
+        if remembered is None:
+            self._remember(header_segment, generation, key)
         principal = Principal(_subject(claims), _scopes(claims.get(self._scopes_claim)))
         self._cache.put(token, principal, float(claims["exp"]) + self._leeway)
         return principal
 
-    async def _signing_key(self, token: str) -> jwt.PyJWK:
-        """The key the header names, once its algorithm and kid were checked; jwt.decode
-        then checks the same header again (the algorithm is the key's only)."""
-        header_segment = token.partition(".")[0]
-        remembered = self._keys_by_header.get(header_segment)
-        if remembered is not None and remembered[0] == self.keys.generation:
-            return remembered[1]
-        generation = self.keys.generation  # before a refresh the lookup may await
-        key = await self._key_of_header(token)
+    def _remember(self, header_segment: str, generation: int, key: jwt.PyJWK) -> None:
+        """Only once a token with this header verified: headers of forged tokens (no
+        signature needed to make one) would otherwise push the real ones out."""
         self._keys_by_header.pop(header_segment, None)
         if len(self._keys_by_header) >= HEADER_CACHE_SIZE:
             del self._keys_by_header[next(iter(self._keys_by_header))]
         self._keys_by_header[header_segment] = (generation, key)
-        return key
 
     async def _key_of_header(self, token: str) -> jwt.PyJWK:
+        """The key the header names, once its algorithm and kid were checked; jwt.decode
+        then checks the same header again (the algorithm is the key's only)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
