@@ -44,7 +44,6 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.hashes import SHA256
-from instructions import MEASURED_FROM, MEASURED_TO, SUMMARY, TIMERS_OFF
 from servers import (
     ACCOUNTS,
     OPENING_BALANCE,
@@ -166,23 +165,27 @@ def header_file(work: Path, values: list[str]) -> Path:
 class Setup:
     """Each rendering's interpreter, first account and settings; the provider."""
 
-    pythons: dict[str, str]
+    projects: dict[str, Path]
     firsts: dict[str, int]
     envs: dict[str, dict[str, str]]
     provider: Provider
     work: Path
 
-    def command(self, case: str, requests: int, result: Path) -> tuple[list[str], dict[str, str]]:
-        """bench/in_process.py for `case`, its tokens minted, and its environment."""
+    def command(
+        self, case: str, requests: int, result: Path, *, instructions: bool = False
+    ) -> tuple[list[str], dict[str, str]]:
+        """The rendering's scripts/in_process.py for `case`, its tokens minted, and its
+        environment; with `instructions`, counted by callgrind."""
         auth = "none" if case == "none" else "oidc"
         command = in_process_command(
-            self.pythons[auth],
+            self.projects[auth],
             "rendered",
             "account",
             requests=requests,
             first_account=self.firsts[auth],
             result=result,
             warmup=WARMUP,
+            instructions=instructions,
         )
         if case != "none":
             if case == "cached":
@@ -226,46 +229,22 @@ def parts(provider: Provider) -> dict[str, float]:
     return figures
 
 
-def run(command: list[str], env: dict[str, str], result: Path) -> float:
+def run(command: list[str], env: dict[str, str], result: Path, figure: str) -> float:
+    """One in-process run's `figure` (cpu_us_per_request, m_instructions_per_request)."""
     done = subprocess.run(
-        command, env=env, capture_output=True, text=True, check=False, timeout=1800
+        command, env=env, capture_output=True, text=True, check=False, timeout=3600
     )
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr[-3000:]}")
-    return float(json.loads(result.read_text())["cpu_us_per_request"])
-
-
-def count(command: list[str], env: dict[str, str], work: Path, requests: int) -> float:
-    dump = work / f"callgrind-{uuid.uuid4().hex}.out"
-    done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={dump}",
-            f"--zero-before={MEASURED_FROM}",
-            f"--dump-before={MEASURED_TO}",
-            *command,
-        ],
-        env={**env, **TIMERS_OFF},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3600,
-    )
-    dumps = sorted(dump.parent.glob(f"{dump.name}.*"))
-    if done.returncode != 0 or len(dumps) != 1:
-        raise RuntimeError(f"callgrind failed:\n{done.stdout}{done.stderr[-3000:]}")
-    found = SUMMARY.search(dumps[0].read_text())
-    assert found is not None
-    return int(found.group(1)) / requests / 1e6
+    return float(json.loads(result.read_text())[figure])
 
 
 def prepared(arguments: argparse.Namespace, work: Path, urls: dict[str, str]) -> Setup:
     provider = Provider()
-    pythons, firsts, envs = {}, {}, {}
+    projects, firsts, envs = {}, {}, {}
     for auth, url in urls.items():
         project = prepare(arguments.keep or work, auth, url)
-        pythons[auth] = str(project / "backend" / ".venv" / "bin" / "python")
+        projects[auth] = project
         firsts[auth] = asyncio.run(seed(url, None if auth == "none" else SUBJECT))
         env = servers(project, url, 2, work)["rendered"].env
         if auth == "oidc":
@@ -276,7 +255,7 @@ def prepared(arguments: argparse.Namespace, work: Path, urls: dict[str, str]) ->
                 "APP_AUTH__ALGORITHMS": '["RS256", "EdDSA"]',
             }
         envs[auth] = env
-    return Setup(pythons, firsts, envs, provider, work)
+    return Setup(projects, firsts, envs, provider, work)
 
 
 def measure(setup: Setup, arguments: argparse.Namespace) -> dict[str, Any]:
@@ -286,7 +265,7 @@ def measure(setup: Setup, arguments: argparse.Namespace) -> dict[str, Any]:
         for case in CASES:
             result = setup.work / f"{case}-{number}.json"
             command, env = setup.command(case, arguments.requests, result)
-            cpu = run(command, env, result)
+            cpu = run(command, env, result, "cpu_us_per_request")
             figures["cpu_us"][case].append(round(cpu, 1))
             print(f"round {number + 1} {case:11} {cpu:7.1f} µs CPU/read", flush=True)
     figures["median_cpu_us"] = {
@@ -295,8 +274,9 @@ def measure(setup: Setup, arguments: argparse.Namespace) -> dict[str, Any]:
     if arguments.instructions:
         figures["million_instructions"] = {}
         for case in CASES:
-            command, env = setup.command(case, COUNTED, setup.work / f"{case}-count.json")
-            figure = count(command, env, setup.work, COUNTED)
+            result = setup.work / f"{case}-count.json"
+            command, env = setup.command(case, COUNTED, result, instructions=True)
+            figure = run(command, env, result, "m_instructions_per_request")
             figures["million_instructions"][case] = round(figure, 3)
             print(f"{case:11} {figure:.3f} M instructions/read", flush=True)
     figures["parts_us"] = parts(setup.provider)

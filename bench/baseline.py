@@ -36,6 +36,10 @@ FIND_KEY = idempotency._FIND
 SAVE_KEY = idempotency._SAVE
 LOCK_ACCOUNTS = transfers._LOCK_ACCOUNTS
 WRITE_TRANSFER = transfers._WRITE
+# With the worker on (the default), that statement also writes the transfer's outbox
+# event, its type and request id the last two parameters: the same SQL, so the same
+# rows, as the rendered service (no request id here).
+OUTBOX_EVENT = ("transfer.completed", None) if "outbox_events" in WRITE_TRANSFER else ()
 SCOPE = "POST /v1/transfers"
 RETENTION_SECONDS = 86400.0
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -90,6 +94,7 @@ async def write_transfer(
         amount,
         currency,
         ["debit", "credit"],
+        *OUTBOX_EVENT,
     )
     return row
 
