@@ -185,11 +185,11 @@ async def test_ready_while_every_connection_is_busy(
     assert shed_total() == shed_before
 
 
-async def test_not_ready_when_every_connection_is_busy_and_the_network_goes_silent(
+@asynccontextmanager
+async def serving_through_a_proxy(
     settings: Settings, database_url: str
-) -> None:
-    """A full pool's connections may all be stuck on a network that went silent (no
-    reset: they wait for their requests' timeouts): busy must not mean ready then."""
+) -> AsyncIterator[tuple[TcpProxy, FastAPI, httpx.AsyncClient]]:
+    """The app, its database reached through a TcpProxy the test controls."""
     proxy = TcpProxy.to_database(database_url)
     await proxy.start()
     url = type(settings.database.url)(proxy.url_through(database_url))
@@ -198,13 +198,37 @@ async def test_not_ready_when_every_connection_is_busy_and_the_network_goes_sile
     )
     try:
         async with serving(through_proxy) as (app, client):
-            async with every_connection_busy(app, client, database_url) as blocked:
-                proxy.silence()
-                ready = await client.get("/health/ready")
-            proxy.resume()
-            await asyncio.gather(*blocked)
+            yield proxy, app, client
     finally:
         await proxy.stop()
+
+
+async def test_a_flood_of_probes_while_every_connection_is_busy_opens_one_connection(
+    settings: Settings, database_url: str
+) -> None:
+    """Readiness asks the server on a connection of its own while the pool is full:
+    probes arriving together share one, instead of each opening a connection."""
+    async with serving_through_a_proxy(settings, database_url) as (proxy, app, client):
+        async with every_connection_busy(app, client, database_url) as blocked:
+            opened_before = proxy.accepted
+            probes = await asyncio.gather(*(client.get("/health/ready") for _ in range(20)))
+            opened = proxy.accepted - opened_before
+        await asyncio.gather(*blocked)
+    assert [probe.status_code for probe in probes] == [200] * 20
+    assert opened == 1
+
+
+async def test_not_ready_when_every_connection_is_busy_and_the_network_goes_silent(
+    settings: Settings, database_url: str
+) -> None:
+    """A full pool's connections may all be stuck on a network that went silent (no
+    reset: they wait for their requests' timeouts): busy must not mean ready then."""
+    async with serving_through_a_proxy(settings, database_url) as (proxy, app, client):
+        async with every_connection_busy(app, client, database_url) as blocked:
+            proxy.silence()
+            ready = await client.get("/health/ready")
+        proxy.resume()
+        await asyncio.gather(*blocked)
     assert ready.status_code == 503, ready.text
     assert ready.headers["content-type"] == PROBLEM
 

@@ -17,6 +17,7 @@ class TcpProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self.port = 0
+        self.accepted = 0  # connections accepted so far
 
     @classmethod
     def to_database(cls, database_url: str) -> TcpProxy:
@@ -54,6 +55,7 @@ class TcpProxy:
         self._flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         except OSError:

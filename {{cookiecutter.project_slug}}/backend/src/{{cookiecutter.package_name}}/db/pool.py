@@ -25,6 +25,10 @@ REOPEN_INTERVAL_SECONDS = 1.0
 REOPEN_MAX_INTERVAL_SECONDS = 15.0
 # A statement cancelled by statement_timeout: the database is busy; worth a retry soon.
 BUSY_RETRY_AFTER_SECONDS = 1.0
+# While every pooled connection is busy, readiness asks the server on a connection of
+# its own: one at a time per worker, and a success stands for this long, so that a
+# flood of probes (several load balancers, a benchmark) does not open one each.
+OUTSIDE_PING_FRESH_SECONDS = 1.0
 
 # Errors meaning "the server cannot be reached or dropped us", as opposed to a
 # bad query: these become 503 + Retry-After instead of a 500.
@@ -72,6 +76,8 @@ class Database:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._reopening: asyncio.Task[None] | None = None
         self._waiting = 0  # requests waiting for a connection (asyncpg does not count them)
+        self._outside_ping: asyncio.Task[None] | None = None
+        self._outside_ping_answered_at = float("-inf")
 
     @classmethod
     async def open(cls, settings: DatabaseSettings, application_name: str) -> Database:
@@ -137,8 +143,9 @@ class Database:
             return
 
     async def close(self) -> None:
-        if self._reopening is not None:
-            self._reopening.cancel()
+        for task in (self._reopening, self._outside_ping):
+            if task is not None:
+                task.cancel()
         if self._pool is not None:
             await self._pool.close()
 
@@ -216,7 +223,7 @@ class Database:
         pool = self.pool
         timeout = self._settings.ready_timeout_seconds
         if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
-            await self._ping_outside_pool(seconds=timeout)
+            await self._shared_ping_outside_pool(seconds=timeout)
             return
         async with self.connection(wait_seconds=timeout) as connection:
             try:
@@ -225,6 +232,22 @@ class Database:
                 raise DatabaseUnavailableError(
                     "SELECT 1 timed out", retry_after_seconds=timeout
                 ) from error
+
+    async def _shared_ping_outside_pool(self, seconds: float) -> None:
+        """The probes of one moment share one connection's answer (see
+        OUTSIDE_PING_FRESH_SECONDS); a failure is not remembered."""
+        if time.monotonic() - self._outside_ping_answered_at < OUTSIDE_PING_FRESH_SECONDS:
+            return
+        if self._outside_ping is None:
+            self._outside_ping = asyncio.create_task(self._ping_outside_pool(seconds))
+            self._outside_ping.add_done_callback(self._outside_ping_done)
+        # Shielded: a probe that gives up (its own timeout) leaves the answer to the others.
+        await asyncio.shield(self._outside_ping)
+
+    def _outside_ping_done(self, ping: asyncio.Task[None]) -> None:
+        self._outside_ping = None
+        if not ping.cancelled() and ping.exception() is None:
+            self._outside_ping_answered_at = time.monotonic()
 
     async def _ping_outside_pool(self, seconds: float) -> None:
         url = self._settings.url.get_secret_value()
