@@ -112,6 +112,26 @@ def markdown(results: dict[str, Any]) -> str:
             f"{fmt(cpu['bare_fastapi'])} | {fmt(cpu['baseline'])} | "
             f"{fmt(entry['rendered_minus_baseline_us'])} |"
         )
+    crowd = results["crowd"]
+    lines += [
+        "",
+        f"Many clients (bench/crowd.js): {crowd['clients']} keep-alive clients reading "
+        f"accounts, each thinking between requests, about {crowd['rate']} req/s together, "
+        f"{crowd['seconds']} s per server per round; median of the rounds (min–max). "
+        "Connections: established to the server's port, counted once every client had "
+        "time to connect.",
+        "",
+        "| server | connections held | req/s | p50 / p95 / p99 (ms) | errors "
+        "| CPU s / 1k req | PostgreSQL CPU s / 1k req |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, server in crowd["servers"].items():
+        lines.append(
+            f"| {name} | {fmt(server['connections_held'])} | {fmt(server['rate_achieved'])} | "
+            f"{' / '.join(fmt(server[f'{s}_ms'], 1) for s in ('p50', 'p95', 'p99'))} | "
+            f"{fmt(server['failed_rate'], 3)} | {fmt(server['cpu_seconds_per_1000_requests'], 3)} "
+            f"| {fmt(server['postgres_cpu_seconds_per_1000_requests'], 3)} |"
+        )
     lines += ["", "| measure | median (min–max) | goal |", "|---|---|---|"]
     goals = {
         "bare_fastapi": {"account": "≥ 1.0", "transfer": "≥ 1.0", "ready": "—"},
@@ -123,6 +143,10 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {endpoint}: rendered / {floor} max rate | "
                 f"{fmt(entry[f'ratio_rendered_to_{floor}'], 2)} | {goals[floor][endpoint]} |"
             )
+    lines.append(
+        f"| many clients: rendered p99 / baseline p99 | "
+        f"{fmt(crowd['p99_rendered_to_baseline'], 2)} | — |"
+    )
     logging_ratio = results["endpoints"]["account"].get("ratio_logging_on_to_off")
     lines.append(f"| account: logging on / off max rate | {fmt(logging_ratio, 2)} | ≥ 0.90 |")
     for name, server in results["servers"].items():

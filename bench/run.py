@@ -10,8 +10,9 @@ the rendered service in production configuration, the same with request logging
 off, bench/bare_fastapi.py (the framework's floor) and bench/baseline.py. Each
 round runs, per endpoint and server in turn (A B A B ...), a bracketed search for
 the highest sustainable constant arrival rate and one run at a fixed rate every
-server holds. Writes bench/results/ results.json, results.md and rate_vs_p99.png.
-Processes are killed and the database dropped on every exit path.
+server holds; then a crowd of keep-alive clients at a modest rate (crowd.py).
+Writes bench/results/ results.json, results.md and rate_vs_p99.png. Processes are
+killed and the database dropped on every exit path.
 
 This file only runs the steps; servers.py starts the servers and accounts for
 their CPU, search.py measures (k6, the search, in process), report.py writes.
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crowd import FULL_CROWD, QUICK_CROWD, crowds
 from report import chart, markdown, summarize
 from search import FULL, MAX_ERROR_RATE, MAX_P99_MS, QUICK, Bench, in_process, k6_version, measure
 from servers import (
@@ -89,6 +91,7 @@ def main() -> None:
                     )
             bench.runs.clear()
             best, fixed_rates = measure(bench)
+            crowd = crowds(bench, QUICK_CROWD if arguments.quick else FULL_CROWD)
             app_alone = in_process(bench, project)
             results: dict[str, Any] = {
                 "meta": {
@@ -116,6 +119,7 @@ def main() -> None:
                     for server in found.values()
                 },
                 "endpoints": summarize(bench, best, fixed_rates),
+                "crowd": crowd,
                 "in_process": app_alone,
                 "runs": [run.__dict__ for run in bench.runs],
             }

@@ -1,12 +1,11 @@
-// One endpoint at one constant arrival rate: the benchmark's only k6 scenario,
-// run unchanged against the rendered service and the baseline (bench/run.py).
+// One endpoint at one constant arrival rate, run unchanged against each server
+// (bench/run.py); bench/crowd.js is the other scenario, many idle clients.
 import http from 'k6/http';
+import { account, summaryOf, twoAccounts } from './k6_common.js';
 
 const BASE_URL = __ENV.BASE_URL;
 const ENDPOINT = __ENV.ENDPOINT; // account | transfer | ready
 const RATE = Number(__ENV.RATE);
-const ACCOUNTS = Number(__ENV.ACCOUNTS);
-const FIRST_ACCOUNT = Number(__ENV.FIRST_ACCOUNT);
 // Each run's keys are new: RUN_ID is unique per k6 run, and the VU and iteration
 // numbers are unique within one.
 const RUN_ID = __ENV.RUN_ID;
@@ -28,17 +27,11 @@ export const options = {
   },
 };
 
-function account() {
-  return FIRST_ACCOUNT + Math.floor(Math.random() * ACCOUNTS);
-}
-
 export default function () {
   if (ENDPOINT === 'account') {
     http.get(`${BASE_URL}/v1/accounts/${account()}`, { tags: { name: 'account' } });
   } else if (ENDPOINT === 'transfer') {
-    const from = account();
-    let to = account();
-    if (to === from) to = from === FIRST_ACCOUNT ? from + 1 : from - 1;
+    const [from, to] = twoAccounts();
     const body = JSON.stringify({ from_account_id: from, to_account_id: to, amount_minor: 1 });
     http.post(`${BASE_URL}/v1/transfers`, body, {
       headers: {
@@ -53,16 +46,5 @@ export default function () {
 }
 
 export function handleSummary(data) {
-  const metric = (name) => (data.metrics[name] ? data.metrics[name].values : {});
-  const duration = metric('http_req_duration');
-  const summary = {
-    requests: metric('http_reqs').count || 0,
-    failed_rate: metric('http_req_failed').rate || 0,
-    dropped_iterations: metric('dropped_iterations').count || 0,
-    p50_ms: duration['p(50)'],
-    p95_ms: duration['p(95)'],
-    p99_ms: duration['p(99)'],
-    max_ms: duration.max,
-  };
-  return { [__ENV.SUMMARY_FILE]: JSON.stringify(summary) };
+  return summaryOf(data);
 }
