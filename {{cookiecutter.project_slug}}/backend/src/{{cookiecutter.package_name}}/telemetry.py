@@ -122,6 +122,47 @@ def _serialize(data: Any, **_: Any) -> str:
 _writer: LogWriter | None = None
 
 
+class RequestLine:
+    """Writes a request's line: what `structlog.get_logger().info("request finished",
+    method=..., ...)` writes, through the same processors to the same writer, without
+    structlog's bound logger around them (the level check, the event dict's copy, the
+    processor loop's checks, WriteLogger's lock and its two retried calls per line):
+    a third of the line's cost, which is the largest single item of a read."""
+
+    def __init__(self, processors: list[Processor], writer: LogWriter, *, enabled: bool) -> None:
+        self._processors = processors
+        self._writer = writer
+        self.enabled = enabled
+
+    def __call__(self, method: str, path: str, status: int, duration_ms: float) -> None:
+        if not self.enabled:
+            return
+        event: Any = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "event": "request finished",
+        }
+        for processor in self._processors:
+            event = processor(None, "info", event)
+        self._writer.write(event + "\n")
+
+
+# Set by configure_logging; None before, when structlog's default logger writes instead.
+_request_line: RequestLine | None = None
+
+
+def log_request(method: str, path: str, status: int, duration_ms: float) -> None:
+    """The "request finished" line of RequestContextMiddleware."""
+    if _request_line is None:
+        structlog.get_logger("http").info(
+            "request finished", method=method, path=path, status=status, duration_ms=duration_ms
+        )
+        return
+    _request_line(method, path, status, duration_ms)
+
+
 def _report_dropped(count: int) -> None:
     structlog.get_logger("telemetry").warning("log lines dropped: stdout was stuck", count=count)
 
@@ -129,7 +170,7 @@ def _report_dropped(count: int) -> None:
 def configure_logging(settings: LoggingSettings, name: str, stream: TextIO | None = None) -> None:
     """Route structlog and the standard library's logging to Bunyan JSON on `stream`
     (stdout by default), written by a LogWriter's thread."""
-    global _writer  # noqa: PLW0603 - one writer per process, replaced as a whole
+    global _writer, _request_line  # noqa: PLW0603 - one writer per process, replaced as a whole
     if _writer is not None:
         _writer.close()
     _writer = writer = LogWriter(stream or sys.stdout, on_dropped=_report_dropped)
@@ -142,8 +183,10 @@ def configure_logging(settings: LoggingSettings, name: str, stream: TextIO | Non
         BunyanFields(name),
     ]
     level = logging.getLevelNamesMapping()[settings.level.upper()]
+    processors = [*shared, structlog.processors.JSONRenderer(serializer=_serialize)]
+    _request_line = RequestLine(processors, writer, enabled=level <= logging.INFO)
     structlog.configure(
-        processors=[*shared, structlog.processors.JSONRenderer(serializer=_serialize)],
+        processors=processors,
         # Typed for a TextIO; WriteLogger only calls write and flush, which LogWriter has.
         logger_factory=structlog.WriteLoggerFactory(writer),  # type: ignore[arg-type]
         wrapper_class=structlog.make_filtering_bound_logger(level),

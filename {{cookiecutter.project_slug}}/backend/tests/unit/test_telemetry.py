@@ -12,7 +12,13 @@ import pytest
 import structlog
 
 from {{ cookiecutter.package_name }}.configuration import LoggingSettings
-from {{ cookiecutter.package_name }}.telemetry import configure_logging, finish_logging
+from {{ cookiecutter.package_name }}.telemetry import (
+    bind_request_field,
+    configure_logging,
+    finish_logging,
+    log_request,
+    start_request_fields,
+)
 
 BUNYAN_FIELDS = {"v", "name", "msg", "level", "time", "hostname", "pid"}
 
@@ -50,3 +56,36 @@ def test_levels_are_bunyan_numbers_and_context_is_bound(
     assert (ours["msg"], ours["level"], ours["answer"]) == ("hello", 30, 42)
     assert (theirs["msg"], theirs["level"]) == ("from the standard library", 40)
     assert ours["request_id"] == theirs["request_id"] == "abc123"
+
+
+def _request_lines(level: str) -> list[str]:
+    """The request line written by log_request, then by structlog's logger with the
+    same arguments, with a request's fields and a structlog context variable bound."""
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(level=level), "svc", stream)
+    start_request_fields("req-1")
+    bind_request_field("subject", "alice")
+    structlog.contextvars.bind_contextvars(job="j-7", request_id="not this one")
+    arguments = {"method": "POST", "path": "/v1/transfers", "status": 201, "duration_ms": 1.25}
+    try:
+        log_request(**arguments)  # type: ignore[arg-type]
+        structlog.get_logger("http").info("request finished", **arguments)
+    finally:
+        structlog.contextvars.clear_contextvars()
+        start_request_fields("")
+        finish_logging()
+    return stream.getvalue().splitlines()
+
+
+def test_the_request_line_is_the_one_structlog_writes() -> None:
+    fast, structlogs = (json.loads(line) for line in _request_lines("info"))
+    # The same fields in the same order, with the same values but the time's.
+    assert list(fast) == list(structlogs)
+    assert str(fast.pop("time")).endswith("Z")
+    structlogs.pop("time")
+    assert fast == structlogs
+    assert (fast["request_id"], fast["subject"], fast["job"]) == ("req-1", "alice", "j-7")
+
+
+def test_the_request_line_follows_the_level() -> None:
+    assert _request_lines("warning") == []

@@ -9,11 +9,10 @@ import os
 import re
 import time
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import metrics
-from ..telemetry import start_request_fields
+from ..telemetry import log_request, start_request_fields
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it cannot forge log fields.
@@ -30,8 +29,6 @@ SECURITY_HEADERS: tuple[Header, ...] = (
     (b"referrer-policy", b"no-referrer"),
 )
 HSTS_HEADER = b"strict-transport-security"
-
-logger = structlog.get_logger("http")
 
 
 def _request_id_from(scope: Scope) -> str:
@@ -117,10 +114,4 @@ class RequestContextMiddleware:
             seconds = time.perf_counter() - started
             metrics.REQUESTS_IN_PROGRESS.dec()
             metrics.record_request(scope, status, seconds)
-            logger.info(
-                "request finished",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round(seconds * 1000, 2),
-            )
+            log_request(scope["method"], scope["path"], status, round(seconds * 1000, 2))
