@@ -87,13 +87,16 @@ async def write_transfer(
     statement (shared with bench/bare_fastapi.py)."""
     (row,) = await connection.fetch(
         WRITE_TRANSFER,
-        [source, destination],
-        [-amount, amount],
+        source,
+        -amount,
+        destination,
+        amount,
         source,
         destination,
         amount,
         currency,
-        ["debit", "credit"],
+        "debit",
+        "credit",
         *OUTBOX_EVENT,
     )
     return row

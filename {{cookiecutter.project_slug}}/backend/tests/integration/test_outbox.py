@@ -88,6 +88,24 @@ async def test_opening_an_account_and_a_transfer_each_write_one_event(
     assert await count(database_url, "pgqueuer") == 0
 
 
+async def test_event_ids_are_time_ordered_uuids(settings: Settings, database_url: str) -> None:
+    """UUIDv7 (migration 0007): their primary-key entries append instead of landing on
+    a random leaf, which after each checkpoint logged a full page image."""
+    async with serving(settings) as (_, client):
+        source = await open_account(client, 500)
+        destination = await open_account(client)
+        for amount in (1, 2, 3):
+            await transfer(client, source["id"], destination["id"], amount)
+    rows = await fetch(database_url, "SELECT id, created_at FROM outbox_events ORDER BY created_at")
+    ids = [uuid.UUID(str(row["id"])) for row in rows]
+    assert len(ids) == 5
+    assert {event_id.version for event_id in ids} == {7}
+    assert ids == sorted(ids)
+    for event_id, row in zip(ids, rows, strict=True):
+        written_ms = event_id.int >> 80
+        assert abs(written_ms - row["created_at"].timestamp() * 1000) < 5000
+
+
 async def test_each_event_carries_what_receivers_rely_on_and_its_request_id(
     settings: Settings, database_url: str
 ) -> None:

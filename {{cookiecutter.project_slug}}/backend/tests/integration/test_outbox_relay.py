@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -394,5 +395,32 @@ async def test_revision_0005_turns_unfinished_fan_out_jobs_into_pending_events_a
         assert sorted((job["entrypoint"], job["payload"]) for job in jobs) == sorted(
             ("webhooks.fan_out", event.bytes) for event in unfinished.values()
         )
+    finally:
+        await connection.close()
+
+
+async def test_revision_0007_gives_new_events_time_ordered_ids_and_keeps_the_old_ones(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(downgrade, database_url, "-1")
+    connection = await asyncpg.connect(database_url)
+    try:
+        insert = (
+            "INSERT INTO outbox_events (type, payload) VALUES ('webhook.ping', '{}') RETURNING id"
+        )
+        with pytest.raises(asyncpg.NotNullViolationError):
+            await connection.fetchval(insert)
+        old = await connection.fetchval("SELECT gen_random_uuid()")
+        await connection.execute(
+            "INSERT INTO outbox_events (id, type, payload) VALUES ($1, 'webhook.ping', '{}')", old
+        )
+        await asyncio.to_thread(migrate, database_url)
+        new = await connection.fetchval(insert)
+        assert uuid.UUID(str(new)).version == 7
+        assert await pending(database_url) == {str(old), str(new)}
+        await asyncio.to_thread(downgrade, database_url, "-1")
+        with pytest.raises(asyncpg.NotNullViolationError):
+            await connection.fetchval(insert)
+        assert await pending(database_url) == {str(old), str(new)}
     finally:
         await connection.close()

@@ -23,8 +23,9 @@ LISTING = "accounts"
 # One statement, so the account, its opening entry and its event (pending, for the
 # worker's relay) commit together. The payload, built from the row inserted, is what
 # receivers get: add fields, never rename or drop one (test_outbox.py holds it);
-# timestamps in UTC, always with microseconds. The event id is random: an
-# idempotent replay does not run this statement.
+# timestamps in UTC, always with microseconds. The event's id is the column's
+# default, time-ordered (migration 0007); an idempotent replay does not run this
+# statement.
 {%- else -%}
 # One statement, so the account and its opening entry commit together.
 {%- endif %}
@@ -38,8 +39,8 @@ WITH account AS (
     SELECT id, 'opening', balance_minor FROM account WHERE balance_minor > 0
 {%- if cookiecutter.background_worker == "yes" %}
 ), event AS (
-    INSERT INTO outbox_events (id, type, request_id, payload)
-    SELECT gen_random_uuid(), ${{ last + 1 }}, ${{ last + 2 }}, jsonb_build_object(
+    INSERT INTO outbox_events (type, request_id, payload)
+    SELECT ${{ last + 1 }}, ${{ last + 2 }}, jsonb_build_object(
         'account_id', id,
         'owner', owner,
         'currency', currency,

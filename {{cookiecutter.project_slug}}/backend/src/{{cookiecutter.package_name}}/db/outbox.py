@@ -5,12 +5,13 @@ CTE more, so either both commit or neither does, at no extra round trip{% if coo
 _WRITE){% endif %}:
 
     WITH fact AS (INSERT INTO ... RETURNING ...), event AS (
-        INSERT INTO outbox_events (id, type, request_id, payload)
-        SELECT gen_random_uuid(), $1, $2, jsonb_build_object('id', id, ...) FROM fact
+        INSERT INTO outbox_events (type, request_id, payload)
+        SELECT $1, $2, jsonb_build_object('id', id, ...) FROM fact
     )
     SELECT ... FROM fact
 
-with the event's type and request_id() as parameters. The row is born pending; the
+with the event's type and request_id() as parameters; the id is the column's
+default, time-ordered (migration 0007), so its index entries append. The row is born pending; the
 worker's relay (db/relay.py) moves pending events to delivery jobs in batches.
 Enqueueing in the business transaction instead fired PgQueuer's NOTIFY
 trigger in each one, and PostgreSQL serialises the commits of transactions that notify.

@@ -19,7 +19,10 @@ from .webhooks import DELIVER, delivery_payload
 
 REQUEST_ID_HEADER = "request_id"
 
-# Claimed oldest first (index outbox_events_pending); the deliveries of a batch come
+# Claimed oldest first (index outbox_events_pending), marked through the primary key:
+# joined to the claimed rows instead, the planner guessed a large batch and hashed a
+# sequential scan of the whole table, each batch (tens of thousands of events, stats
+# fresh or not; README "Background worker"). The deliveries of a batch come
 # back with each event's request id, for the job's headers. ON CONFLICT: a delivery
 # written by a ping (or an earlier relay of a pre-0005 event) is not written again.
 # $1 bounds the delivery jobs of a batch, not only its events: as many events are
@@ -37,7 +40,7 @@ WITH fan_out AS (
     WHERE NOT relayed ORDER BY created_at LIMIT (SELECT events FROM batch)
     FOR UPDATE SKIP LOCKED
 ), marked AS (
-    UPDATE outbox_events AS e SET relayed = true FROM claimed WHERE e.id = claimed.id
+    UPDATE outbox_events SET relayed = true WHERE id = ANY (ARRAY(SELECT id FROM claimed))
 ), deliveries AS (
     INSERT INTO webhook_deliveries (event_id, subscription_id)
     SELECT claimed.id, s.id FROM claimed

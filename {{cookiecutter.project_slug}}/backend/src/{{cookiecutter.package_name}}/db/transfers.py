@@ -33,31 +33,37 @@ WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
 """
 {%- if cookiecutter.background_worker == "yes" %}
 # One statement for the writes: both balances, the transfer, its two entries and its
-# event ($8, with the request's id $9), pending for the worker's relay. The payload,
+# event ($11, with the request's id $12), pending for the worker's relay. The payload,
 # built from the row inserted, is what receivers get: add fields, never rename or
 # drop one (test_outbox.py holds it). Timestamps in UTC, always with microseconds.
-# The event id is random: an idempotent replay does not run this statement.
+# The event's id is the column's default, time-ordered (migration 0007); an
+# idempotent replay does not run this statement.
 {%- else %}
 # One statement for the writes: both balances, the transfer and its two entries.
 {%- endif %}
+# The two entries as scalar parameters in VALUES ($1..$4 the debit's and credit's
+# account and signed amount, $9/$10 their kinds), not unnest() of arrays: the planner
+# costs unnest($1::bigint[]) at 100 rows in a generic plan and 2 in a custom one, so
+# it re-planned the whole statement on every call. With VALUES the cached plan is
+# used: PostgreSQL spends about a fifth less CPU on a transfer (README, outbox).
 _WRITE = """
 WITH moved AS (
     UPDATE accounts AS account SET balance_minor = account.balance_minor + change.amount
-    FROM unnest($1::bigint[], $2::bigint[]) AS change (account_id, amount)
+    FROM (VALUES ($1::bigint, $2::bigint), ($3::bigint, $4::bigint)) AS change (account_id, amount)
     WHERE account.id = change.account_id
 ), transfer AS (
     INSERT INTO transfers (from_account_id, to_account_id, amount_minor, currency)
-    VALUES ($3, $4, $5, $6)
+    VALUES ($5, $6, $7, $8)
     RETURNING id, from_account_id, to_account_id, amount_minor, currency, created_at
 ), entries AS (
     INSERT INTO ledger_entries (account_id, transfer_id, kind, amount_minor)
     SELECT entry.account_id, transfer.id, entry.kind, entry.amount
     FROM transfer,
-        unnest($1::bigint[], $7::text[], $2::bigint[]) AS entry (account_id, kind, amount)
+        (VALUES ($1, $9::text, $2), ($3, $10::text, $4)) AS entry (account_id, kind, amount)
 {%- if cookiecutter.background_worker == "yes" %}
 ), event AS (
-    INSERT INTO outbox_events (id, type, request_id, payload)
-    SELECT gen_random_uuid(), $8, $9, jsonb_build_object(
+    INSERT INTO outbox_events (type, request_id, payload)
+    SELECT $11, $12, jsonb_build_object(
         'transfer_id', id,
         'from_account_id', from_account_id,
         'to_account_id', to_account_id,
@@ -130,16 +136,19 @@ async def create_transfer(connection: PooledConnection, request: TransferRequest
     (having written nothing) when a rule refuses the transfer."""
     accounts = await lock_accounts(connection, [request.source, request.destination])
     plan = plan_transfer(request, accounts)
-    entries = (plan.debit, plan.credit)
+    debit, credit = plan.debit, plan.credit
     (row,) = await connection.fetch(
         _WRITE,
-        [entry.account_id for entry in entries],
-        [entry.amount_minor for entry in entries],
+        debit.account_id,
+        debit.amount_minor,
+        credit.account_id,
+        credit.amount_minor,
         request.source,
         request.destination,
         request.amount.minor_units,
         plan.currency.code,
-        [entry.kind for entry in entries],
+        debit.kind,
+        credit.kind,
 {%- if cookiecutter.background_worker == "yes" %}
         TRANSFER_COMPLETED,
         outbox.request_id(),

@@ -29,7 +29,7 @@ DEAD_LETTERS = Counter(
 
 async def sample_queue(database: Database, interval_seconds: float) -> None:
     """Every interval, the queue's depth and the age of its oldest due job."""
-    outage = Outage("queue sampler")
+    outage = Outage("queue_sampler")
     while True:
         try:
             figures = await webhooks.queue_figures(database)
