@@ -10,7 +10,8 @@ standard library decodes. Every other check stays PyJWT's.
 
 This overrides PyJWT's private `PyJWS._decode_base64url_segment` in subclasses this
 module owns (no library global is touched): pyproject.toml pins PyJWT to the 2.x
-releases from 2.15, and the comparison test fails if a release renames or changes it.
+releases from 2.15.1 (2.15.0 refused the '=' padding accepted here), and the
+comparison test fails if a release renames or changes it.
 """
 
 from __future__ import annotations
