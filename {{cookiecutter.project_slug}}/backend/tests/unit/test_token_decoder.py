@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import random
 import string
+import time
 from collections.abc import Callable, Iterator
 
 import jwt
@@ -53,6 +54,24 @@ def test_the_compiled_check_accepts_exactly_what_pyjwt_accepts() -> None:
         assert _outcome(compiled, segment) == expected, segment
         accepted += isinstance(expected, bytes)
     assert accepted > 1000  # the comparison covered accepted segments, not only refusals
+
+
+def _best_seconds(segment: bytes) -> float:
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        _outcome(CompiledSegmentJWS._decode_base64url_segment, segment)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def test_refusing_a_long_segment_costs_no_more_than_accepting_it() -> None:
+    """A forged token's junk last byte must not make the check backtrack through
+    every quartet (64 KB: 5x the time of a valid segment before the quartets were
+    matched possessively); the Authorization header's limit bounds the length."""
+    valid, junk_at_end = b"A" * 65536, b"A" * 65536 + b"!"
+    ratios = [_best_seconds(junk_at_end) / _best_seconds(valid) for _ in range(3)]
+    assert min(ratios) < 2, ratios
 
 
 @pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])

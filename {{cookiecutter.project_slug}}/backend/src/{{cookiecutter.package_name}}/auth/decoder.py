@@ -23,9 +23,11 @@ from jwt.utils import base64url_decode
 
 # Whole quartets, then optionally 2 characters (the last with its 4 unused bits zero,
 # padded with "==" or not) or 3 (the last with its 2 unused bits zero, "=" or not):
-# canonical base64url, as PyJWS._decode_base64url_segment accepts it.
+# canonical base64url, as PyJWS._decode_base64url_segment accepts it. The quartets
+# are matched possessively (`*+`): the tail never holds a whole quartet, so giving
+# one back cannot help, and a junk last byte is refused without backtracking.
 _SEGMENT = re.compile(
-    rb"(?:[A-Za-z0-9_-]{4})*"
+    rb"(?:[A-Za-z0-9_-]{4})*+"
     rb"(?:[A-Za-z0-9_-][AQgw](?:==)?|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048]=?)?"
 )
 
