@@ -16,13 +16,15 @@ requests); with --instructions, one callgrind count per case follows, as
 bench/instructions.py counts. Every token is minted before its run starts: signing
 is the client's cost. Also times the verification's parts alone (jwt.decode, the
 signature check with `cryptography`), so the miss's figures can be split into the
-signature and the rest. Writes auth_cost.json to --output.
+signature and the rest, and the rendered verifier's own decoder (auth/decoder.py)
+against jwt.decode: the same checks. Writes auth_cost.json to --output.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import statistics
@@ -197,14 +199,33 @@ class Setup:
         return command, self.envs[auth]
 
 
-def parts(provider: Provider) -> dict[str, float]:
-    """µs of each part of a verification, alone (best of 5 loops of 2,000)."""
+def rendered_decoder(project: Path) -> Any:
+    """The rendered project's auth/decoder.py TokenDecoder (PyJWT with the compiled
+    segment check), loaded from its file: it imports only PyJWT and the standard library."""
+    (path,) = (project / "backend" / "src").glob("*/auth/decoder.py")
+    spec = importlib.util.spec_from_file_location("rendered_decoder", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TokenDecoder()
+
+
+def parts(provider: Provider, decoder: Any) -> dict[str, float]:
+    """µs of each part of a verification, alone (best of 5 loops of 2,000): the
+    signature check, jwt.decode and the rendered verifier's decode (the same checks)."""
     figures: dict[str, float] = {}
     for algorithm, key in (("RS256", provider.rsa), ("EdDSA", provider.ed)):
         token = provider.token(algorithm)
         public: Any = key.public_key()
         signing_input, _, signature_b64 = token.rpartition(".")
         signature = jwt.utils.base64url_decode(signature_b64)
+        claims_checks: dict[str, Any] = {
+            "algorithms": [algorithm],
+            "audience": AUDIENCE,
+            "issuer": provider.issuer,
+            "options": {"require": ["exp", "iat", "iss", "aud", "sub"]},
+        }
         checks: dict[str, Callable[[], object]] = {
             # The signature check alone, as `cryptography` does it.
             "signature": (
@@ -212,20 +233,16 @@ def parts(provider: Provider) -> dict[str, float]:
                 if algorithm == "RS256"
                 else partial(public.verify, signature, signing_input.encode())
             ),
-            "jwt_decode": partial(
-                jwt.decode,
-                token,
-                public,
-                algorithms=[algorithm],
-                audience=AUDIENCE,
-                issuer=provider.issuer,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-            ),
+            "jwt_decode": partial(jwt.decode, token, public, **claims_checks),
+            "decoder_decode": partial(decoder.decode, token, public, **claims_checks),
             "get_unverified_header": partial(jwt.get_unverified_header, token),
         }
         for name, check in checks.items():
-            best = min(timeit.repeat(check, number=2000, repeat=5)) / 2000
-            figures[f"{algorithm}_{name}_us"] = round(best * 1e6, 1)
+            best = min(timeit.repeat(check, number=2000, repeat=5, timer=time.process_time))
+            figures[f"{algorithm}_{name}_us"] = round(best / 2000 * 1e6, 1)
+        figures[f"{algorithm}_decoder_over_jwt_decode"] = round(
+            figures[f"{algorithm}_decoder_decode_us"] / figures[f"{algorithm}_jwt_decode_us"], 3
+        )
     return figures
 
 
@@ -269,7 +286,7 @@ def measure(setup: Setup, arguments: argparse.Namespace) -> dict[str, Any]:
             figures["cpu_us"][case].append(round(cpu, 1))
             print(f"round {number + 1} {case:11} {cpu:7.1f} µs CPU/read", flush=True)
     figures["median_cpu_us"] = {
-        case: statistics.median(values) for case, values in figures["cpu_us"].items()
+        case: statistics.median(values) for case, values in figures["cpu_us"].items() if values
     }
     if arguments.instructions:
         figures["million_instructions"] = {}
@@ -279,13 +296,13 @@ def measure(setup: Setup, arguments: argparse.Namespace) -> dict[str, Any]:
             figure = run(command, env, result, "m_instructions_per_request")
             figures["million_instructions"][case] = round(figure, 3)
             print(f"{case:11} {figure:.3f} M instructions/read", flush=True)
-    figures["parts_us"] = parts(setup.provider)
+    figures["parts_us"] = parts(setup.provider, rendered_decoder(setup.projects["oidc"]))
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="0: instructions only")
     parser.add_argument("--requests", type=int, default=2000, help="per case and round")
     parser.add_argument("--instructions", action="store_true", help="and one callgrind count each")
     parser.add_argument("--keep", type=Path, help="render into (and reuse) this directory")

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from {{ cookiecutter.package_name }}.auth.development import mint
 from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.handlers.authentication import Authentication
 
 from ..support.apps import serving
 from ..support.service import running_service
@@ -87,6 +88,22 @@ async def test_a_valid_token_in_a_header_over_the_limit_is_refused_unread(
     async with serving(settings.model_copy(update={"auth": auth})) as (_, client):
         assert_invalid_token(await client.get(PROTECTED, headers=token))
         assert (await client.get(PROTECTED, headers=bearer(settings, "y"))).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_each_request_reads_the_authentication_its_app_holds_now(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The dependency keeps no copy of an app's Authentication between requests (a
+    module-level BearerToken serves every app of the process): what app.state holds
+    is what the next request gets."""
+    token = bearer(settings, "x" * 250)
+    assert (await client.get(PROTECTED, headers=token)).status_code == 200
+    current = app.state.authentication
+    replacement = Authentication(max_header_bytes=len(token["Authorization"]) - 1)
+    replacement.tokens = current.tokens
+    app.state.authentication = replacement
+    assert_invalid_token(await client.get(PROTECTED, headers=token))
 
 
 @pytest.mark.anyio

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import string
 import uuid
 from collections.abc import Iterator
 
@@ -41,6 +42,9 @@ def provider_settings(settings: Settings, provider: IdentityProvider) -> Setting
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+B64_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 
 
 def b64(data: bytes) -> str:
@@ -160,6 +164,11 @@ async def test_hostile_tokens_get_401_and_the_service_keeps_serving(
         "expired beyond the leeway": provider.token(audience, lifetime_seconds=-3600),
         "signed by another key": provider.token(audience, signing_key=SigningKey("x").private),
         "truncated": provider.token(audience)[:-20],
+        # The same signature bytes with a non-canonical last character: a verifier
+        # that decoded leniently would accept this second spelling of a valid token.
+        "non-canonical signature": _non_canonical(provider.token(audience)),
+        "junk in the payload": _spliced(provider.token(audience), 1, "!"),
+        "padding on a whole quartet": _spliced(provider.token(audience), 1, "===="),
         # JSON, not a string: an unhashable alg must not reach the allowlist's set.
         "alg a list": f"{b64(json.dumps({'alg': ['ES256'], 'kid': key.kid}).encode())}..",
     }
@@ -169,6 +178,21 @@ async def test_hostile_tokens_get_401_and_the_service_keeps_serving(
             assert response.status_code == 401, case
             assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
         assert (await client.get(PROTECTED, headers=bearer(provider.token(audience)))).is_success
+
+
+def _non_canonical(token: str) -> str:
+    """The token with its signature's last character's unused low bits set."""
+    signing_input, _, signature = token.rpartition(".")
+    unused_bits = {2: 4, 3: 2}[len(signature) % 4]
+    last = B64_ALPHABET.index(signature[-1])
+    assert last % (1 << unused_bits) == 0  # canonical as signed
+    return f"{signing_input}.{signature[:-1]}{B64_ALPHABET[last + 1]}"
+
+
+def _spliced(token: str, segment: int, text: str) -> str:
+    segments = token.split(".")
+    segments[segment] += text
+    return ".".join(segments)
 
 
 def _hs256(claims: dict[str, object], kid: str, secret: bytes) -> str:
