@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,14 +15,15 @@ import orjson
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.db import webhooks
 from {{ cookiecutter.package_name }}.db.pool import Database
-from {{ cookiecutter.package_name }}.domain.events import PING, Event, event_id
+from {{ cookiecutter.package_name }}.domain.events import PING
 
 from .webhooks import fetch
 
 T = TypeVar("T")
 URL = "https://receiver.example/hook"
-# A pending event, as a business statement writes one beside its fact.
-_RECORD = "INSERT INTO outbox_events (id, type, payload) VALUES ($1, $2, $3::jsonb)"
+# A pending event, as a business statement writes one beside its fact: its id the
+# column's default (migration 0007).
+_RECORD = "INSERT INTO outbox_events (type, payload) VALUES ($1, $2::jsonb) RETURNING id"
 
 
 @asynccontextmanager
@@ -46,11 +46,9 @@ async def subscribed_events(database: Database, count: int, subscriptions: int =
         await webhooks.create_subscription(database, URL, "whsec_x", [PING])
     ids: set[str] = set()
     for _ in range(count):
-        event = Event(event_id(PING, uuid.uuid4().hex), PING, {"n": len(ids)})
+        payload = orjson.dumps({"n": len(ids)}).decode()
         async with database.connection() as connection:
-            payload = orjson.dumps(event.payload).decode()
-            await connection.execute(_RECORD, event.id, event.type, payload)
-        ids.add(str(event.id))
+            ids.add(str(await connection.fetchval(_RECORD, PING, payload)))
     return ids
 
 

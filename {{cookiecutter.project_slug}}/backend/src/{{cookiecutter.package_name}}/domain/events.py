@@ -5,8 +5,9 @@ The ledger's events are written by the very statement that writes their fact
 (db/accounts.py, db/transfers.py), which builds the payload in SQL from the row it
 inserts: that SQL is the one definition of each payload (a second one here, in
 Python, would only be run by a test), and tests/integration/test_outbox.py holds it
-to what receivers rely on. The event id is random: a replayed request does not run
-the write, and a retried transaction starts over, so each fact is stored once.
+to what receivers rely on. The event id is the column's default (time-ordered,
+migration 0007), not derived from the fact: a replayed request does not run the
+write, and a retried transaction starts over, so each fact is stored once.
 {% endif %}"""
 
 from __future__ import annotations
