@@ -112,7 +112,7 @@ async def create_transfer(
             return Response(
                 bytes(stored["body"]), stored["status_code"], media_type="application/json"
             )
-        rows = await connection.fetch(LOCK_ACCOUNTS, sorted((source, destination)))
+        rows = await connection.fetch(LOCK_ACCOUNTS, source, destination)
         if len(rows) != 2:
             raise HTTPException(status_code=404)
         row = await write_transfer(connection, source, destination, amount, rows[0]["currency"])

@@ -117,7 +117,7 @@ async def create_transfer(scope: Scope, receive: Receive, send: Send) -> None:
         if stored is not None:
             await respond(send, stored["status_code"], bytes(stored["body"]))
             return
-        rows = await connection.fetch(LOCK_ACCOUNTS, sorted((source, destination)))
+        rows = await connection.fetch(LOCK_ACCOUNTS, source, destination)
         if len(rows) != 2:
             await respond(send, 404, b'{"status":404}')
             return
