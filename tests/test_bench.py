@@ -36,9 +36,9 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
         assert set(entry["servers"]) >= {"rendered", "bare_fastapi", "baseline"}, endpoint
         for name, server in entry["servers"].items():
             assert server["fixed_rate_latency_ms"]["p99"] is not None, (endpoint, name)
-    for run in results["runs"]:
+    for k6_run in results["runs"]:
         # The rendered servers refuse a read or transfer without the run's token (401).
-        assert run["failed_rate"] < 0.5, run
+        assert k6_run["failed_rate"] < 0.5, k6_run
     measured = {(run["server"], run["endpoint"]) for run in results["runs"] if run["requests"]}
     assert measured == {
         (server, endpoint)
