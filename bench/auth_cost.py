@@ -157,7 +157,7 @@ def prepared(arguments: argparse.Namespace, work: Path, urls: dict[str, str]) ->
     for auth, url in urls.items():
         project = prepare(arguments.keep or work, auth, url)
         projects[auth] = project
-        firsts[auth] = asyncio.run(seed(url, "" if auth == "none" else SUBJECT))
+        firsts[auth] = asyncio.run(seed(url, None if auth == "none" else SUBJECT))
         trusted = None if auth == "none" else provider
         envs[auth] = servers(project, url, 2, work, trusted)["rendered"].env
     return Setup(projects, firsts, envs, provider, work)

@@ -206,10 +206,10 @@ def database_urls() -> tuple[str, str]:
     return urlunsplit(base._replace(path="/postgres")), urlunsplit(base._replace(path=f"/{name}"))
 
 
-async def seed(url: str, holder: str = "") -> int:
-    """ACCOUNTS accounts held by `holder` (a token's subject; '' is no principal's, as
-    auth=none opens them) and a history of transfers between them, analyzed; returns
-    the first account's id.
+async def seed(url: str, holder: str | None = None) -> int:
+    """ACCOUNTS accounts held by `holder` (a token's subject; None for a project
+    without authentication, whose accounts have no holder column) and a history of
+    transfers between them, analyzed; returns the first account's id.
 
     The history is there for the planner: with `transfers` analyzed empty, a backend
     plans the foreign-key check of each ledger entry (`transfers.id`) as a sequential
@@ -220,12 +220,14 @@ async def seed(url: str, holder: str = "") -> int:
     transfer and receives one, so every balance still equals its entries' sum."""
     connection = await asyncpg.connect(url)
     try:
+        held = [] if holder is None else [holder]
+        column, value = (", holder", ", $3") if held else ("", "")
         first = await connection.fetchval(
-            "INSERT INTO accounts (owner, currency, balance_minor, holder) "
-            "SELECT 'bench ' || n, 'EUR', $2, $3 FROM generate_series(1, $1) AS n RETURNING id",
+            f"INSERT INTO accounts (owner, currency, balance_minor{column}) "
+            f"SELECT 'bench ' || n, 'EUR', $2{value} FROM generate_series(1, $1) AS n RETURNING id",
             ACCOUNTS,
             OPENING_BALANCE,
-            holder,
+            *held,
         )
         first = int(await connection.fetchval("SELECT min(id) FROM accounts") or first)
         await connection.execute(
