@@ -4,10 +4,9 @@
     python bench/auth_cost.py --rounds 5 --keep build/bench-auth   # reuse the renders
 
 Renders the default project twice, `auth=none` and `auth=oidc`, migrates and seeds
-each (10,000 accounts held by the token's subject), and serves an identity
-provider's key set from this process (one RSA 2048 key for RS256, what Auth0,
-Cognito, Entra ID, Keycloak and Google sign with by default, and one Ed25519 key for
-EdDSA, what `make token` signs with). Then runs bench/in_process.py for four cases,
+each (10,000 accounts held by the token's subject), and serves the benchmark's
+identity provider (bench/identity_provider.py: an RSA 2048 key for RS256 and an
+Ed25519 key for EdDSA). Then runs the rendered scripts/in_process.py for four cases,
 alternated in rounds so that a change in the machine's load spreads over all of
 them: no authentication; one token, sent again and again (cached after the
 warm-up); and a new token each request (a verification each), signed RS256 or
@@ -30,102 +29,37 @@ import os
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
 import timeit
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.hashes import SHA256
+from identity_provider import AUDIENCE, SUBJECT, IdentityProvider, authorization_file
 from servers import (
-    ACCOUNTS,
-    OPENING_BALANCE,
     database_urls,
     drop_database,
     in_process_command,
     render,
     run_command,
+    seed,
     servers,
 )
 
-AUDIENCE = "bench-api"
-SUBJECT = "bench-user"
-SCOPES = "ledger:read ledger:write"
 CASES = ("none", "cached", "miss_rs256", "miss_eddsa")
 WARMUP = 300
 COUNTED = 200  # requests per callgrind count, as bench/instructions.py's gate
 
 
-class Provider:
-    """The key set of one RSA and one Ed25519 key, served on 127.0.0.1 by a thread."""
-
-    def __init__(self) -> None:
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ed = ed25519.Ed25519PrivateKey.generate()
-        keys = [
-            {
-                **jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key(), as_dict=True),
-                "kid": "rsa",
-                "alg": "RS256",
-                "use": "sig",
-            },
-            {
-                **jwt.algorithms.OKPAlgorithm.to_jwk(self.ed.public_key(), as_dict=True),
-                "kid": "ed",
-                "alg": "EdDSA",
-                "use": "sig",
-            },
-        ]
-        body = json.dumps({"keys": keys}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def issuer(self) -> str:
-        return self.url + "/"
-
-    def token(self, algorithm: str) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "aud": AUDIENCE,
-            "sub": SUBJECT,
-            "scope": SCOPES,
-            "iat": now,
-            "exp": now + 3600,
-            # Distinct tokens for one subject: a miss each.
-            "jti": uuid.uuid4().hex,
-        }
-        key: Any = self.rsa if algorithm == "RS256" else self.ed
-        kid = "rsa" if algorithm == "RS256" else "ed"
-        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
-
-
 def prepare(work: Path, auth: str, url: str) -> Path:
     """The project rendered with `auth` (kept in `work` if already there), its database
-    migrated and seeded with accounts held by the token's subject."""
+    migrated."""
     existing = work / auth
     found = [path for path in existing.glob("*") if (path / "backend").is_dir()]
     if found:
@@ -139,30 +73,6 @@ def prepare(work: Path, auth: str, url: str) -> Path:
     return project
 
 
-async def seed(url: str, holder: str | None) -> int:
-    connection = await asyncpg.connect(url)
-    try:
-        columns, values = "owner, currency, balance_minor", "'bench ' || n, 'EUR', $2"
-        arguments: list[Any] = [ACCOUNTS, OPENING_BALANCE]
-        if holder is not None:
-            columns, values = columns + ", holder", values + ", $3"
-            arguments.append(holder)
-        await connection.execute(
-            f"INSERT INTO accounts ({columns}) SELECT {values} FROM generate_series(1, $1) AS n",
-            *arguments,
-        )
-        await connection.execute("ANALYZE")
-        return int(await connection.fetchval("SELECT min(id) FROM accounts"))
-    finally:
-        await connection.close()
-
-
-def header_file(work: Path, values: list[str]) -> Path:
-    path = work / f"authorization-{uuid.uuid4().hex}.txt"
-    path.write_text("".join(f"Bearer {value}\n" for value in values))
-    return path
-
-
 @dataclass(frozen=True)
 class Setup:
     """Each rendering's interpreter, first account and settings; the provider."""
@@ -170,7 +80,7 @@ class Setup:
     projects: dict[str, Path]
     firsts: dict[str, int]
     envs: dict[str, dict[str, str]]
-    provider: Provider
+    provider: IdentityProvider
     work: Path
 
     def command(
@@ -179,6 +89,15 @@ class Setup:
         """The rendering's scripts/in_process.py for `case`, its tokens minted, and its
         environment; with `instructions`, counted by callgrind."""
         auth = "none" if case == "none" else "oidc"
+        authorization = None
+        if case != "none":
+            if case == "cached":
+                tokens = [self.provider.token("RS256")]
+            else:
+                algorithm = "RS256" if case == "miss_rs256" else "EdDSA"
+                tokens = [self.provider.token(algorithm) for _ in range(WARMUP + requests)]
+            path = self.work / f"authorization-{uuid.uuid4().hex}.txt"
+            authorization = authorization_file(path, tokens)
         command = in_process_command(
             self.projects[auth],
             "rendered",
@@ -188,14 +107,8 @@ class Setup:
             result=result,
             warmup=WARMUP,
             instructions=instructions,
+            authorization=authorization,
         )
-        if case != "none":
-            if case == "cached":
-                tokens = [self.provider.token("RS256")]
-            else:
-                algorithm = "RS256" if case == "miss_rs256" else "EdDSA"
-                tokens = [self.provider.token(algorithm) for _ in range(WARMUP + requests)]
-            command += ["--authorization", str(header_file(self.work, tokens))]
         return command, self.envs[auth]
 
 
@@ -211,7 +124,7 @@ def rendered_decoder(project: Path) -> Any:
     return module.TokenDecoder()
 
 
-def parts(provider: Provider, decoder: Any) -> dict[str, float]:
+def parts(provider: IdentityProvider, decoder: Any) -> dict[str, float]:
     """µs of each part of a verification, alone (best of 5 loops of 2,000): the
     signature check, jwt.decode and the rendered verifier's decode (the same checks)."""
     figures: dict[str, float] = {}
@@ -257,21 +170,14 @@ def run(command: list[str], env: dict[str, str], result: Path, figure: str) -> f
 
 
 def prepared(arguments: argparse.Namespace, work: Path, urls: dict[str, str]) -> Setup:
-    provider = Provider()
+    provider = IdentityProvider()
     projects, firsts, envs = {}, {}, {}
     for auth, url in urls.items():
         project = prepare(arguments.keep or work, auth, url)
         projects[auth] = project
         firsts[auth] = asyncio.run(seed(url, None if auth == "none" else SUBJECT))
-        env = servers(project, url, 2, work)["rendered"].env
-        if auth == "oidc":
-            env |= {
-                "APP_AUTH__ISSUER": provider.issuer,
-                "APP_AUTH__JWKS_URL": provider.url + "/jwks.json",
-                "APP_AUTH__AUDIENCE": AUDIENCE,
-                "APP_AUTH__ALGORITHMS": '["RS256", "EdDSA"]',
-            }
-        envs[auth] = env
+        trusted = None if auth == "none" else provider
+        envs[auth] = servers(project, url, 2, work, trusted)["rendered"].env
     return Setup(projects, firsts, envs, provider, work)
 
 

@@ -4,7 +4,7 @@
 // a modest rate is what "high concurrency" means to most services.
 import http from 'k6/http';
 import { sleep } from 'k6';
-import { account, summaryOf } from './k6_common.js';
+import { account, ledgerHeaders, summaryOf } from './k6_common.js';
 
 const BASE_URL = __ENV.BASE_URL;
 const CLIENTS = Number(__ENV.CLIENTS);
@@ -27,7 +27,10 @@ export const options = {
 export default function () {
   // Spread the first requests, and so the connections' opening, over one think time.
   if (__ITER === 0) sleep(Math.random() * THINK);
-  http.get(`${BASE_URL}/v1/accounts/${account()}`, { tags: { name: 'account' } });
+  http.get(`${BASE_URL}/v1/accounts/${account()}`, {
+    headers: ledgerHeaders(),
+    tags: { name: 'account' },
+  });
   // Uniform around THINK: clients that drift apart, not waves.
   sleep(THINK * (0.5 + Math.random()));
 }

@@ -6,7 +6,6 @@ latency, the connections each server held while the crowd ran (counted in
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from search import Bench, spread
-from servers import ACCOUNTS, BENCH, BIN, SERVERS, Server, cpu_seconds_between, cpu_ticks
+from servers import BENCH, BIN, SERVERS, Server, cpu_seconds_between, cpu_ticks
 
 ESTABLISHED = "01"
 # What k6 takes to start 2,000 virtual users on our machines, with room to spare.
@@ -48,15 +47,10 @@ def established_connections(port: int) -> int:
 def crowd_run(bench: Bench, server: Server, crowd: Crowd, round_number: int) -> dict[str, Any]:
     summary_file = bench.work / f"crowd-{uuid.uuid4().hex}.json"
     env = {
-        **os.environ,
-        "K6_NO_USAGE_REPORT": "true",
-        "BASE_URL": server.url,
+        **bench.k6_environment(server, summary_file),
         "CLIENTS": str(crowd.clients),
         "RATE": str(crowd.rate),
         "DURATION": f"{crowd.seconds}s",
-        "ACCOUNTS": str(ACCOUNTS),
-        "FIRST_ACCOUNT": str(bench.first_account),
-        "SUMMARY_FILE": str(summary_file),
     }
     server_before = cpu_ticks(server.pids())
     db_before = cpu_ticks(server.backend_pids(bench.database_url))

@@ -6,8 +6,10 @@
 
 A count of instructions is the same on a busy machine as on a quiet one, so a change
 of a few percent in the app's own cost shows, where CPU time on a shared machine
-cannot tell it from the noise. Renders, migrates and seeds as bench/run.py does, then
-runs the rendered project's scripts/in_process.py --instructions (what the project's
+cannot tell it from the noise. Renders (the default answers, so auth=oidc), migrates
+and seeds as bench/run.py does, serves its identity provider and sends its one RS256
+token with every read and transfer, to every app, then runs the rendered project's
+scripts/in_process.py --instructions (what the project's
 own `make bench-gate` runs) once per server and endpoint, two at a time. Only the
 measured requests are counted: callgrind zeroes its counters right before them and
 writes them out right after, so start-up and warm-up (about 6 billion instructions,
@@ -31,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from identity_provider import RUN_TOKEN_SECONDS, IdentityProvider, authorization_file
 from servers import (
     BENCH,
     ENDPOINTS,
@@ -53,11 +56,13 @@ class Counts:
 
 @dataclass(frozen=True)
 class Project:
-    """The rendered project, its seeded accounts and a scratch directory."""
+    """The rendered project, its seeded accounts, a scratch directory and the
+    Authorization header file its requests send (None: no credentials)."""
 
     path: Path
     first_account: int
     work: Path
+    authorization: Path | None = None
 
 
 FULL = Counts(endpoints=ENDPOINTS, requests=1000, warmup=300)
@@ -79,6 +84,7 @@ def instructions(project: Project, server: Server, endpoint: str, counts: Counts
         result=result,
         warmup=counts.warmup,
         instructions=True,
+        authorization=project.authorization,
     )
     done = subprocess.run(
         command, env=server.env, capture_output=True, text=True, check=False, timeout=1800
@@ -151,13 +157,16 @@ def main() -> None:
     counts = GATE if arguments.gate else FULL
     arguments.output.mkdir(parents=True, exist_ok=True)
     maintenance_url, url = database_urls()
+    provider = IdentityProvider()
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         work = Path(directory)
         try:
             rendered, first_account = prepare(work, url)
-            project = Project(rendered, first_account, work)
+            token = provider.token(lifetime_seconds=RUN_TOKEN_SECONDS)
+            authorization = authorization_file(work / "authorization.txt", [token])
+            project = Project(rendered, first_account, work, authorization)
             # Only their settings (env): the apps run in process, no server is started.
-            found = servers(rendered, url, 2, work)
+            found = servers(rendered, url, 2, work, provider)
             runs = [(endpoint, name) for endpoint in counts.endpoints for name in SERVERS]
             with ThreadPoolExecutor(max_workers=2) as pool:  # one per core
                 counted = pool.map(
@@ -170,6 +179,7 @@ def main() -> None:
                         f"  {name:12} {endpoint:8} {figure:.3f} M instructions/request", flush=True
                     )
         finally:
+            provider.close()
             asyncio.run(drop_database(maintenance_url, url))
     results = {
         "requests": counts.requests,

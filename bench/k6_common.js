@@ -1,7 +1,10 @@
 // What the benchmark's k6 scripts share: the account a request reads or moves
-// money between, and the summary bench/search.py and bench/crowd.py read back.
+// money between, the credentials it carries, and the summary bench/search.py and
+// bench/crowd.py read back.
 const ACCOUNTS = Number(__ENV.ACCOUNTS);
 const FIRST_ACCOUNT = Number(__ENV.FIRST_ACCOUNT);
+// One bearer token for the whole run (bench/identity_provider.py), or none.
+const AUTHORIZATION = __ENV.TOKEN ? { Authorization: `Bearer ${__ENV.TOKEN}` } : {};
 
 export function account() {
   return FIRST_ACCOUNT + Math.floor(Math.random() * ACCOUNTS);
@@ -13,6 +16,11 @@ export function twoAccounts() {
   const to = account();
   if (to !== from) return [from, to];
   return [from, from === FIRST_ACCOUNT ? from + 1 : from - 1];
+}
+
+// A ledger request's headers: `extra` and, given a token, its Authorization.
+export function ledgerHeaders(extra = {}) {
+  return { ...extra, ...AUTHORIZATION };
 }
 
 export function summaryOf(data) {

@@ -1,7 +1,8 @@
 """What the transactional outbox costs and delivers, through HTTP (`make bench-outbox`).
 
-Renders the default project twice (`background_worker=no` and `yes`, auth=none as
-bench/servers.py does), each on a fresh migrated and seeded database, and measures:
+Renders the default project twice (`background_worker=no` and `yes`, both with
+auth=none, unlike `make bench`: the outbox's cost apart from a token's), each on a
+fresh migrated and seeded database, and measures:
 
 1. transfers/s, closed loop (bench/outbox.js: CLIENTS k6 clients POSTing transfers
    as fast as answered), the rendered service started as bench/servers.py starts it
@@ -70,7 +71,10 @@ INSTRUCTION_COUNTS = Counts(endpoints=("transfer",), requests=200, warmup=300)
 def render_variant(work: Path, background_worker: str) -> Path:
     out = work / f"worker-{background_worker}"
     out.mkdir(parents=True, exist_ok=True)
-    return render(out, f"background_worker={background_worker}")
+    # No authentication: what the outbox adds to a transfer is measured apart from what
+    # verifying a token adds (bench/auth_cost.py), and the receiver's subscription and
+    # bench/outbox.js need no credentials.
+    return render(out, "auth=none", f"background_worker={background_worker}")
 
 
 def prepare(project: Path, url: str) -> int:

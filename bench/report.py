@@ -76,6 +76,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"alternating runs) · {meta['workers']} workers each · pool {meta['pool']} per worker · "
         f"{meta['rounds']} rounds · k6 {meta['k6']} constant-arrival-rate, "
         f"{meta['step_seconds']} s per search step, {meta['fixed_seconds']} s at the fixed rate.",
+        f"Authentication: {meta['authentication']}.",
         "",
         "Max rate: the highest constant arrival rate with < 1% errors, p99 < 50 ms and no "
         "dropped iterations; median of the rounds (min–max). CPU: seconds of the server's "

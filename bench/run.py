@@ -3,11 +3,15 @@
     python bench/run.py            # the full run (3 rounds, well under 15 minutes on 2 cores)
     python bench/run.py --quick    # a smoke of the whole pipeline for CI (about a minute)
 
-Renders the default project (run_checks=no), installs it, migrates a database of
-its own on the PostgreSQL that DATABASE_URL names (default 127.0.0.1:5432), seeds
-accounts, then starts four servers on 127.0.0.1 with the same number of workers:
-the rendered service in production configuration, the same with request logging
-off, bench/bare_fastapi.py (the framework's floor) and bench/baseline.py. Each
+Renders the default project with the default answers (run_checks=no; so
+auth=oidc), installs it, migrates a database of its own on the PostgreSQL that
+DATABASE_URL names (default 127.0.0.1:5432), seeds accounts held by the token's
+subject, serves an identity provider (bench/identity_provider.py) and mints one
+RS256 token for the run, then starts four servers on 127.0.0.1 with the same
+number of workers: the rendered service in production configuration trusting that
+provider, the same with request logging off, bench/bare_fastapi.py (the
+framework's floor) and bench/baseline.py. Every ledger request carries the token,
+to every server; the hand-written two ignore it. Each
 round runs, per endpoint and server in turn (A B A B ...), a bracketed search for
 the highest sustainable constant arrival rate and one run at a fixed rate every
 server holds; then a crowd of keep-alive clients at a modest rate (crowd.py).
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from crowd import FULL_CROWD, QUICK_CROWD, crowds
+from identity_provider import RUN_TOKEN_SECONDS, IdentityProvider
 from report import chart, markdown, summarize
 from search import FULL, MAX_ERROR_RATE, MAX_P99_MS, QUICK, Bench, in_process, k6_version, measure
 from servers import (
@@ -69,16 +74,18 @@ def main() -> None:
     started = time.monotonic()
     maintenance_url, url = database_urls()
     running: list[Server] = []
+    provider = IdentityProvider()
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         work = Path(directory)
         try:
             project, first_account = prepare(work, url)
-            found = servers(project, url, arguments.workers, work)
+            found = servers(project, url, arguments.workers, work, provider)
             for server in found.values():
                 running.append(server)
                 server.start()
                 print(f"{server.name} ready in {server.start_to_ready_s:.2f} s", flush=True)
-            bench = Bench(mode, found, first_account, work, url)
+            token = provider.token(lifetime_seconds=RUN_TOKEN_SECONDS)
+            bench = Bench(mode, found, first_account, work, url, token)
             for server in found.values() if mode.warmup_seconds else ():
                 for endpoint in ENDPOINTS:
                     bench.k6(
@@ -101,6 +108,8 @@ def main() -> None:
                     "python": platform.python_version(),
                     "k6": k6_version(),
                     "workers": arguments.workers,
+                    "authentication": "the default answers' (auth=oidc): every ledger request "
+                    "carries one RS256 bearer token, minted for the run",
                     "pool": "{}–{}".format(*pool_sizes(project)),
                     "rounds": mode.rounds,
                     "step_seconds": mode.step_seconds,
@@ -132,6 +141,7 @@ def main() -> None:
         finally:
             for server in running:
                 server.stop()
+            provider.close()
             asyncio.run(drop_database(maintenance_url, url))
 
 

@@ -1,7 +1,7 @@
 // One endpoint at one constant arrival rate, run unchanged against each server
 // (bench/run.py); bench/crowd.js is the other scenario, many idle clients.
 import http from 'k6/http';
-import { account, summaryOf, twoAccounts } from './k6_common.js';
+import { account, ledgerHeaders, summaryOf, twoAccounts } from './k6_common.js';
 
 const BASE_URL = __ENV.BASE_URL;
 const ENDPOINT = __ENV.ENDPOINT; // account | transfer | ready
@@ -29,18 +29,22 @@ export const options = {
 
 export default function () {
   if (ENDPOINT === 'account') {
-    http.get(`${BASE_URL}/v1/accounts/${account()}`, { tags: { name: 'account' } });
+    http.get(`${BASE_URL}/v1/accounts/${account()}`, {
+      headers: ledgerHeaders(),
+      tags: { name: 'account' },
+    });
   } else if (ENDPOINT === 'transfer') {
     const [from, to] = twoAccounts();
     const body = JSON.stringify({ from_account_id: from, to_account_id: to, amount_minor: 1 });
     http.post(`${BASE_URL}/v1/transfers`, body, {
-      headers: {
+      headers: ledgerHeaders({
         'Content-Type': 'application/json',
         'Idempotency-Key': `${RUN_ID}-${__VU}-${__ITER}`,
-      },
+      }),
       tags: { name: 'transfer' },
     });
   } else {
+    // As a prober calls it: no credentials.
     http.get(`${BASE_URL}/health/ready`, { tags: { name: 'ready' } });
   }
 }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from identity_provider import authorization_file
 from servers import (
     ACCOUNTS,
     BENCH,
@@ -103,7 +104,24 @@ class Bench:
     first_account: int
     work: Path
     database_url: str
+    # The run's bearer token, sent with every ledger request to every server: the
+    # rendered ones verify it, the hand-written ones ignore it, and all parse the
+    # same requests.
+    token: str | None = None
     runs: list[Run] = field(default_factory=list)
+
+    def k6_environment(self, server: Server, summary_file: Path) -> dict[str, str]:
+        """What bench/scenario.js and bench/crowd.js share: the server, the accounts,
+        the token, where the summary goes."""
+        return {
+            **os.environ,
+            "K6_NO_USAGE_REPORT": "true",
+            "BASE_URL": server.url,
+            "ACCOUNTS": str(ACCOUNTS),
+            "FIRST_ACCOUNT": str(self.first_account),
+            "SUMMARY_FILE": str(summary_file),
+            **({"TOKEN": self.token} if self.token else {}),
+        }
 
     def k6(
         self,
@@ -117,16 +135,11 @@ class Bench:
     ) -> Run:
         summary_file = self.work / f"k6-{uuid.uuid4().hex}.json"
         env = {
-            **os.environ,
-            "K6_NO_USAGE_REPORT": "true",
-            "BASE_URL": server.url,
+            **self.k6_environment(server, summary_file),
             "ENDPOINT": endpoint,
             "RATE": str(rate),
             "DURATION": f"{seconds}s",
-            "ACCOUNTS": str(ACCOUNTS),
-            "FIRST_ACCOUNT": str(self.first_account),
             "RUN_ID": uuid.uuid4().hex,
-            "SUMMARY_FILE": str(summary_file),
         }
         server_before = cpu_ticks(server.pids())
         db_before = cpu_ticks(server.backend_pids(self.database_url))
@@ -240,8 +253,12 @@ def k6_version() -> str:
 
 def in_process(bench: Bench, project: Path) -> dict[str, Any]:
     """Each round, per endpoint and server in turn: the rendered project's
-    scripts/in_process.py with the server's settings. Returns µs of CPU per request (median, min,
-    max of the rounds) per endpoint and server, and rendered minus baseline."""
+    scripts/in_process.py with the server's settings (and the run's token, as k6 sends
+    it). Returns µs of CPU per request (median, min, max of the rounds) per endpoint
+    and server, and rendered minus baseline."""
+    authorization = (
+        authorization_file(bench.work / "authorization.txt", [bench.token]) if bench.token else None
+    )
     figures: dict[tuple[str, str], list[float]] = {}
     for round_number in range(1, bench.mode.rounds + 1):
         for endpoint in ENDPOINTS:
@@ -257,6 +274,7 @@ def in_process(bench: Bench, project: Path) -> dict[str, Any]:
                             requests=bench.mode.in_process_requests,
                             first_account=bench.first_account,
                             result=result,
+                            authorization=authorization,
                         ),
                         env=server.env,
                         stdout=log,

@@ -1,6 +1,7 @@
-"""The servers of a benchmark run and what they cost: the default project rendered,
-installed, migrated and seeded; the four servers' commands and settings, started and
-stopped; their processes' CPU time (from /proc) and their PostgreSQL backends."""
+"""The servers of a benchmark run and what they cost: the default project rendered
+(with the default answers, so auth=oidc), installed, migrated and seeded; the four
+servers' commands and settings, started and stopped; their processes' CPU time (from
+/proc) and their PostgreSQL backends."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from identity_provider import SUBJECT, IdentityProvider
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 BENCH = TEMPLATE / "bench"
@@ -169,8 +171,6 @@ def render(work: Path, *answers: str) -> Path:
             "--output-dir",
             str(work),
             "run_checks=no",
-            # Its clients send no token: the baselines have no authentication either.
-            "auth=none",
             *answers,
         ],
         cwd=work,
@@ -187,7 +187,8 @@ def render(work: Path, *answers: str) -> Path:
 
 def prepare(work: Path, url: str) -> tuple[Path, int]:
     """The default project rendered and installed in `work`, its database at `url`
-    migrated and seeded: (the project, the first account's id)."""
+    migrated and seeded with accounts held by the benchmark's token's subject: (the
+    project, the first account's id)."""
     project = render(work)
     run_command(
         ["make", "init-db"],
@@ -195,7 +196,7 @@ def prepare(work: Path, url: str) -> tuple[Path, int]:
         env={**os.environ, "APP_DATABASE__URL": url},
         timeout=120,
     )
-    return project, asyncio.run(seed(url))
+    return project, asyncio.run(seed(url, SUBJECT))
 
 
 def database_urls() -> tuple[str, str]:
@@ -205,9 +206,10 @@ def database_urls() -> tuple[str, str]:
     return urlunsplit(base._replace(path="/postgres")), urlunsplit(base._replace(path=f"/{name}"))
 
 
-async def seed(url: str) -> int:
-    """ACCOUNTS accounts and a history of transfers between them, analyzed; returns the
-    first account's id.
+async def seed(url: str, holder: str | None = None) -> int:
+    """ACCOUNTS accounts held by `holder` (a token's subject; None for a project
+    without authentication, whose accounts have no holder column) and a history of
+    transfers between them, analyzed; returns the first account's id.
 
     The history is there for the planner: with `transfers` analyzed empty, a backend
     plans the foreign-key check of each ledger entry (`transfers.id`) as a sequential
@@ -218,11 +220,14 @@ async def seed(url: str) -> int:
     transfer and receives one, so every balance still equals its entries' sum."""
     connection = await asyncpg.connect(url)
     try:
+        held = [] if holder is None else [holder]
+        column, value = (", holder", ", $3") if held else ("", "")
         first = await connection.fetchval(
-            "INSERT INTO accounts (owner, currency, balance_minor) "
-            "SELECT 'bench ' || n, 'EUR', $2 FROM generate_series(1, $1) AS n RETURNING id",
+            f"INSERT INTO accounts (owner, currency, balance_minor{column}) "
+            f"SELECT 'bench ' || n, 'EUR', $2{value} FROM generate_series(1, $1) AS n RETURNING id",
             ACCOUNTS,
             OPENING_BALANCE,
+            *held,
         )
         first = int(await connection.fetchval("SELECT min(id) FROM accounts") or first)
         await connection.execute(
@@ -267,7 +272,11 @@ def pool_sizes(project: Path) -> tuple[str, str]:
     return sizes["min_size"], sizes["max_size"]
 
 
-def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Server]:
+def servers(
+    project: Path, url: str, workers: int, work: Path, provider: IdentityProvider | None = None
+) -> dict[str, Server]:
+    """Each server's command and settings; the rendered ones trust `provider` (needed
+    when the project has authentication: production refuses the development key)."""
     python = str(project / "backend" / ".venv" / "bin" / "python")
     pool_min, pool_max = pool_sizes(project)
     base_env = {key: value for key, value in os.environ.items() if not key.startswith("APP_")}
@@ -278,6 +287,7 @@ def servers(project: Path, url: str, workers: int, work: Path) -> dict[str, Serv
         "APP_SERVER__HOST": "127.0.0.1",
         "APP_METRICS__HOST": "127.0.0.1",
         "APP_SERVER__WORKERS": str(workers),
+        **(provider.service_environment() if provider else {}),
     }
     found = {}
     for name, extra in (("rendered", {}), (LOGGING_OFF, {"APP_LOGGING__LEVEL": "warning"})):
@@ -347,10 +357,13 @@ def in_process_command(
     result: Path,
     warmup: int | None = None,
     instructions: bool = False,
+    authorization: Path | None = None,
 ) -> list[str]:
     """The rendered project's own scripts/in_process.py (what its `make bench-gate`
     runs), with its interpreter, for one server (by its name in SERVERS or
-    LOGGING_OFF): the two hand-written apps are imported from bench/ by name."""
+    LOGGING_OFF): the two hand-written apps are imported from bench/ by name. With
+    `authorization` (a file of Authorization header values), the ledger's requests
+    carry them; readiness, which a prober calls without credentials, does not."""
     app = [] if server in ("rendered", LOGGING_OFF) else ["--app", f"{server}:app"]
     return [
         str(project / "backend" / ".venv" / "bin" / "python"),
@@ -369,4 +382,5 @@ def in_process_command(
         str(result),
         *([] if warmup is None else ["--warmup", str(warmup)]),
         *(["--instructions"] if instructions else []),
+        *(["--authorization", str(authorization)] if authorization and endpoint != "ready" else []),
     ]

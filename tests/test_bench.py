@@ -1,5 +1,6 @@
-"""Smokes of the benchmark (bench/run.py --quick): it renders, starts every
-server, measures each endpoint with the real k6 and writes its three files; of
+"""Smokes of the benchmark (bench/run.py --quick): it renders the default answers
+(auth=oidc), starts every server, measures each endpoint with the real k6, the
+rendered ones accepting the run's token, and writes its three files; of
 the instruction gate (bench/instructions.py --gate), which fails when a server's
 instructions per request grow past the committed figures; and of the rendered
 project's own gate (make bench-gate). No timing is asserted."""
@@ -35,6 +36,9 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
         assert set(entry["servers"]) >= {"rendered", "bare_fastapi", "baseline"}, endpoint
         for name, server in entry["servers"].items():
             assert server["fixed_rate_latency_ms"]["p99"] is not None, (endpoint, name)
+    for k6_run in results["runs"]:
+        # The rendered servers refuse a read or transfer without the run's token (401).
+        assert k6_run["failed_rate"] < 0.5, k6_run
     measured = {(run["server"], run["endpoint"]) for run in results["runs"] if run["requests"]}
     assert measured == {
         (server, endpoint)
