@@ -172,7 +172,8 @@ def configure_logging(
         BunyanFields(name),
     ]
     level = logging.getLevelNamesMapping()[settings.level.upper()]
-    processors = [*shared, structlog.processors.JSONRenderer(serializer=_serialize)]
+    renderer = structlog.processors.JSONRenderer(serializer=_serialize)
+    processors: list[Processor] = [*shared, renderer]
     request_line = RequestLine(processors, writer, enabled=level <= logging.INFO)
     structlog.configure(
         processors=processors,
