@@ -44,7 +44,7 @@ logger = structlog.get_logger("startup")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The ASGI app; uvicorn calls this once per worker process (factory mode)."""
     settings = settings or load_settings()
-    configure_logging(settings.logging, settings.application.name)
+    request_line = configure_logging(settings.logging, settings.application.name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(
         RequestContextMiddleware,
+        request_line=request_line,
         hsts_max_age_seconds=settings.http.hsts_max_age_seconds,
         hsts_always=settings.http.hsts_always,
         hsts_include_subdomains=settings.http.hsts_include_subdomains,

@@ -149,28 +149,17 @@ class RequestLine:
         self._writer.write(event + "\n")
 
 
-# Set by configure_logging; None before, when structlog's default logger writes instead.
-_request_line: RequestLine | None = None
-
-
-def log_request(method: str, path: str, status: int, duration_ms: float) -> None:
-    """The "request finished" line of RequestContextMiddleware."""
-    if _request_line is None:
-        structlog.get_logger("http").info(
-            "request finished", method=method, path=path, status=status, duration_ms=duration_ms
-        )
-        return
-    _request_line(method, path, status, duration_ms)
-
-
 def _report_dropped(count: int) -> None:
     structlog.get_logger("telemetry").warning("log lines dropped: stdout was stuck", count=count)
 
 
-def configure_logging(settings: LoggingSettings, name: str, stream: TextIO | None = None) -> None:
+def configure_logging(
+    settings: LoggingSettings, name: str, stream: TextIO | None = None
+) -> RequestLine:
     """Route structlog and the standard library's logging to Bunyan JSON on `stream`
-    (stdout by default), written by a LogWriter's thread."""
-    global _writer, _request_line  # noqa: PLW0603 - one writer per process, replaced as a whole
+    (stdout by default), written by a LogWriter's thread. Returns the request line
+    of this configuration, for create_app to hand to RequestContextMiddleware."""
+    global _writer  # noqa: PLW0603 - one writer per process, replaced as a whole
     if _writer is not None:
         _writer.close()
     _writer = writer = LogWriter(stream or sys.stdout, on_dropped=_report_dropped)
@@ -183,8 +172,9 @@ def configure_logging(settings: LoggingSettings, name: str, stream: TextIO | Non
         BunyanFields(name),
     ]
     level = logging.getLevelNamesMapping()[settings.level.upper()]
-    processors = [*shared, structlog.processors.JSONRenderer(serializer=_serialize)]
-    _request_line = RequestLine(processors, writer, enabled=level <= logging.INFO)
+    renderer = structlog.processors.JSONRenderer(serializer=_serialize)
+    processors: list[Processor] = [*shared, renderer]
+    request_line = RequestLine(processors, writer, enabled=level <= logging.INFO)
     structlog.configure(
         processors=processors,
         # Typed for a TextIO; WriteLogger only calls write and flush, which LogWriter has.
@@ -211,6 +201,7 @@ def configure_logging(settings: LoggingSettings, name: str, stream: TextIO | Non
     for uvicorn_logger in ("uvicorn", "uvicorn.error"):
         logging.getLogger(uvicorn_logger).handlers.clear()
         logging.getLogger(uvicorn_logger).propagate = True
+    return request_line
 
 
 def finish_logging() -> None:

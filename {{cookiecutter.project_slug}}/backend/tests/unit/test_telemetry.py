@@ -16,7 +16,6 @@ from {{ cookiecutter.package_name }}.telemetry import (
     bind_request_field,
     configure_logging,
     finish_logging,
-    log_request,
     start_request_fields,
 )
 
@@ -59,16 +58,17 @@ def test_levels_are_bunyan_numbers_and_context_is_bound(
 
 
 def _request_lines(level: str) -> list[str]:
-    """The request line written by log_request, then by structlog's logger with the
-    same arguments, with a request's fields and a structlog context variable bound."""
+    """The request line written by configure_logging's RequestLine, then by structlog's
+    logger with the same arguments, with a request's fields and a structlog context
+    variable bound."""
     stream = io.StringIO()
-    configure_logging(LoggingSettings(level=level), "svc", stream)
+    request_line = configure_logging(LoggingSettings(level=level), "svc", stream)
     start_request_fields("req-1")
     bind_request_field("subject", "alice")
     structlog.contextvars.bind_contextvars(job="j-7", request_id="not this one")
     arguments = {"method": "POST", "path": "/v1/transfers", "status": 201, "duration_ms": 1.25}
     try:
-        log_request(**arguments)  # type: ignore[arg-type]
+        request_line(**arguments)  # type: ignore[arg-type]
         structlog.get_logger("http").info("request finished", **arguments)
     finally:
         structlog.contextvars.clear_contextvars()
@@ -89,3 +89,17 @@ def test_the_request_line_is_the_one_structlog_writes() -> None:
 
 def test_the_request_line_follows_the_level() -> None:
     assert _request_lines("warning") == []
+
+
+def test_a_request_line_keeps_its_configuration_when_logging_is_configured_again() -> None:
+    """Each app (a test's, say) logs its requests as its own settings say, to its own
+    stream, however many apps configured logging after it in the same process."""
+    first, second = io.StringIO(), io.StringIO()
+    request_line = configure_logging(LoggingSettings(level="info"), "first", first)
+    configure_logging(LoggingSettings(level="warning"), "second", second)
+    try:
+        request_line("GET", "/health/live", 200, 0.5)
+    finally:
+        finish_logging()
+    assert [json.loads(line)["name"] for line in first.getvalue().splitlines()] == ["first"]
+    assert second.getvalue() == ""

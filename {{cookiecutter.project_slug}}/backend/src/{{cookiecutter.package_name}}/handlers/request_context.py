@@ -12,7 +12,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import metrics
-from ..telemetry import log_request, start_request_fields
+from ..telemetry import RequestLine, start_request_fields
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it cannot forge log fields.
@@ -64,11 +64,13 @@ class RequestContextMiddleware:
         self,
         app: ASGIApp,
         *,
+        request_line: RequestLine,
         hsts_max_age_seconds: int,
         hsts_always: bool = False,
         hsts_include_subdomains: bool = False,
     ) -> None:
         self.app = app
+        self.request_line = request_line
         hsts = f"max-age={hsts_max_age_seconds}"
         if hsts_include_subdomains:
             hsts += "; includeSubDomains"
@@ -114,4 +116,4 @@ class RequestContextMiddleware:
             seconds = time.perf_counter() - started
             metrics.REQUESTS_IN_PROGRESS.dec()
             metrics.record_request(scope, status, seconds)
-            log_request(scope["method"], scope["path"], status, round(seconds * 1000, 2))
+            self.request_line(scope["method"], scope["path"], status, round(seconds * 1000, 2))
