@@ -66,7 +66,7 @@ def _request_lines(level: str) -> list[str]:
     start_request_fields("req-1")
     bind_request_field("subject", "alice")
     structlog.contextvars.bind_contextvars(job="j-7", request_id="not this one")
-    arguments = {"method": "POST", "path": "/v1/transfers", "status": 201, "duration_ms": 1.25}
+    arguments = {"method": "POST", "path": "/v1/things", "status": 201, "duration_ms": 1.25}
     try:
         request_line(**arguments)  # type: ignore[arg-type]
         structlog.get_logger("http").info("request finished", **arguments)
