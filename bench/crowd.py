@@ -17,8 +17,6 @@ from search import Bench, spread
 from servers import BENCH, BIN, SERVERS, Server, cpu_seconds_between, cpu_ticks
 
 ESTABLISHED = "01"
-# What k6 takes to start 2,000 virtual users on our machines, with room to spare.
-K6_START_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -59,15 +57,18 @@ def crowd_run(bench: Bench, server: Server, crowd: Crowd, round_number: int) -> 
         env=env,
         stdout=subprocess.DEVNULL,
     )
+    held = 0
     try:
-        # Counted once every client has had time to connect (k6 starting its virtual
-        # users, then one think time; at most 60% of the run), while all still hold one.
-        time.sleep(min(K6_START_SECONDS + crowd.clients / crowd.rate * 1.2, crowd.seconds * 0.6))
-        held = established_connections(server.port)
-        k6.wait(timeout=crowd.seconds + 120)
+        # The most connections open at once, sampled every second while the crowd runs:
+        # one sample at a guessed moment undercounted clients still connecting.
+        deadline = time.monotonic() + crowd.seconds + 120
+        while k6.poll() is None and time.monotonic() < deadline:
+            held = max(held, established_connections(server.port))
+            time.sleep(1)
     finally:
         if k6.poll() is None:
             k6.kill()
+            k6.wait()
     if k6.returncode != 0:
         message = f"k6 (crowd) exited with {k6.returncode}"
         raise RuntimeError(message)
