@@ -50,6 +50,22 @@ def cpu_ticks(pids: list[int]) -> dict[int, int]:
     return ticks
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine since boot, from /proc/stat's
+    first line: user, nice, system, idle, iowait, irq, softirq. Steal (time the
+    hypervisor gave elsewhere) is in neither: it is not this machine's to use."""
+    line = Path("/proc/stat").read_text().split("\n", 1)[0]
+    user, nice, system, idle, iowait, irq, softirq = (int(v) for v in line.split()[1:8])
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait
+
+
+def machine_busy_between(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time (every core) that was busy in between."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
 def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
     """CPU used in between; a process that started in between counts from zero."""
     return sum(ticks - before.get(pid, 0) for pid, ticks in after.items()) / CLK_TCK
@@ -117,6 +133,23 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
+
+    def event_loop_lag_buckets(self) -> dict[float, float] | None:
+        """The rendered service's event_loop_lag_seconds histogram, summed over its
+        workers (cumulative count per upper bound, in seconds), from its metrics
+        listener; None for the hand-written apps, which have none."""
+        port = self.env.get("APP_METRICS__PORT")
+        if port is None:
+            return None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        buckets: dict[float, float] = {}
+        for line in text.splitlines():
+            if line.startswith("event_loop_lag_seconds_bucket{"):
+                labels, value = line.rsplit(" ", 1)
+                bound = labels.split('le="', 1)[1].split('"', 1)[0]
+                buckets[float(bound)] = buckets.get(float(bound), 0.0) + float(value)
+        return buckets
 
     def pids(self) -> list[int]:
         """Every live process of the server's session: supervisor and workers."""

@@ -39,6 +39,11 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
     for k6_run in results["runs"]:
         # The rendered servers refuse a read or transfer without the run's token (401).
         assert k6_run["failed_rate"] < 0.5, k6_run
+        # k6 alone keeps part of the machine busy; a share past 1 would be misread ticks.
+        assert 0 < k6_run["machine_busy"] <= 1, k6_run
+        # Only the rendered servers export their event loop's lag.
+        has_lag = k6_run["kind"] == "fixed" and k6_run["server"].startswith("rendered")
+        assert (k6_run["loop_lag_samples"] is not None) == has_lag, k6_run
     measured = {(run["server"], run["endpoint"]) for run in results["runs"] if run["requests"]}
     assert measured == {
         (server, endpoint)
@@ -56,6 +61,8 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
         assert len(server["peak_rss_per_worker_mb"]) == 2, name  # the default two workers
     table = (tmp_path / "results.md").read_text()
     assert "| account @" in table
+    assert "machine busy at fixed rate" in table
+    assert "rendered p99 / baseline p99 at the fixed rate" in table
     assert "rendered / baseline" in table
     assert "rendered / bare_fastapi" in table
     assert "| rendered − baseline |" in table
