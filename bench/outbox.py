@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,7 +71,10 @@ INSTRUCTION_COUNTS = Counts(endpoints=("transfer",), requests=200, warmup=300)
 
 def render_variant(work: Path, background_worker: str) -> Path:
     out = work / f"worker-{background_worker}"
-    out.mkdir(parents=True, exist_ok=True)
+    # Each run renders afresh: an earlier run's project (one that failed, say) would make
+    # cookiecutter refuse to render over it.
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     # No authentication: what the outbox adds to a transfer is measured apart from what
     # verifying a token adds (bench/auth_cost.py), and the receiver's subscription and
     # bench/outbox.js need no credentials.
