@@ -117,6 +117,60 @@ def test_processes_sharing_a_pipe_keep_even_long_lines_whole() -> None:
     assert (len(lines), torn) == (400, [])
 
 
+WRITE_MIXED_LINES = """
+import sys, time
+from {{ cookiecutter.package_name }}.log_writer import LogWriter
+writer = LogWriter(sys.stdout, on_dropped=lambda count: None)
+name, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for number in range(count):
+    writer.write(f"{name} {number} " + "x" * (size if number % 3 == 0 else 200) + "\\n")
+    if number % 20 == 0:
+        time.sleep(0.005)  # a worker's requests come over time, not all at once
+sys.stdin.read()  # until all lines are read: close() gives up on a pipe still full
+writer.close()
+"""
+MIXED_LINES = 900
+READER_BYTES_PER_SECOND = 200_000
+READER_BURST_SECONDS = 3.0
+READ_SECONDS = 40.0
+
+
+def test_processes_sharing_a_pipe_a_reader_takes_in_bursts_keep_long_lines_whole() -> None:
+    """A log collector reading in bursts, seconds apart, leaves the pipe full for
+    longer than anyone waits for a lock by polling: one worker is held up in the
+    middle of a long line (over PIPE_BUF bytes: one in three here), and the other,
+    whose lines wait meanwhile, must not write into it."""
+    read_end, write_end = os.pipe()
+    writers = [
+        subprocess.Popen(  # noqa: S603
+            [sys.executable, "-c", WRITE_MIXED_LINES, name, str(MIXED_LINES), "6000"],
+            stdin=subprocess.PIPE,
+            stdout=write_end,
+        )
+        for name in ("first", "second")
+    ]
+    os.close(write_end)
+    received = bytearray()
+    burst = int(READER_BYTES_PER_SECOND * READER_BURST_SECONDS)
+    deadline = time.monotonic() + READ_SECONDS
+    try:
+        while received.count(b"\n") < 2 * MIXED_LINES and time.monotonic() < deadline:
+            taken = 0
+            while taken < burst and select.select([read_end], [], [], 0.5)[0]:
+                chunk = os.read(read_end, 4_096)
+                received.extend(chunk)
+                taken += len(chunk)
+            time.sleep(READER_BURST_SECONDS)
+    finally:
+        for writer in writers:
+            writer.communicate(timeout=WAIT_SECONDS * 2)
+        os.close(read_end)
+    lines = received.decode().splitlines()
+    torn = [line[:40] for line in lines if not re.fullmatch(r"(first|second) \d+ x+", line)]
+    assert torn == [], f"{len(torn)} of {len(lines)} lines torn"
+    assert len(lines) == 2 * MIXED_LINES
+
+
 HOLD_LOCK = """
 import fcntl, sys, time
 fcntl.lockf(1, fcntl.LOCK_EX)
@@ -126,9 +180,9 @@ time.sleep(30)
 """
 
 
-def test_a_lock_held_elsewhere_delays_the_lines_but_never_blocks_the_writer() -> None:
+def test_a_lock_held_elsewhere_delays_the_lines_but_never_the_exit() -> None:
     """Another process holding the record lock on our stdout (stuck, or not one of
-    ours) must not stop the writer, nor the process's exit, for ever."""
+    ours) holds our lines back until it lets go, but never the process's exit."""
     read_end, write_end = os.pipe()
     holder = subprocess.Popen(  # noqa: S603
         [sys.executable, "-c", HOLD_LOCK], stdout=write_end, stderr=subprocess.PIPE
@@ -138,14 +192,16 @@ def test_a_lock_held_elsewhere_delays_the_lines_but_never_blocks_the_writer() ->
         assert holder.stderr.readline() == b"locked\n"
         with os.fdopen(write_end, "w") as stream:
             writer = LogWriter(stream, on_dropped=lambda count: None)
-            writer.write("still written\n")
+            writer.write("written once the lock is free\n")
             closing = threading.Thread(target=writer.close, daemon=True)
             closing.start()
             closing.join(WAIT_SECONDS * 2)
             assert not closing.is_alive(), "close() waited for the other process's lock"
-        readable, _, _ = select.select([read_end], [], [], WAIT_SECONDS * 2)
-        assert readable, "the line never arrived"
-        assert os.read(read_end, 4_096) == b"still written\n"
+            assert not select.select([read_end], [], [], 0)[0], "written while locked"
+            holder.kill()  # lets go of the lock
+            readable, _, _ = select.select([read_end], [], [], WAIT_SECONDS * 2)
+            assert readable, "the line never arrived"
+            assert os.read(read_end, 4_096) == b"written once the lock is free\n"
     finally:
         holder.kill()
         holder.communicate()
