@@ -12,14 +12,17 @@ PIPE_BUF bytes: a longer one (a traceback) enters a full pipe in parts, and anot
 worker's write could land between them. So each batch is written under a POSIX
 record lock on stdout that every writing process takes, and the writer thread waits
 for it as long as it takes (it is a background thread: no request waits with it).
-The batch is encoded before the lock is asked for, and the lock is held for the
-batch only: the kernel wakes a waiting process when it is released, and that process
-takes it while this one encodes its next batch, so no worker starves the other.
+The batch is encoded before the lock is asked for, and the lock is held for at
+most HOLD_BYTES of it at a time: behind a slow reader, a worker with thousands of
+lines queued would otherwise hold it for as long as they take to read (a minute at
+200 KB/s), and the other worker's lines would wait as long, or be dropped.
 
-Only close() waits for the lock at most LOCK_WAIT_SECONDS, so that the process's
-exit never hangs on another process (stuck, or not one of ours): the lines it writes
-then, after that wait, may be torn. Where the lock cannot be had at all (a terminal
-or a file system without record locks), lines are written without it.
+Only close() waits at most LOCK_WAIT_SECONDS, for the lock and for room in the
+pipe, so that the process's exit never hangs on another process (stuck, or not one
+of ours) nor on a reader that stopped: the lines it writes then, after that wait,
+may be torn, and those the pipe has no room for are lost. Where the lock cannot be
+had at all (a terminal or a file system without record locks), lines are written
+without it.
 
 Hand-written: the standard library's QueueHandler would route structlog's events
 through LogRecords again, the cost telemetry.py avoids, and a queue.Queue costs a
@@ -50,6 +53,13 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 # before it writes its last lines without it: the process's exit must not hang.
 LOCK_WAIT_SECONDS = 2.0
 LOCK_POLL_SECONDS = 0.001
+# The writer thread lets go of the lock after this much of a batch (the capacity of
+# a Linux pipe), and waits LOCK_YIELD_SECONDS before it asks again: the kernel wakes
+# a process waiting for the lock when it is let go, but one asking again at once
+# would mostly take it first (measured: the other worker's lines then waited until
+# the end of the run, 269 of 300 not there after 35 s).
+HOLD_BYTES = 65_536
+LOCK_YIELD_SECONDS = 0.001
 
 
 class LogWriter:
@@ -85,7 +95,9 @@ class LogWriter:
             self._write_now([text], LOCK_WAIT_SECONDS)
             return len(text)
         queued = len(self._lines)
-        if queued < self._max_queued_lines:
+        # The writer thread's own line, the count of those dropped (on_dropped), is
+        # never dropped: the queue is mostly full when it is written.
+        if queued < self._max_queued_lines or threading.get_ident() == self._thread.ident:
             self._lines.append(text)
             if queued == WAKE_AT_LINES:  # a burst: write it now, not at the next tick
                 self._wake.set()
@@ -130,28 +142,49 @@ class LogWriter:
             self._write_now(batch, lock_wait)
 
     def _write_now(self, batch: list[str], lock_wait: float | None) -> None:
-        """Writes the batch under the lock, waited for as long as it takes (None: the
-        writer thread) or at most `lock_wait` seconds (close(), and after it)."""
+        """Writes the batch under the lock, waiting for it and for the pipe as long as
+        it takes (None: the writer thread) or at most `lock_wait` seconds in all
+        (close(), and after it)."""
+        deadline = None if lock_wait is None else time.monotonic() + lock_wait
         try:
             if self._fd is None:  # not a file (a test's StringIO): no one to interleave with
                 with self._writing:
                     self._stream.write("".join(batch))
                     self._stream.flush()
                 return
-            chunks = list(_whole_lines(batch))  # before the lock: it is held to write only
-            # close() takes the thread's lock for LOCK_WAIT_SECONDS at most: a thread
-            # stuck in a write must not hang the exit.
-            with _held(self._writing, lock_wait), _exclusive(self._fd, lock_wait):
-                self._stream.flush()  # anything written to the stream itself comes first
-                for chunk in chunks:
-                    _write_whole(self._fd, chunk)
+            holds = list(_holds(_whole_lines(batch)))  # before the lock: held to write only
+            for number, chunks in enumerate(holds):
+                if number:
+                    time.sleep(LOCK_YIELD_SECONDS)  # the other worker's turn
+                # close() takes the thread's lock for LOCK_WAIT_SECONDS at most: a
+                # thread stuck in a write must not hang the exit.
+                with (
+                    _held(self._writing, _left(deadline)),
+                    _exclusive(self._fd, _left(deadline)),
+                ):
+                    if not number:  # anything written to the stream itself comes first
+                        self._stream.flush()
+                    for chunk in chunks:
+                        _write_whole(self._fd, chunk, deadline)
         except (OSError, ValueError):
-            pass  # stdout closed or gone: nowhere left to report it
+            pass  # stdout closed, gone or stuck past the deadline: nowhere to report it
 
 
-def _write_whole(fd: int, chunk: bytes) -> None:
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _write_whole(fd: int, chunk: bytes, deadline: float | None) -> None:
+    """Writes the chunk, waiting for room as long as it takes (deadline None) or
+    until the deadline (TimeoutError): then in parts of PIPE_BUF bytes, each after
+    select() saw room, which a pipe then takes without waiting."""
     view = memoryview(chunk)
     while view:  # a pipe takes a chunk of PIPE_BUF bytes or less whole
+        if deadline is not None:
+            if not select.select([], [fd], [], _left(deadline))[1]:
+                raise TimeoutError
+            view = view[os.write(fd, view[: select.PIPE_BUF]) :]
+            continue
         try:
             view = view[os.write(fd, view) :]
         except BlockingIOError:
@@ -221,6 +254,21 @@ def _file_descriptor(stream: TextIO) -> int | None:
         return stream.fileno()
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return None
+
+
+def _holds(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
+    """The chunks in groups of at most HOLD_BYTES (or one longer chunk): what is
+    written in one hold of the lock."""
+    group: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if group and size + len(chunk) > HOLD_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(chunk)
+        size += len(chunk)
+    if group:
+        yield group
 
 
 def _whole_lines(lines: list[str]) -> Iterator[bytes]:
