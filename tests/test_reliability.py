@@ -526,7 +526,7 @@ SLOW_READER_BYTES_PER_SECOND = 40_000
 LOGGED_REQUESTS = 4_000
 # The outside review's set-up: a reader taking about 200 KB/s, and one line in three
 # longer than PIPE_BUF (4,096 bytes on Linux), which the pipe takes in parts: a path
-# of 6,000 bytes, which the request's line holds (about 3.5 MB: some 18 s of reading).
+# of 14,000 bytes, which the request's line holds (about 3 MB: some 15 s of reading).
 # The reader takes it in bursts, 3 s apart (a collector shipping every few seconds):
 # a worker writing a long line into the full pipe holds the others up that long.
 FAST_READER_BYTES_PER_SECOND = 200_000
