@@ -17,6 +17,7 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from .support.http_answers import (
     keep_requesting,
     timed_get,
 )
-from .support.json_logs import errors_logged, seconds_in_service
+from .support.json_logs import errors_logged, json_and_torn_lines, seconds_in_service
 from .support.metrics import scrape
 from .support.polling import until, wait_until, wait_until_quiet
 from .support.postgres_cluster import PASSWORD, ThrowawayCluster, server_bindir
@@ -523,6 +524,15 @@ async def _ready(client: httpx.AsyncClient) -> bool:
 # thousands of requests (about 1 MB of log lines: some 25 s of reading).
 SLOW_READER_BYTES_PER_SECOND = 40_000
 LOGGED_REQUESTS = 4_000
+# The outside review's set-up: a reader taking about 200 KB/s, and one line in three
+# longer than PIPE_BUF (4,096 bytes on Linux), which the pipe takes in parts: a path
+# of 14,000 bytes, which the request's line holds (about 3 MB: some 15 s of reading).
+# The reader takes it in bursts, 3 s apart (a collector shipping every few seconds):
+# a worker writing a long line into the full pipe holds the others up that long.
+FAST_READER_BYTES_PER_SECOND = 200_000
+FAST_READER_BURST_SECONDS = 3.0
+LONG_PATH_BYTES = 14_000
+LOGGED_LONG_REQUESTS = 600
 
 
 def test_log_lines_stay_whole_when_the_log_reader_falls_behind(
@@ -530,41 +540,76 @@ def test_log_lines_stay_whole_when_the_log_reader_falls_behind(
 ) -> None:
     """Two workers share one pipe: a write over PIPE_BUF bytes may be cut and the
     other worker's lines land inside it. Every line must stay valid JSON."""
+    requests = [("/health/live", 200)] * LOGGED_REQUESTS
+    _assert_logged_whole(project, database, Reader(SLOW_READER_BYTES_PER_SECOND), requests)
+
+
+def test_long_log_lines_stay_whole_when_the_log_reader_falls_behind(
+    project: Path, database: ThrowawayCluster
+) -> None:
+    """Lines longer than PIPE_BUF (a traceback, a long path) go into the pipe in
+    parts; while one worker writes them, the other's lines, short or long, must wait
+    and not land between the parts."""
+    long_path = "/no-such-route/" + "x" * LONG_PATH_BYTES
+    requests = [
+        (long_path, 404) if number % 3 == 0 else ("/health/live", 200)
+        for number in range(LOGGED_LONG_REQUESTS)
+    ]
+    reader = Reader(FAST_READER_BYTES_PER_SECOND, FAST_READER_BURST_SECONDS)
+    _assert_logged_whole(project, database, reader, requests)
+
+
+def _assert_logged_whole(
+    project: Path,
+    database: ThrowawayCluster,
+    reader: Reader,
+    requests: list[tuple[str, int]],
+) -> None:
+    """Sends the requests (path, status expected) from 16 clients to the service,
+    whose stdout the reader takes; then every line of its log must be JSON, and each
+    request's line must be there."""
     service = Service(
-        project, settings(database), reader_bytes_per_second=SLOW_READER_BYTES_PER_SECOND
+        project,
+        settings(database),
+        reader_bytes_per_second=reader.bytes_per_second,
+        reader_burst_seconds=reader.burst_seconds,
     )
     try:
         service.start()
 
-        async def scenario() -> set[int]:
+        async def scenario() -> list[tuple[str, int]]:
             async with fresh_connections(service.base_url, service.auth_headers) as client:
-                remaining = iter(range(LOGGED_REQUESTS))
+                remaining = iter(enumerate(requests))
 
-                async def requester() -> set[int]:
-                    return {
-                        (await client.get("/health/live", headers=_piped_id(n))).status_code
-                        for n in remaining
-                    }
+                async def requester() -> list[tuple[str, int]]:
+                    return [
+                        (path, (await client.get(path, headers=_piped_id(n))).status_code)
+                        for n, (path, _) in remaining
+                    ]
 
-                statuses = await asyncio.gather(*(requester() for _ in range(16)))
-            return set().union(*statuses)
+                answered = await asyncio.gather(*(requester() for _ in range(16)))
+            return [outcome for outcomes in answered for outcome in outcomes]
 
-        assert asyncio.run(scenario()) == {200}
-        wait_until_quiet(service.log_path, quiet_seconds=1.0, at_most_seconds=90.0)
-        lines = service.log_path.read_bytes().split(b"\n")
+        assert sorted(asyncio.run(scenario())) == sorted(requests)
+        # The reader pausing between bursts is not the end of the log.
+        quiet = 1.0 + (reader.burst_seconds or 0.0)
+        wait_until_quiet(service.log_path, quiet_seconds=quiet, at_most_seconds=90.0)
+        entries, torn, total = json_and_torn_lines(service.log_path.read_bytes())
     finally:
         service.stop()
-    entries, torn = [], []
-    for line in lines[:-1]:
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            torn.append(line)
-    assert torn == [], f"{len(torn)} of {len(lines) - 1} lines are not JSON, as {torn[:2]}"
+    assert torn == [], f"{len(torn)} of {total} lines are not JSON, as {torn[:2]}"
     ours = [entry for entry in entries if entry.get("request_id", "").startswith("piped-")]
-    expected = {_piped_id(n)["X-Request-Id"] for n in range(LOGGED_REQUESTS)}
+    expected = {_piped_id(n)["X-Request-Id"] for n in range(len(requests))}
     assert sorted(entry["request_id"] for entry in ours) == sorted(expected), "lines lost"
     assert len({entry["pid"] for entry in ours}) == 2, "one worker took every request"
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How the service's stdout is read (Service's reader_* fields)."""
+
+    bytes_per_second: int
+    burst_seconds: float | None = None
 
 
 def _piped_id(number: int) -> dict[str, str]:

@@ -24,6 +24,19 @@ def json_lines(text: str, *, lenient: bool = False) -> list[dict[str, Any]]:
     return entries
 
 
+def json_and_torn_lines(log: bytes) -> tuple[list[dict[str, Any]], list[bytes], int]:
+    """A log's lines read as JSON objects; those that are not (a line cut, or with
+    another's inside it), the first 200 bytes of each; and how many lines there were."""
+    lines = log.split(b"\n")[:-1]  # the last line ends with "\n": nothing after it
+    entries, torn = [], []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            torn.append(line[:200])
+    return entries, torn, len(lines)
+
+
 def finished_requests(text: str) -> list[dict[str, Any]]:
     """The log's "request finished" entries: one per request the service answered."""
     return [entry for entry in json_lines(text) if entry.get("msg") == "request finished"]

@@ -26,7 +26,9 @@ from .polling import wait_until, wait_until_answering
 from .ports import free_port
 from .rendering import baked, package_of
 
-STARTUP_SECONDS = 30.0
+# A service compiles its modules at each start here (PYTHONDONTWRITEBYTECODE is set on
+# our machines): with the suite's other workers busy, a start took 22 s in review.
+STARTUP_SECONDS = 60.0
 # Four times the rendered log writer's flush interval (FLUSH_INTERVAL_SECONDS); a
 # busy machine may delay its thread, so a log still growing is waited for longer.
 LOG_QUIET_SECONDS = 0.2
@@ -62,6 +64,9 @@ class Service:
     # Bytes per second the service's stdout (a pipe) is read at, like a log collector
     # falling behind; None: stdout goes straight to the log file.
     reader_bytes_per_second: int | None = None
+    # If set, the reader keeps that rate in bursts, as a collector shipping every few
+    # seconds does: it takes this many seconds' worth at once, then pauses as long.
+    reader_burst_seconds: float | None = None
     log_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = None
     _reader: threading.Thread | None = None
@@ -126,12 +131,19 @@ class Service:
         assert self.process is not None
         assert self.process.stdout is not None
         assert self.reader_bytes_per_second is not None
-        pause = READ_CHUNK_BYTES / self.reader_bytes_per_second
+        burst = READ_CHUNK_BYTES
+        if self.reader_burst_seconds is not None:
+            burst = int(self.reader_bytes_per_second * self.reader_burst_seconds)
+        pause = burst / self.reader_bytes_per_second
+        taken = 0
         with self.log_path.open("ab") as log:
             while chunk := os.read(self.process.stdout.fileno(), READ_CHUNK_BYTES):
                 log.write(chunk)
                 log.flush()
-                time.sleep(pause)
+                taken += len(chunk)
+                if taken >= burst:
+                    taken = 0
+                    time.sleep(pause)
 
     def live(self) -> bool:
         try:

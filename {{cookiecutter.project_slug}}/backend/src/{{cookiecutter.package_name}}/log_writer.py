@@ -8,10 +8,21 @@ gathered. If the stream stays stuck until MAX_QUEUED_LINES are waiting, newer li
 are dropped and counted, and the count is logged once the stream moves again.
 
 Several workers share one stdout pipe, and a write to a pipe is atomic only up to
-PIPE_BUF bytes: a longer one can be cut and interleaved with another worker's when
-the reader falls behind. So a batch goes to the file descriptor in writes of whole
-lines, each at most PIPE_BUF bytes; a single longer line (a traceback) is kept whole
-by a lock the writing processes take around each chunk.
+PIPE_BUF bytes: a longer one (a traceback) enters a full pipe in parts, and another
+worker's write could land between them. So each batch is written under a POSIX
+record lock on stdout that every writing process takes, and the writer thread waits
+for it as long as it takes (it is a background thread: no request waits with it).
+The batch is encoded before the lock is asked for, and the lock is held for at
+most HOLD_BYTES of it at a time: behind a slow reader, a worker with thousands of
+lines queued would otherwise hold it for as long as they take to read (a minute at
+200 KB/s), and the other worker's lines would wait as long, or be dropped.
+
+Only close() waits at most LOCK_WAIT_SECONDS, for the lock and for room in the
+pipe, so that the process's exit never hangs on another process (stuck, or not one
+of ours) nor on a reader that stopped: the lines it writes then, after that wait,
+may be torn, and those the pipe has no room for are lost. Where the lock cannot be
+had at all (a terminal or a file system without record locks), lines are written
+without it.
 
 Hand-written: the standard library's QueueHandler would route structlog's events
 through LogRecords again, the cost telemetry.py avoids, and a queue.Queue costs a
@@ -23,6 +34,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import io
 import os
@@ -37,11 +49,17 @@ MAX_QUEUED_LINES = 10_000
 WAKE_AT_LINES = 1_000
 FLUSH_INTERVAL_SECONDS = 0.05
 CLOSE_TIMEOUT_SECONDS = 5.0
-# Another process holds the lock while one chunk enters the pipe: longer than this
-# (stuck, or not one of ours), and the chunk is written without it. Well below
-# CLOSE_TIMEOUT_SECONDS, so that close() still sees the last lines written.
+# How long close() waits for the lock (another process writing its batch, or stuck)
+# before it writes its last lines without it: the process's exit must not hang.
 LOCK_WAIT_SECONDS = 2.0
 LOCK_POLL_SECONDS = 0.001
+# The writer thread lets go of the lock after this much of a batch (the capacity of
+# a Linux pipe), and waits LOCK_YIELD_SECONDS before it asks again: the kernel wakes
+# a process waiting for the lock when it is let go, but one asking again at once
+# would mostly take it first (measured: the other worker's lines then waited until
+# the end of the run, 269 of 300 not there after 35 s).
+HOLD_BYTES = 65_536
+LOCK_YIELD_SECONDS = 0.001
 
 
 class LogWriter:
@@ -63,6 +81,9 @@ class LogWriter:
         self._dropped = 0
         self._dropped_lock = threading.Lock()
         self._wake = threading.Event()
+        # The record lock belongs to the process, not the thread: close() and the
+        # writer thread also exclude each other with this one.
+        self._writing = threading.Lock()
         self._closing = False
         self._closed = False
         self._thread = threading.Thread(target=self._write_batches, name="log-writer", daemon=True)
@@ -71,10 +92,12 @@ class LogWriter:
 
     def write(self, text: str) -> int:
         if self._closed:  # shutting down: no thread left, and no hurry
-            self._write_now([text])
+            self._write_now([text], LOCK_WAIT_SECONDS)
             return len(text)
         queued = len(self._lines)
-        if queued < self._max_queued_lines:
+        # The writer thread's own line, the count of those dropped (on_dropped), is
+        # never dropped: the queue is mostly full when it is written.
+        if queued < self._max_queued_lines or threading.get_ident() == self._thread.ident:
             self._lines.append(text)
             if queued == WAKE_AT_LINES:  # a burst: write it now, not at the next tick
                 self._wake.set()
@@ -92,7 +115,9 @@ class LogWriter:
         self._wake.set()
         self._thread.join(timeout=CLOSE_TIMEOUT_SECONDS)
         self._closed = True
-        self._write_queued()  # a line that came in while the thread was stopping
+        # A line that came in while the thread was stopping; or all that is left, if
+        # the thread is still stuck (a full pipe, another process holding the lock).
+        self._write_queued(LOCK_WAIT_SECONDS)
         # Nothing left to do at exit; and a replaced writer (each test's app) is freed.
         atexit.unregister(self.close)
 
@@ -110,31 +135,56 @@ class LogWriter:
             if closing:
                 return
 
-    def _write_queued(self) -> None:
+    def _write_queued(self, lock_wait: float | None = None) -> None:
         # Only what is there now: lines appended meanwhile wait for the next round.
         batch = [self._lines.popleft() for _ in range(len(self._lines))]
         if batch:
-            self._write_now(batch)
+            self._write_now(batch, lock_wait)
 
-    def _write_now(self, batch: list[str]) -> None:
+    def _write_now(self, batch: list[str], lock_wait: float | None) -> None:
+        """Writes the batch under the lock, waiting for it and for the pipe as long as
+        it takes (None: the writer thread) or at most `lock_wait` seconds in all
+        (close(), and after it)."""
+        deadline = None if lock_wait is None else time.monotonic() + lock_wait
         try:
             if self._fd is None:  # not a file (a test's StringIO): no one to interleave with
-                self._stream.write("".join(batch))
-                self._stream.flush()
+                with self._writing:
+                    self._stream.write("".join(batch))
+                    self._stream.flush()
                 return
-            self._stream.flush()  # anything written to the stream itself comes first
-            for chunk in _whole_lines(batch):
-                # Per chunk, not per batch: another process waits for one chunk
-                # (at most one long line) to enter the pipe, not for our whole batch.
-                with _exclusive(self._fd):
-                    _write_whole(self._fd, chunk)
+            holds = list(_holds(_whole_lines(batch)))  # before the lock: held to write only
+            for number, chunks in enumerate(holds):
+                if number:
+                    time.sleep(LOCK_YIELD_SECONDS)  # the other worker's turn
+                # close() takes the thread's lock for LOCK_WAIT_SECONDS at most: a
+                # thread stuck in a write must not hang the exit.
+                with (
+                    _held(self._writing, _left(deadline)),
+                    _exclusive(self._fd, _left(deadline)),
+                ):
+                    if not number:  # anything written to the stream itself comes first
+                        self._stream.flush()
+                    for chunk in chunks:
+                        _write_whole(self._fd, chunk, deadline)
         except (OSError, ValueError):
-            pass  # stdout closed or gone: nowhere left to report it
+            pass  # stdout closed, gone or stuck past the deadline: nowhere to report it
 
 
-def _write_whole(fd: int, chunk: bytes) -> None:
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _write_whole(fd: int, chunk: bytes, deadline: float | None) -> None:
+    """Writes the chunk, waiting for room as long as it takes (deadline None) or
+    until the deadline (TimeoutError): then in parts of PIPE_BUF bytes, each after
+    select() saw room, which a pipe then takes without waiting."""
     view = memoryview(chunk)
     while view:  # a pipe takes a chunk of PIPE_BUF bytes or less whole
+        if deadline is not None:
+            if not select.select([], [fd], [], _left(deadline))[1]:
+                raise TimeoutError
+            view = view[os.write(fd, view[: select.PIPE_BUF]) :]
+            continue
         try:
             view = view[os.write(fd, view) :]
         except BlockingIOError:
@@ -144,20 +194,44 @@ def _write_whole(fd: int, chunk: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(fd: int) -> Iterator[None]:
-    """A line longer than PIPE_BUF (a traceback, say) enters a full pipe in parts;
-    the other processes writing to it wait for the last part. A POSIX record lock:
-    it works on pipes, and it excludes processes that inherited the same stdout
-    (flock would not: they share one open file). Where it cannot be taken (a
-    terminal, say), or another process holds it for LOCK_WAIT_SECONDS (stuck, or
-    not ours), the chunk is written without it: a line torn now and then is better
-    than a writer, and the process's exit, waiting forever."""
-    locked = _lock_within(fd, LOCK_WAIT_SECONDS)
+def _held(lock: threading.Lock, seconds: float | None) -> Iterator[None]:
+    locked = lock.acquire(timeout=-1 if seconds is None else seconds)
+    try:
+        yield
+    finally:
+        if locked:
+            lock.release()
+
+
+@contextlib.contextmanager
+def _exclusive(fd: int, seconds: float | None) -> Iterator[None]:
+    """The other processes writing to `fd` wait until the block ends. A POSIX record
+    lock: it works on pipes, and it excludes processes that inherited the same stdout
+    (flock would not: they share one open file). On a regular file it covers the
+    whole file (offset 0, length 0: to any end), wherever the file's offset is.
+    Waited for as long as it takes (seconds=None) or at most `seconds`; where it
+    cannot be taken (a terminal or file system without record locks: ENOLCK,
+    EINVAL...), the block runs without it, as it does after that wait."""
+    locked = _lock(fd) if seconds is None else _lock_within(fd, seconds)
     try:
         yield
     finally:
         if locked:
             fcntl.lockf(fd, fcntl.LOCK_UN)
+
+
+def _lock(fd: int) -> bool:
+    try:
+        # F_SETLKW: the kernel wakes us when the holder lets go. An interrupting
+        # signal (EINTR) is retried by Python itself (PEP 475).
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    except OSError as error:
+        if error.errno == errno.EDEADLK:
+            # The kernel saw (or, with threads, thought it saw) a cycle of processes
+            # waiting for each other's locks: wait by polling instead, boundedly.
+            return _lock_within(fd, LOCK_WAIT_SECONDS)
+        return False
+    return True
 
 
 def _lock_within(fd: int, seconds: float) -> bool:
@@ -182,9 +256,24 @@ def _file_descriptor(stream: TextIO) -> int | None:
         return None
 
 
+def _holds(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
+    """The chunks in groups of at most HOLD_BYTES (or one longer chunk): what is
+    written in one hold of the lock."""
+    group: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if group and size + len(chunk) > HOLD_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(chunk)
+        size += len(chunk)
+    if group:
+        yield group
+
+
 def _whole_lines(lines: list[str]) -> Iterator[bytes]:
     """The lines, encoded, joined into chunks of at most PIPE_BUF bytes that each
-    end at the end of a line."""
+    end at the end of a line (or hold one longer line): fewer, larger writes."""
     chunk = bytearray()
     for line in lines:
         data = line.encode("utf-8", "backslashreplace")
