@@ -144,8 +144,11 @@ class RequestLine:
             "duration_ms": duration_ms,
             "event": "request finished",
         }
-        for processor in self._processors:
-            event = processor(None, "info", event)
+        try:
+            for processor in self._processors:
+                event = processor(None, "info", event)
+        except structlog.DropEvent:
+            return  # a filtering processor dropped it, as structlog's own loop allows
         self._writer.write(event + "\n")
 
 

@@ -10,9 +10,12 @@ import socket
 
 import pytest
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from {{ cookiecutter.package_name }}.configuration import LoggingSettings
+from {{ cookiecutter.package_name }}.log_writer import LogWriter
 from {{ cookiecutter.package_name }}.telemetry import (
+    RequestLine,
     bind_request_field,
     configure_logging,
     finish_logging,
@@ -103,3 +106,19 @@ def test_a_request_line_keeps_its_configuration_when_logging_is_configured_again
         finish_logging()
     assert [json.loads(line)["name"] for line in first.getvalue().splitlines()] == ["first"]
     assert second.getvalue() == ""
+
+
+def test_a_processor_may_drop_the_request_line_as_structlog_allows() -> None:
+    """A filtering processor (a team's, say) raises DropEvent: the line is not written,
+    and the request goes on, as structlog's own processor loop does."""
+
+    def drop(_logger: WrappedLogger, _method: str, _event: EventDict) -> EventDict:
+        raise structlog.DropEvent
+
+    stream = io.StringIO()
+    writer = LogWriter(stream, on_dropped=lambda _count: None)
+    try:
+        RequestLine([drop], writer, enabled=True)("GET", "/health/live", 200, 0.5)
+    finally:
+        writer.close()
+    assert stream.getvalue() == ""
