@@ -35,6 +35,7 @@ from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 
 from {{ cookiecutter.package_name }}.handlers.lean_dispatch import LeanDispatchMiddleware
@@ -371,6 +372,56 @@ async def test_a_route_of_another_kind_first_keeps_the_routers_order(
     assert (mounted[0], mounted[2]) == (200, b"mounted")
     assert (other[0], other[2]) == (200, b'{"id":4,"tags":["a","b"]}')
     assert through_fastapis_stack == [1, 1]
+
+
+async def test_routes_changed_after_the_first_request_are_the_routers(
+    through_fastapis_stack: list[int],
+) -> None:
+    """The table follows the router's list: a route put first or taken away after the
+    first request answers, or stops answering, as with the router."""
+    app = app_of(lean=True, problems=False, dispatch=True)
+    assert (await answer(app, ("GET", "/items/3/plain", {}, None)))[0] == 200
+    app.router.routes.insert(0, Mount("/items/3", app=PlainTextResponse("mounted")))
+    mounted = await answer(app, ("GET", "/items/3/plain", {}, None))
+    del app.router.routes[0]
+    plain = "/items/{item_id}/plain"
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != plain]
+    removed = await answer(app, ("GET", "/items/3/plain", {}, None))
+    assert (mounted[0], mounted[2]) == (200, b"mounted")
+    assert removed[0] == 404
+
+
+async def started(app: FastAPI) -> None:
+    """The app's lifespan, as a server runs it before any request: FastAPI builds its
+    middleware stack (its ExceptionMiddleware and the handlers it holds) then."""
+    events = iter(({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}))
+
+    async def receive() -> dict[str, str]:
+        return next(events)
+
+    async def send(message: Any) -> None:
+        pass
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+
+
+@pytest.mark.parametrize("dispatch", [False, True], ids=["router", "dispatch"])
+async def test_exception_handlers_are_those_fastapis_stack_holds(dispatch: bool) -> None:
+    """One added once the app has started reaches neither FastAPI's stack nor the lean path."""
+    app = app_of(lean=True, problems=False, dispatch=dispatch)
+    await started(app)
+    app.add_exception_handler(401, lambda request, exc: PlainTextResponse("late", 499))
+    status, _, body = await answer(app, ("GET", "/items/3", {}, None))
+    assert (status, body) == (401, b'{"detail":"No token."}')
+
+
+async def test_the_dispatch_must_be_the_innermost_middleware() -> None:
+    """Outside another middleware it would skip it: the app refuses to start."""
+    app = app_of(lean=True, problems=False)
+    app.add_middleware(GZipMiddleware)
+    app.add_middleware(LeanDispatchMiddleware, fastapi_app=app)
+    with pytest.raises(TypeError, match="innermost"):
+        app.build_middleware_stack()
 
 
 async def test_routes_with_what_the_lean_path_lacks_keep_fastapis_handler() -> None:

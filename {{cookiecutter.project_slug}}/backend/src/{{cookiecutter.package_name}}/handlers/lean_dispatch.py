@@ -5,7 +5,7 @@ Starlette's ExceptionMiddleware (a Request and a send wrapper), an AsyncExitStac
 its router (each route's regex, in order, until one matches; the scope updated through
 a copy) and the route's handle. For a request a LeanRoute answers, none of them does
 anything the lean path needs. `LeanDispatchMiddleware`, the innermost of the app's
-middleware, finds the route from a table prepared at the first request (per method, the
+middleware, finds the route from a table kept in step with the router's list (per method, the
 routes in the router's order) and lets it answer, after setting in the scope what the
 router and ExceptionMiddleware would have (the route, which the metrics label by,
 endpoint, path_params, router, the app's exception handlers, which answer what the
@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from starlette._utils import get_route_path
 from starlette.convertors import Convertor
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .lean_route import HANDED_OVER, LeanRoute
@@ -40,18 +40,27 @@ class LeanDispatchMiddleware:
     """Lets a LeanRoute answer its requests directly; everything else goes on to `app`."""
 
     def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
+        # What it skips must be FastAPI's stack only: any middleware of the app's
+        # below it would be skipped too.
+        if not isinstance(app, ExceptionMiddleware):
+            msg = "LeanDispatchMiddleware must be the app's innermost middleware (added first)"
+            raise TypeError(msg)
         self.app = app
         self.fastapi_app = fastapi_app
-        # Prepared at the first request: routes and exception handlers are complete then.
-        self._table: dict[str, list[_Entry]] | None = None
-        self._handlers: tuple[Any, Any] | None = None
+        # The handlers FastAPI's ExceptionMiddleware holds (FastAPI reads the app's
+        # when it builds its stack, at startup), as it sets them in the scope.
+        self._handlers = (app._exception_handlers, app._status_handlers)
+        # Prepared at the first request, again whenever the router's list changes.
+        self._table: dict[str, list[_Entry]] = {}
+        self._routes: list[BaseRoute] | None = None
+        self._count = 0
 
-    def _prepare(self) -> dict[str, list[_Entry]]:
+    def _prepare(self, routes: list[BaseRoute]) -> dict[str, list[_Entry]]:
         table: dict[str, list[_Entry]] = {}
         # A route that may match any method (a Mount, a Route without methods): for
         # every method, whatever comes after it is FastAPI's router's to decide.
         anything: list[_Entry] = []
-        for route in self.fastapi_app.router.routes:
+        for route in routes:
             if isinstance(route, WebSocketRoute):
                 continue  # never matches an HTTP request
             if not isinstance(route, Route) or not route.methods:
@@ -64,21 +73,17 @@ class LeanDispatchMiddleware:
                 entries = table.setdefault(method, list(anything))
                 entries.append((route.path_regex, route.param_convertors, lean))
         table[""] = anything  # any other method
-        # What ExceptionMiddleware puts in the scope: FastAPI gives it every handler
-        # but those of 500 and Exception (ServerErrorMiddleware's, outermost).
-        handlers = {
-            key: handler
-            for key, handler in self.fastapi_app.exception_handlers.items()
-            if key not in (500, Exception)
-        }
-        exceptions = ExceptionMiddleware(self.app, handlers=handlers, debug=self.fastapi_app.debug)
-        self._handlers = (exceptions._exception_handlers, exceptions._status_handlers)
-        self._table = table
+        self._table, self._routes, self._count = table, routes, len(routes)
         return table
 
     def _route(self, scope: Scope) -> tuple[LeanRoute, dict[str, Any]] | None:
         """The lean route that answers this request and its path parameters, if any."""
-        table = self._table or self._prepare()
+        routes = self.fastapi_app.router.routes
+        table = self._table
+        # Routes added, inserted or taken away (not one replaced in place): the
+        # router's order again, as the router reads its list on every request.
+        if routes is not self._routes or len(routes) != self._count:
+            table = self._prepare(routes)
         entries = table.get(scope["method"]) or table[""]
         path = get_route_path(scope)
         for regex, convertors, route in entries:
