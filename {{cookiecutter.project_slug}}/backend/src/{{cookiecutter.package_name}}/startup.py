@@ -32,6 +32,7 @@ from .handlers import health{% if cookiecutter.auth != "none" %}, identity{% end
 {%- if cookiecutter.auth != "none" %}
 from .handlers.authentication import register_authentication
 {%- endif %}
+from .handlers.lean_dispatch import LeanDispatchMiddleware
 from .handlers.limits import RequestLimitsMiddleware
 from .handlers.problems import register_problem_handlers
 from .handlers.request_context import RequestContextMiddleware
@@ -134,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Read by handlers.dependencies.SettingsDep.
     app.state.settings = settings
     # Each add_middleware wraps the ones before: the first added runs innermost.
+    # Innermost, so a lean route's request passes every layer below as any other does.
+    app.add_middleware(LeanDispatchMiddleware, fastapi_app=app)
     # The limits also answer unexpected errors (500), here rather than in Starlette's
     # outermost error middleware: so every problem passes through CORS and the
     # request context, and the connection stays open.

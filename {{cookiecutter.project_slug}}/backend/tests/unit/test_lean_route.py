@@ -3,7 +3,10 @@
 Two apps of the same routes: one adds them with handlers.routes.add_routes (LeanRoute),
 the other includes the router as FastAPI's tutorial does (APIRoute, FastAPI's handler).
 Each request goes to both; status, headers and body must be the same, 422s included,
-with FastAPI's default error handlers and with this service's problem handlers."""
+with FastAPI's default error handlers and with this service's problem handlers; and
+the lean routes reached both through FastAPI's router and through
+handlers.lean_dispatch (as the service's app reaches them), which skips FastAPI's
+inner stack for the requests the lean path answers, and only for those."""
 
 from __future__ import annotations
 
@@ -31,7 +34,11 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import Mount
 
+from {{ cookiecutter.package_name }}.handlers.lean_dispatch import LeanDispatchMiddleware
 from {{ cookiecutter.package_name }}.handlers.lean_route import LeanRoute
 from {{ cookiecutter.package_name }}.handlers.problems import register_problem_handlers
 from {{ cookiecutter.package_name }}.handlers.routes import add_routes
@@ -217,12 +224,14 @@ async def read_unchanged(item_id: Annotated[int, Path(ge=1)], response: Response
     return Note(id=item_id)
 
 
-def app_of(*, lean: bool, problems: bool) -> FastAPI:
+def app_of(*, lean: bool, problems: bool, dispatch: bool = False) -> FastAPI:
     app = FastAPI()
     if lean:
         add_routes(app.router, router.routes)
     else:
         app.include_router(router)
+    if dispatch:
+        app.add_middleware(LeanDispatchMiddleware, fastapi_app=app)
     if problems:
         register_problem_handlers(app)
     return app
@@ -286,6 +295,22 @@ def solved_by_fastapi(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.fixture
+def through_fastapis_stack(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the requests that reach FastAPI's inner stack (its ExceptionMiddleware,
+    then the router), which the dispatch skips for the requests the lean path answers."""
+    calls: list[int] = []
+    call = ExceptionMiddleware.__call__
+
+    async def counted(self: ExceptionMiddleware, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            calls.append(1)
+        await call(self, scope, receive, send)
+
+    monkeypatch.setattr(ExceptionMiddleware, "__call__", counted)
+    return calls
+
+
 async def answer(app: FastAPI, request: tuple[str, str, dict[str, str], bytes | None]) -> Any:
     method, path, headers, body = request
     transport = httpx.ASGITransport(app=app)
@@ -294,20 +319,109 @@ async def answer(app: FastAPI, request: tuple[str, str, dict[str, str], bytes | 
     return response.status_code, response.headers.multi_items(), response.content
 
 
+@pytest.mark.parametrize("dispatch", [False, True], ids=["router", "dispatch"])
 @pytest.mark.parametrize("problems", [False, True], ids=["fastapi-errors", "problem-handlers"])
 @pytest.mark.parametrize("request_", REQUESTS, ids=[f"{r[0]} {r[1]} {r[4]}" for r in REQUESTS])
 async def test_the_lean_path_answers_as_fastapi_does(
     request_: tuple[str, str, dict[str, str], bytes | None, bool],
     problems: bool,
+    dispatch: bool,
     solved_by_fastapi: list[int],
+    through_fastapis_stack: list[int],
 ) -> None:
     *sent, lean = request_
     expected = await answer(app_of(lean=False, problems=problems), tuple(sent))  # type: ignore[arg-type]
     solved_by_fastapi.clear()
-    answered = await answer(app_of(lean=True, problems=problems), tuple(sent))  # type: ignore[arg-type]
+    through_fastapis_stack.clear()
+    app = app_of(lean=True, problems=problems, dispatch=dispatch)
+    answered = await answer(app, tuple(sent))  # type: ignore[arg-type]
 
     assert answered == expected
     assert (not solved_by_fastapi) is lean
+    # Dispatched, a request the lean path answers skips FastAPI's stack; one it
+    # declines goes through it once, from the start.
+    assert len(through_fastapis_stack) == (1 if not dispatch or not lean else 0)
+
+
+# Not a lean route's: 404, 405 and the slash redirect stay FastAPI's router's.
+UNROUTED = [("GET", "/nowhere"), ("PUT", "/items/3"), ("GET", "/items/"), ("OPTIONS", "/items")]
+
+
+@pytest.mark.parametrize(("method", "path"), UNROUTED)
+async def test_what_no_lean_route_answers_goes_to_fastapis_stack(
+    method: str, path: str, through_fastapis_stack: list[int]
+) -> None:
+    sent: tuple[str, str, dict[str, str], bytes | None] = (method, path, {}, None)
+    expected = await answer(app_of(lean=True, problems=True), sent)
+    through_fastapis_stack.clear()
+    answered = await answer(app_of(lean=True, problems=True, dispatch=True), sent)
+    assert answered == expected
+    assert through_fastapis_stack == [1]
+
+
+async def test_a_route_of_another_kind_first_keeps_the_routers_order(
+    through_fastapis_stack: list[int],
+) -> None:
+    """A Mount before the lean routes may match their paths: the router decides."""
+    app = FastAPI()
+    app.router.routes.append(Mount("/items/3", app=PlainTextResponse("mounted")))
+    add_routes(app.router, router.routes)
+    app.add_middleware(LeanDispatchMiddleware, fastapi_app=app)
+    mounted = await answer(app, ("GET", "/items/3/plain", {}, None))
+    other = await answer(app, ("GET", "/items/4/plain", {}, None))
+    assert (mounted[0], mounted[2]) == (200, b"mounted")
+    assert (other[0], other[2]) == (200, b'{"id":4,"tags":["a","b"]}')
+    assert through_fastapis_stack == [1, 1]
+
+
+async def test_routes_changed_after_the_first_request_are_the_routers(
+    through_fastapis_stack: list[int],
+) -> None:
+    """The table follows the router's list: a route put first or taken away after the
+    first request answers, or stops answering, as with the router."""
+    app = app_of(lean=True, problems=False, dispatch=True)
+    assert (await answer(app, ("GET", "/items/3/plain", {}, None)))[0] == 200
+    app.router.routes.insert(0, Mount("/items/3", app=PlainTextResponse("mounted")))
+    mounted = await answer(app, ("GET", "/items/3/plain", {}, None))
+    del app.router.routes[0]
+    plain = "/items/{item_id}/plain"
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != plain]
+    removed = await answer(app, ("GET", "/items/3/plain", {}, None))
+    assert (mounted[0], mounted[2]) == (200, b"mounted")
+    assert removed[0] == 404
+
+
+async def started(app: FastAPI) -> None:
+    """The app's lifespan, as a server runs it before any request: FastAPI builds its
+    middleware stack (its ExceptionMiddleware and the handlers it holds) then."""
+    events = iter(({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}))
+
+    async def receive() -> dict[str, str]:
+        return next(events)
+
+    async def send(message: Any) -> None:
+        pass
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+
+
+@pytest.mark.parametrize("dispatch", [False, True], ids=["router", "dispatch"])
+async def test_exception_handlers_are_those_fastapis_stack_holds(dispatch: bool) -> None:
+    """One added once the app has started reaches neither FastAPI's stack nor the lean path."""
+    app = app_of(lean=True, problems=False, dispatch=dispatch)
+    await started(app)
+    app.add_exception_handler(401, lambda request, exc: PlainTextResponse("late", 499))
+    status, _, body = await answer(app, ("GET", "/items/3", {}, None))
+    assert (status, body) == (401, b'{"detail":"No token."}')
+
+
+async def test_the_dispatch_must_be_the_innermost_middleware() -> None:
+    """Outside another middleware it would skip it: the app refuses to start."""
+    app = app_of(lean=True, problems=False)
+    app.add_middleware(GZipMiddleware)
+    app.add_middleware(LeanDispatchMiddleware, fastapi_app=app)
+    with pytest.raises(TypeError, match="innermost"):
+        app.build_middleware_stack()
 
 
 async def test_routes_with_what_the_lean_path_lacks_keep_fastapis_handler() -> None:
@@ -343,13 +457,14 @@ async def test_a_response_validation_error_names_the_endpoint_as_fastapis_does()
     assert "GET /items/{item_id}/broken" in messages[1]
 
 
+@pytest.mark.parametrize("dispatch", [False, True], ids=["router", "dispatch"])
 async def test_dependency_overrides_hand_requests_to_fastapi(
-    solved_by_fastapi: list[int],
+    dispatch: bool, solved_by_fastapi: list[int]
 ) -> None:
     async def overridden(name: Annotated[str, Depends(token)]) -> str:
         return f"{name}, overridden"
 
-    app = app_of(lean=True, problems=False)
+    app = app_of(lean=True, problems=False, dispatch=dispatch)
     app.dependency_overrides[caller] = overridden
     status, _, body = await answer(app, ("GET", "/items/3", ADMIN, None))
 

@@ -47,7 +47,7 @@ from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 # FastAPI's own reading of parameters, aliases and dependency caching, so that the
 # lean path reads a request as FastAPI does. Internal names: with a FastAPI that
@@ -437,6 +437,11 @@ def _replaying(request: Request, receive: Receive) -> Receive:
     return replay
 
 
+# Set in the scope when FastAPI's handler must answer a request the lean path declined
+# (handlers.lean_dispatch hands it to FastAPI's stack, whose router calls the route again).
+HANDED_OVER = "lean_route.handed_over"
+
+
 class LeanRoute(APIRoute):
     """An APIRoute (same declaration, OpenAPI and exception handlers) that answers
     through the lean path when the route allows it; `lean` says whether it does."""
@@ -449,20 +454,26 @@ class LeanRoute(APIRoute):
             self.lean = False
             return
         self.lean = True
-        self.app = _lean_app(plan, fastapi_app=self.app)
+        self._plan = plan
+        self._fastapi_app = self.app
+        self.app = self._app
 
+    def fastapi_answers(self, scope: Scope) -> bool:
+        """Whether FastAPI's handler answers this request rather than the lean path."""
+        provider = self.dependency_overrides_provider
+        return bool(
+            scope.get("fastapi.telemetry") is not None
+            or HANDED_OVER in scope
+            or (provider is not None and provider.dependency_overrides)
+        )
 
-def _lean_app(plan: _Plan, fastapi_app: ASGIApp) -> ASGIApp:
-    overrides_provider = plan.route.dependency_overrides_provider
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("fastapi.telemetry") is not None or (
-            overrides_provider is not None and overrides_provider.dependency_overrides
-        ):
-            await fastapi_app(scope, receive, send)
-            return
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Answers through the lean path (the app's exception handlers answer what it
+        raises, as scope["starlette.exception_handlers"] names them), or declines: then
+        returns the `receive` FastAPI's handler must read instead (the body again)."""
         request = Request(scope, receive, send)
         handed_over = False
+        plan = self._plan
 
         async def answer(scope: Scope, receive: Receive, send: Send) -> None:
             nonlocal handed_over
@@ -474,7 +485,13 @@ def _lean_app(plan: _Plan, fastapi_app: ASGIApp) -> ASGIApp:
             await response(scope, receive, send)
 
         await wrap_app_handling_exceptions(answer, request)(scope, receive, send)
-        if handed_over:
-            await fastapi_app(scope, _replaying(request, receive), send)
+        return _replaying(request, receive) if handed_over else None
 
-    return app
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The route's app, as Starlette's router calls it."""
+        if not self.fastapi_answers(scope):
+            replay = await self.answer(scope, receive, send)
+            if replay is None:
+                return
+            receive = replay
+        await self._fastapi_app(scope, receive, send)
