@@ -126,7 +126,29 @@ def _check_claims(payload: dict[str, Any], audience: str, issuer: str, leeway: f
     for claim in REQUIRED_CLAIMS:
         if payload.get(claim) is None:
             raise jwt.MissingRequiredClaimError(claim)
-    now = time.time()
+    _check_times(payload, time.time(), leeway)
+    iss = payload["iss"]
+    if not isinstance(iss, str):
+        raise jwt.InvalidIssuerError("Payload Issuer (iss) must be a string")
+    if iss != issuer:
+        raise jwt.InvalidIssuerError("Invalid issuer")
+    audiences = payload["aud"]
+    if not audiences:  # "", [] or 0: present, yet PyJWT counts it missing
+        raise jwt.MissingRequiredClaimError("aud")
+    if isinstance(audiences, str):
+        audiences = [audiences]
+    if not isinstance(audiences, list) or any(not isinstance(a, str) for a in audiences):
+        raise jwt.InvalidAudienceError("Invalid claim format in token")
+    if audience not in audiences:
+        raise jwt.InvalidAudienceError("Audience doesn't match")
+    if not isinstance(payload["sub"], str):
+        raise InvalidSubjectError("Subject must be a string")
+    if "jti" in payload and not isinstance(payload["jti"], str):
+        raise InvalidJTIError("JWT ID must be a string")
+
+
+def _check_times(payload: dict[str, Any], now: float, leeway: float) -> None:
+    """`iat`, then `nbf` if present, then `exp`, as PyJWT's _validate_iat/nbf/exp."""
     try:
         iat = int(payload["iat"])
     except (ValueError, TypeError, OverflowError):
@@ -146,21 +168,3 @@ def _check_claims(payload: dict[str, Any], audience: str, issuer: str, leeway: f
         raise jwt.DecodeError("Expiration Time claim (exp) must be an integer.") from None
     if exp <= now - leeway:
         raise jwt.ExpiredSignatureError("Signature has expired")
-    iss = payload["iss"]
-    if not isinstance(iss, str):
-        raise jwt.InvalidIssuerError("Payload Issuer (iss) must be a string")
-    if iss != issuer:
-        raise jwt.InvalidIssuerError("Invalid issuer")
-    audiences = payload["aud"]
-    if not audiences:  # "", [] or 0: present, yet PyJWT counts it missing
-        raise jwt.MissingRequiredClaimError("aud")
-    if isinstance(audiences, str):
-        audiences = [audiences]
-    if not isinstance(audiences, list) or any(not isinstance(a, str) for a in audiences):
-        raise jwt.InvalidAudienceError("Invalid claim format in token")
-    if audience not in audiences:
-        raise jwt.InvalidAudienceError("Audience doesn't match")
-    if not isinstance(payload["sub"], str):
-        raise InvalidSubjectError("Subject must be a string")
-    if "jti" in payload and not isinstance(payload["jti"], str):
-        raise InvalidJTIError("JWT ID must be a string")
