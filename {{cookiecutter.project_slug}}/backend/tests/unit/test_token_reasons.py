@@ -1,6 +1,6 @@
 """The reason the verifier logs for a refused token names the check that failed: a
 token PyJWT cannot parse is "malformed", whichever path (a new header, or one already
-accepted) read it."""
+accepted) read it. A token PyJWT accepts is never an error out of the verifier."""
 
 from __future__ import annotations
 
@@ -74,3 +74,15 @@ async def test_a_failed_claim_check_is_named_on_either_path() -> None:
         await verifier.verify(valid)
     forged = jwt.encode(CLAIMS, ed25519.Ed25519PrivateKey.generate(), "EdDSA", {"kid": "k"})
     assert await _reason(verifier, forged) == "bad signature"
+
+
+@pytest.mark.anyio
+async def test_an_exp_past_the_float_range_is_kept_not_a_500() -> None:
+    """PyJWT accepts any `exp` int() takes; float() overflowed on 10**400 (the cache's
+    expiry), an OverflowError out of the verifier, a 500."""
+    verifier = _verifier()
+    for path in ("new header", "known header"):
+        claims = {**CLAIMS, "exp": 10**400, "jti": path}  # two tokens, the same header
+        token = jwt.encode(claims, PRIVATE, algorithm="EdDSA", headers={"kid": "k"})
+        assert (await verifier.verify(token)).subject == "alice"
+        assert (await verifier.verify(token)).subject == "alice"  # from the cache

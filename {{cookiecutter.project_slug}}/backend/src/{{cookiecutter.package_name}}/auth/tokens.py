@@ -84,7 +84,8 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             raise InvalidTokenError(_reason(error)) from None
         principal = Principal(_subject(claims), _scopes(claims.get(self._scopes_claim)))
-        self._cache.put(token, principal, float(claims["exp"]) + self._leeway)
+        # int(), as PyJWT's exp check: it passed there, where float() overflows on 10**400.
+        self._cache.put(token, principal, int(claims["exp"]) + self._leeway)
         return principal
 
     def _remember(self, header_segment: str, generation: int, key: jwt.PyJWK) -> None:
