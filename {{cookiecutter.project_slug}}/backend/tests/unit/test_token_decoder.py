@@ -1,21 +1,31 @@
-"""The compiled segment check accepts exactly the segments PyJWT's own accepts, and
-decodes them to the same bytes: compared over hostile segments (padding, '=' counts,
-bytes outside the alphabet, non-canonical last characters, lengths % 4 == 1, empty).
-PyJWT's method is the oracle, so a PyJWT release that changes it fails here."""
+"""The decoder's hand-written parts against PyJWT, the oracle (a PyJWT release that
+changes what it accepts fails here): the segment check accepts exactly the segments
+PyJWT's own accepts and decodes them to the same bytes, over hostile segments (padding,
+'=' counts, bytes outside the alphabet, non-canonical last characters, lengths % 4 == 1,
+empty); decode_under_known_header returns or raises what TokenDecoder.decode_token
+(PyJWT's decode) does, over hostile tokens under an accepted header."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import random
 import string
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from {{ cookiecutter.package_name }}.auth.decoder import CompiledSegmentJWS, TokenDecoder
+from {{ cookiecutter.package_name }}.auth.decoder import (
+    CompiledSegmentJWS,
+    TokenDecoder,
+    decode_under_known_header,
+)
 
 ALPHABET = (string.ascii_letters + string.digits + "-_").encode()
 # Alphabet characters with and without unused low bits, and every kind of junk.
@@ -66,9 +76,9 @@ def _best_seconds(segment: bytes) -> float:
 
 
 def test_refusing_a_long_segment_costs_no_more_than_accepting_it() -> None:
-    """A forged token's junk last byte must not make the check backtrack through
-    every quartet (64 KB: 5x the time of a valid segment before the quartets were
-    matched possessively); the Authorization header's limit bounds the length."""
+    """A forged token's junk last byte must not cost more than a valid segment (with a
+    regular expression that backtracked through every quartet, 64 KB took 5x the
+    time); the Authorization header's limit bounds the length."""
     valid, junk_at_end = b"A" * 65536, b"A" * 65536 + b"!"
     ratios = [_best_seconds(junk_at_end) / _best_seconds(valid) for _ in range(3)]
     assert min(ratios) < 2, ratios
@@ -100,3 +110,123 @@ def test_the_decoder_decodes_as_jwt_decode(algorithm: str) -> None:
             decoded = type(error)
         assert decoded == expected
     assert expected is jwt.InvalidAudienceError  # the claims are still checked
+
+
+AUDIENCE, ISSUER, LEEWAY = "api", "https://issuer", 30
+NOW = int(time.time())
+VALID = {"sub": "alice", "aud": AUDIENCE, "iss": ISSUER, "iat": NOW - 60, "exp": NOW + 3600}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hostile_claims() -> Iterator[Any]:
+    """Payloads: each claim missing, null, mistyped, out of time or not ours."""
+    yield VALID
+    yield {**VALID, "scope": "a b", "jti": "j", "nbf": NOW - 10, "extra": {"x": [1]}}
+    for claim in VALID:
+        yield {name: value for name, value in VALID.items() if name != claim}
+        yield {**VALID, claim: None}
+    odd: list[object] = ["", "123", "12.5", "abc", 12.5, True, False, 0, [], {}, [1], 10**30]
+    for claim in ("iat", "nbf", "exp"):
+        for value in odd:
+            yield {**VALID, claim: value}
+    cases: dict[str, list[object]] = {
+        "iat": [NOW + 3600, NOW + LEEWAY - 100, str(NOW)],
+        "nbf": [NOW + 3600, NOW + LEEWAY - 100, NOW - 10],
+        "exp": [NOW - 3600, NOW - LEEWAY + 100, float(NOW + 60), str(NOW + 60)],
+        "iss": [ISSUER + "/", "", 1, [ISSUER], {"a": ISSUER}],
+        "aud": ["", [], 0, False, "other", [AUDIENCE], ["x", AUDIENCE], [AUDIENCE, 1], {"a": 1}, 7],
+        "sub": [1, "", ["alice"], {}, True],
+        "jti": [1, "", None, [], "x"],
+    }
+    for claim, values in cases.items():
+        for value in values:
+            yield {**VALID, claim: value}
+    yield [VALID]
+    yield "a string"
+    yield 7
+
+
+def _payload_segments() -> Iterator[str]:
+    for claims in _hostile_claims():
+        yield _b64(json.dumps(claims).encode())
+    encoded = json.dumps(VALID)
+    yield _b64(encoded.encode("utf-16"))  # json.loads of bytes detects the encoding
+    yield _b64(encoded.encode("utf-32-le"))
+    yield _b64(b"\xef\xbb\xbf" + encoded.encode())  # a UTF-8 byte order mark
+    yield _b64(encoded[:-1].encode())
+    yield _b64(b"[" * 100_000)  # RecursionError in the parser
+    yield _b64(b"\xff\xfe\x00")
+    yield ""
+
+
+def _tokens(header: str, sign: Callable[[bytes], bytes]) -> Iterator[str]:
+    """Each payload signed under `header`, then spellings of a valid token that differ
+    in its segments, its dots or its signature."""
+    for payload in _payload_segments():
+        signing_input = f"{header}.{payload}"
+        yield f"{signing_input}.{_b64(sign(signing_input.encode()))}"
+    payload = _b64(json.dumps(VALID).encode())
+    signing_input = f"{header}.{payload}"
+    signature = _b64(sign(signing_input.encode()))
+    other = _b64(sign(f"{header}.{_b64(b'{}')}".encode()))
+    yield f"{signing_input}.{other}"  # another message's signature
+    yield f"{signing_input}."
+    yield f"{signing_input}.{signature[:-4]}"
+    yield f"{signing_input}.{signature}="
+    yield f"{signing_input}.{signature}!"
+    yield signing_input + "={}." + signature
+    yield f"{signing_input}.{signature}.{signature}"
+    yield f"{header}.{signature}"
+    yield f"{header}..{signature}"
+    yield f"{header}"
+    yield f"{header}.{payload}é.{signature}"
+    yield f"{header}.{payload} .{signature}"
+    last = signature[-1]
+    for replacement in string.ascii_letters + string.digits + "-_":
+        if replacement != last:  # non-canonical spellings of the same bytes among them
+            yield f"{signing_input}.{signature[:-1]}{replacement}"
+
+
+def _decoded(decode: Callable[[], dict[str, Any]]) -> object:
+    try:
+        return decode()
+    except jwt.PyJWTError as error:
+        return (type(error), str(error))
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
+def test_decode_under_known_header_answers_as_pyjwt(algorithm: str) -> None:
+    private: Any = {
+        "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+        "EdDSA": ed25519.Ed25519PrivateKey.generate,
+    }[algorithm]()
+    algorithm_object: Any = jwt.get_algorithm_by_name(algorithm)
+    jwk = algorithm_object.to_jwk(private.public_key(), as_dict=True)
+    key = jwt.PyJWK({**jwk, "kid": "k", "alg": algorithm})
+    header = _b64(json.dumps({"alg": algorithm, "kid": "k", "typ": "JWT"}).encode())
+    decoder = TokenDecoder()
+    checks: dict[str, Any] = {"audience": AUDIENCE, "issuer": ISSUER, "leeway": LEEWAY}
+    outcomes: dict[str, int] = {}
+    for token in _tokens(header, lambda message: algorithm_object.sign(message, private)):
+        expected = _decoded(partial(decoder.decode_token, token, key, **checks))
+        assert _decoded(partial(decode_under_known_header, token, key, **checks)) == expected, token
+        name = "accepted" if isinstance(expected, dict) else expected[0].__name__  # type: ignore[index]
+        outcomes[name] = outcomes.get(name, 0) + 1
+    # The comparison covered acceptances and every kind of refusal the checks make.
+    assert outcomes["accepted"] >= 8, outcomes
+    assert {
+        "DecodeError",
+        "InvalidSignatureError",
+        "MissingRequiredClaimError",
+        "InvalidIssuedAtError",
+        "ImmatureSignatureError",
+        "ExpiredSignatureError",
+        "InvalidIssuerError",
+        "InvalidAudienceError",
+        "InvalidSubjectError",
+        "InvalidJTIError",
+    } <= outcomes.keys(), outcomes
