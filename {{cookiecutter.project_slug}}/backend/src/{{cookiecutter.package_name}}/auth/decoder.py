@@ -12,7 +12,7 @@ decodes.
 the header parsed and checked again, each claim check a method call) was about 0.22 M
 instructions of Python per verification, two thirds of what the RSA signature itself
 costs. It is only used for a token whose header segment is byte-identical to one
-`TokenDecoder.decode` accepted with the same key: every check PyJWT makes on the header
+`TokenDecoder.decode_token` accepted with the same key: every check PyJWT makes on the header
 (kid, crit, b64, the algorithm allowed and the key's) is a function of those bytes and
 that key, so it passed again. What is left is PyJWT's own signature check and the claim
 checks PyJWT makes with our options, in its order and with its exception types;
