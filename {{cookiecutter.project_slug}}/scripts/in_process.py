@@ -61,7 +61,11 @@ SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
 # Under valgrind a run takes 50 times longer, so a background task that wakes every
 # few seconds would run a number of times that depends on how busy the machine is.
 # Their intervals are a day under --instructions: they cost per second, not per request.
+# So does the log writer's thread (every 50 ms: 30,000 to 90,000 instructions a
+# transfer, with the machine's load): it then writes only when a thousand lines wait,
+# a number of times the requests decide.
 TIMERS_OFF = {
+    "APP_LOGGING__FLUSH_INTERVAL_SECONDS": "86400",
     "APP_METRICS__POOL_SAMPLE_SECONDS": "86400",
     "APP_DATABASE__BUDGET__CHECK_INTERVAL_SECONDS": "86400",
 {%- if cookiecutter.example_domain == "ledger" %}

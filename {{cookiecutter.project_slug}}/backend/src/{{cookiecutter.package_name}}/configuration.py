@@ -76,6 +76,9 @@ class MetricsSettings(_Section):
 
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # How often the log writer's thread writes what has gathered (sooner once a
+    # thousand lines wait): a line reaches stdout at most this late.
+    flush_interval_seconds: float = Field(default=0.05, gt=0)
 
 
 class PoolSettings(_Section):

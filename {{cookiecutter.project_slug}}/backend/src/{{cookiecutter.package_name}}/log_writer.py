@@ -70,8 +70,10 @@ class LogWriter:
         stream: TextIO,
         on_dropped: Callable[[int], None],
         max_queued_lines: int = MAX_QUEUED_LINES,
+        flush_interval_seconds: float = FLUSH_INTERVAL_SECONDS,
     ) -> None:
         self._stream = stream
+        self._flush_interval = flush_interval_seconds
         self._fd = _file_descriptor(stream)
         self._on_dropped = on_dropped
         self._max_queued_lines = max_queued_lines
@@ -123,7 +125,7 @@ class LogWriter:
 
     def _write_batches(self) -> None:
         while True:
-            self._wake.wait(FLUSH_INTERVAL_SECONDS)
+            self._wake.wait(self._flush_interval)
             self._wake.clear()
             closing = self._closing
             self._write_queued()

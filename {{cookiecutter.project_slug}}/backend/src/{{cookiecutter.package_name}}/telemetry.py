@@ -165,7 +165,11 @@ def configure_logging(
     global _writer  # noqa: PLW0603 - one writer per process, replaced as a whole
     if _writer is not None:
         _writer.close()
-    _writer = writer = LogWriter(stream or sys.stdout, on_dropped=_report_dropped)
+    _writer = writer = LogWriter(
+        stream or sys.stdout,
+        on_dropped=_report_dropped,
+        flush_interval_seconds=settings.flush_interval_seconds,
+    )
     shared: list[Processor] = [
         merge_request_fields,
         structlog.contextvars.merge_contextvars,
