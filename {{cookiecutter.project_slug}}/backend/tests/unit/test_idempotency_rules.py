@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from {{ cookiecutter.package_name }}.domain.idempotency import (
@@ -54,6 +56,14 @@ def test_the_fingerprint_ignores_spelling_but_not_content() -> None:
     assert one == same
     assert one != other
     assert len(one) == 32
+
+
+def test_the_fingerprint_is_the_sha256_of_the_sorted_compact_json() -> None:
+    """The bytes keys stored by earlier versions were fingerprinted from: a change of
+    serializer must keep them, or a retry across an upgrade would be refused as reused."""
+    canonical = b'{"amount_minor":300,"from_account_id":1,"to_account_id":2}'
+    payload = {"to_account_id": 2, "amount_minor": 300, "from_account_id": 1}
+    assert fingerprint(payload) == hashlib.sha256(canonical).digest()
 
 
 def test_the_same_request_replays_the_stored_response() -> None:

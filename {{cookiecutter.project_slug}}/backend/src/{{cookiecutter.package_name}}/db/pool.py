@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import TypeAlias
 
 import asyncpg
@@ -156,43 +155,10 @@ class Database:
             raise RuntimeError(msg)
         return self._pool
 
-    @asynccontextmanager
-    async def connection(
-        self, wait_seconds: float | None = None
-    ) -> AsyncIterator[PooledConnection]:
+    def connection(self, wait_seconds: float | None = None) -> Checkout:
         """A pooled connection within `wait_seconds` (default: the acquire timeout), or
         DatabaseUnavailableError. Connections past their lifetime are retired on release."""
-        wait = wait_seconds or self._settings.pool.acquire_timeout_seconds
-        retry_after = self._settings.pool.acquire_timeout_seconds
-        pool = self.pool  # release to the pool it came from, even if reopened meanwhile
-        self._waiting += 1
-        try:
-            connection = await pool.acquire(timeout=wait)
-        except OPEN_ERRORS as error:
-            raise DatabaseUnavailableError(
-                f"no connection within {wait}s: {error!r}",
-                retry_after_seconds=retry_after,
-                cause="pool_exhausted" if isinstance(error, TimeoutError) else _cause(error),
-            ) from error
-        finally:
-            self._waiting -= 1
-        try:
-            yield connection
-        except CONNECTION_ERRORS as error:
-            raise DatabaseUnavailableError(
-                f"connection failed: {error!r}",
-                retry_after_seconds=retry_after,
-                cause=_cause(error),
-            ) from error
-        except asyncpg.QueryCanceledError as error:
-            # statement_timeout (or a cancel from the server): busy, not a bug.
-            raise DatabaseUnavailableError(
-                f"query cancelled: {error!r}",
-                retry_after_seconds=BUSY_RETRY_AFTER_SECONDS,
-                cause="statement_timeout",
-            ) from error
-        finally:
-            await self._release(pool, connection)
+        return Checkout(self, wait_seconds or self._settings.pool.acquire_timeout_seconds)
 
     async def _release(
         self, pool: asyncpg.Pool[asyncpg.Record], connection: PooledConnection
@@ -200,7 +166,12 @@ class Database:
         """Give the connection back, or retire it past its lifetime. If the server goes
         away meanwhile (the proxy already detached, or the reset on release fails),
         asyncpg has terminated the connection and freed its slot: the request's own
-        outcome stands. (Both seen with the database restarted under load.)"""
+        outcome stands. (Both seen with the database restarted under load.)
+
+        Always with the timeout: asyncpg may close the connection on release (its
+        query limit, an expired generation), and a close without one waits forever on
+        a server that went silent, holding the pool's slot."""
+        timeout = self._settings.pool.acquire_timeout_seconds
         try:
             if connection.is_closed():
                 await pool.release(connection)
@@ -208,9 +179,9 @@ class Database:
                 logger.debug("retiring connection past its lifetime")
                 # Closing a pooled connection hands its slot back to the pool, which
                 # opens a fresh one on demand (or in the background, for min_size).
-                await connection.close(timeout=self._settings.pool.acquire_timeout_seconds)
+                await connection.close(timeout=timeout)
             else:
-                await pool.release(connection)
+                await pool.release(connection, timeout=timeout)
         except CONNECTION_ERRORS as error:
             logger.info("connection lost while released", error=repr(error))
 
@@ -284,6 +255,66 @@ class Database:
             "min_size": pool.get_min_size(),
             "max_size": pool.get_max_size(),
         }
+
+
+class Checkout:
+    """Database.connection's context. A class, not an @asynccontextmanager (whose
+    generator and wrapper run on every checkout), with its own timeout on the wait."""
+
+    __slots__ = ("_connection", "_database", "_pool", "_wait")
+
+    # Set by __aenter__, before __aexit__ can run.
+    _pool: asyncpg.Pool[asyncpg.Record]
+    _connection: PooledConnection
+
+    def __init__(self, database: Database, wait_seconds: float) -> None:
+        self._database = database
+        self._wait = wait_seconds
+
+    async def __aenter__(self) -> PooledConnection:
+        database = self._database
+        # Released to the pool it came from, even if the pool is reopened meanwhile.
+        self._pool = pool = database.pool
+        database._waiting += 1
+        try:
+            # Our own timeout, not acquire(timeout=): asyncpg would wrap the wait in a
+            # coroutine of its own and also apply the timeout to every release.
+            async with asyncio.timeout(self._wait):
+                self._connection = connection = await pool.acquire()
+        except OPEN_ERRORS as error:
+            raise DatabaseUnavailableError(
+                f"no connection within {self._wait}s: {error!r}",
+                retry_after_seconds=database._settings.pool.acquire_timeout_seconds,
+                cause="pool_exhausted" if isinstance(error, TimeoutError) else _cause(error),
+            ) from error
+        finally:
+            database._waiting -= 1
+        return connection
+
+    async def __aexit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        database, connection = self._database, self._connection
+        retry_after = database._settings.pool.acquire_timeout_seconds
+        try:
+            if isinstance(error, CONNECTION_ERRORS):
+                raise DatabaseUnavailableError(
+                    f"connection failed: {error!r}",
+                    retry_after_seconds=retry_after,
+                    cause=_cause(error),
+                ) from error
+            if isinstance(error, asyncpg.QueryCanceledError):
+                # statement_timeout (or a cancel from the server): busy, not a bug.
+                raise DatabaseUnavailableError(
+                    f"query cancelled: {error!r}",
+                    retry_after_seconds=BUSY_RETRY_AFTER_SECONDS,
+                    cause="statement_timeout",
+                ) from error
+        finally:
+            await database._release(self._pool, connection)
 
 
 def _cause(error: BaseException) -> ShedCause:

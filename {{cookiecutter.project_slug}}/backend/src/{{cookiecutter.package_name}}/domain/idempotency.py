@@ -5,10 +5,11 @@ again, and nothing happens twice."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import orjson
 
 from .errors import DomainError
 
@@ -61,9 +62,13 @@ class IdempotencyKey:
 
 def fingerprint(payload: Mapping[str, object]) -> bytes:
     """SHA-256 of the payload's canonical JSON: the same request however it was
-    spelled (key order, spacing) has the same fingerprint."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).digest()
+    spelled (key order, spacing) has the same fingerprint.
+
+    orjson, not json.dumps, which builds a JSONEncoder per call with these options
+    (28,000 instructions of a transfer's 1.37 million, callgrind). For the transfer's
+    integers it writes the bytes json.dumps(sort_keys=True, separators=(",", ":"))
+    did, so keys stored before stay valid (test_idempotency_rules.py holds them)."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 @dataclass(frozen=True, slots=True)
