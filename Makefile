@@ -30,7 +30,7 @@ test-deps: ## Chromium, buildah, debootstrap, valgrind, docker (apt; dockerd sta
 	bash scripts/install_test_deps.sh
 
 test: $(BIN)/cookiecutter postgres test-deps ## Run the template's whole test suite
-	$(BIN)/pytest -n auto --dist loadgroup
+	$(BIN)/pytest -n auto --dist loadgroup --durations=25
 
 bench: $(BIN)/cookiecutter postgres ## Benchmark the rendered service against a raw baseline (≤ 15 min); bench/results/
 	$(BIN)/python bench/run.py

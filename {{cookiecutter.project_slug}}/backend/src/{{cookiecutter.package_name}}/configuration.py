@@ -25,6 +25,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from .log_writer import FLUSH_INTERVAL_SECONDS
+
 Environment = Literal["local", "test", "production"]
 ENVIRONMENTS: tuple[Environment, ...] = ("local", "test", "production")
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "configuration"
@@ -78,7 +80,7 @@ class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # How often the log writer's thread writes what has gathered (sooner once a
     # thousand lines wait): a line reaches stdout at most this late.
-    flush_interval_seconds: float = Field(default=0.05, gt=0)
+    flush_interval_seconds: float = Field(default=FLUSH_INTERVAL_SECONDS, gt=0)
 
 
 class PoolSettings(_Section):
