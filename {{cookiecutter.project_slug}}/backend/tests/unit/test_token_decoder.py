@@ -10,18 +10,22 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import random
 import string
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.auth.decoder import (
+    REQUIRED_CLAIMS,
     CompiledSegmentJWS,
     TokenDecoder,
     decode_under_known_header,
@@ -230,3 +234,144 @@ def test_decode_under_known_header_answers_as_pyjwt(algorithm: str) -> None:
         "InvalidSubjectError",
         "InvalidJTIError",
     } <= outcomes.keys(), outcomes
+
+
+# The fuzz test below: hypothesis draws the claims and mutations of a signed token,
+# and jwt.decode itself (not TokenDecoder) is the oracle. Time claims stay minutes
+# from every boundary the checks compare them with, so that the second that passes
+# between the two decodes cannot make them disagree.
+_FAR_FROM_NOW = st.sampled_from([-86_400, -3600, -LEEWAY - 120, LEEWAY + 120, 3600, 86_400])
+_TIME_VALUES = st.one_of(
+    _FAR_FROM_NOW.map(lambda offset: NOW + offset),
+    _FAR_FROM_NOW.map(lambda offset: float(NOW + offset)),
+    _FAR_FROM_NOW.map(lambda offset: str(NOW + offset)),
+    st.integers().filter(lambda value: abs(value - NOW) > 600),
+    # int() raises OverflowError on the infinities, ValueError on NaN (JSON's Infinity, NaN).
+    st.sampled_from([10**400, -(10**400), math.inf, -math.inf, math.nan]),
+)
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=8),
+    st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_CLAIM_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "sub": st.one_of(st.just("alice"), _ODD_VALUES),
+    "aud": st.one_of(
+        st.sampled_from([AUDIENCE, [AUDIENCE], ["x", AUDIENCE], "other"]), _ODD_VALUES
+    ),
+    "iss": st.one_of(st.sampled_from([ISSUER, ISSUER + "/"]), _ODD_VALUES),
+    "iat": st.one_of(_TIME_VALUES, _ODD_VALUES),
+    "nbf": st.one_of(_TIME_VALUES, _ODD_VALUES),
+    "exp": st.one_of(_TIME_VALUES, _ODD_VALUES),
+    "jti": st.one_of(st.just("j"), _ODD_VALUES),
+}
+
+
+@st.composite
+def _claims(draw: st.DrawFn) -> Any:
+    """Each claim kept valid, dropped or replaced (the required ones usually valid, so
+    that the later checks are reached), now and then a payload that is not an object."""
+    claims: dict[str, Any] = {}
+    for claim, values in _CLAIM_VALUES.items():
+        usual = claim in REQUIRED_CLAIMS and draw(st.integers(0, 3)) > 0
+        if usual:
+            claims[claim] = VALID[claim]
+        elif draw(st.booleans()):
+            claims[claim] = draw(values)
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.one_of(st.just([claims]), _ODD_VALUES))
+    return claims
+
+
+# Characters a mutation writes: base64url's, its padding, the dot, and junk.
+_MUTATION_CHARACTERS = st.sampled_from(list(string.ascii_letters + string.digits + "-_=.+/! é\x00"))
+# Half the tokens unmutated: a mutated token almost always stops at its segments or
+# signature, and the claims' checks need examples that get past them.
+_MUTATIONS: st.SearchStrategy[list[tuple[str, float, str]]] = st.one_of(
+    st.just([]),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["replace", "insert", "delete", "truncate"]),
+            st.floats(0, 1, exclude_max=True),
+            _MUTATION_CHARACTERS,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+
+
+def _mutated(token: str, header_length: int, mutations: list[tuple[str, float, str]]) -> str:
+    """`token` with each mutation at a position after its header and first dot: the
+    header stays the accepted one, the only case decode_under_known_header serves."""
+    fixed, rest = token[: header_length + 1], token[header_length + 1 :]
+    for kind, where, character in mutations:
+        position = int(where * (len(rest) + 1))
+        if kind == "replace" and position < len(rest):
+            rest = rest[:position] + character + rest[position + 1 :]
+        elif kind == "insert":
+            rest = rest[:position] + character + rest[position:]
+        elif kind == "delete":
+            rest = rest[:position] + rest[position + 1 :]
+        elif kind == "truncate":
+            rest = rest[:position]
+    return fixed + rest
+
+
+@cache
+def _signing_key(algorithm: str) -> tuple[Any, jwt.PyJWK]:
+    private: Any = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if algorithm == "RS256"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
+    jwk = jwt.get_algorithm_by_name(algorithm).to_jwk(private.public_key(), as_dict=True)
+    return private, jwt.PyJWK({**jwk, "kid": "k", "alg": algorithm})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    algorithm=st.sampled_from(["RS256", "EdDSA"]),
+    claims=_claims(),
+    mutations=_MUTATIONS,
+)
+# Claims each check's refusal depends on, tried on every run: the drawn examples
+# reach them only now and then.
+@example(algorithm="EdDSA", claims={**VALID, "exp": math.inf}, mutations=[])
+@example(algorithm="EdDSA", claims={**VALID, "nbf": math.nan}, mutations=[])
+@example(algorithm="EdDSA", claims={**VALID, "iss": 1}, mutations=[])
+@example(algorithm="EdDSA", claims={**VALID, "aud": [AUDIENCE, 1]}, mutations=[])
+@example(algorithm="EdDSA", claims={**VALID, "sub": 7}, mutations=[])
+def test_decode_under_known_header_answers_as_jwt_decode_on_mutated_tokens(
+    algorithm: str, claims: Any, mutations: list[tuple[str, float, str]]
+) -> None:
+    """Property: for any payload signed under an accepted header, then mutated after
+    the header, decode_under_known_header returns the claims jwt.decode returns, or
+    raises the exception (type and message) it raises."""
+    private, key = _signing_key(algorithm)
+    header = _b64(json.dumps({"alg": algorithm, "kid": "k", "typ": "JWT"}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+    signature = jwt.get_algorithm_by_name(algorithm).sign(signing_input.encode(), private)
+    token = _mutated(f"{signing_input}.{_b64(signature)}", len(header), mutations)
+    expected = _decoded(
+        partial(
+            jwt.decode,
+            token,
+            key.key,
+            algorithms=[algorithm],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            leeway=LEEWAY,
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
+    )
+    decoded = _decoded(
+        partial(
+            decode_under_known_header, token, key, audience=AUDIENCE, issuer=ISSUER, leeway=LEEWAY
+        )
+    )
+    assert decoded == expected, token

@@ -149,22 +149,22 @@ def _check_claims(payload: dict[str, Any], audience: str, issuer: str, leeway: f
 
 def _check_times(payload: dict[str, Any], now: float, leeway: float) -> None:
     """`iat`, then `nbf` if present, then `exp`, as PyJWT's _validate_iat/nbf/exp."""
-    try:
-        iat = int(payload["iat"])
-    except (ValueError, TypeError, OverflowError):
-        raise jwt.InvalidIssuedAtError("Issued At claim (iat) must be an integer.") from None
+    iat = _integer(payload["iat"], jwt.InvalidIssuedAtError, "Issued At claim (iat)")
     if iat > now + leeway:
         raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
     if "nbf" in payload:
-        try:
-            nbf = int(payload["nbf"])
-        except (ValueError, TypeError, OverflowError):
-            raise jwt.DecodeError("Not Before claim (nbf) must be an integer.") from None
+        nbf = _integer(payload["nbf"], jwt.DecodeError, "Not Before claim (nbf)")
         if nbf > now + leeway:
             raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
-    try:
-        exp = int(payload["exp"])
-    except (ValueError, TypeError, OverflowError):
-        raise jwt.DecodeError("Expiration Time claim (exp) must be an integer.") from None
+    exp = _integer(payload["exp"], jwt.DecodeError, "Expiration Time claim (exp)")
     if exp <= now - leeway:
         raise jwt.ExpiredSignatureError("Signature has expired")
+
+
+def _integer(value: Any, error: type[jwt.PyJWTError], claim: str) -> int:
+    """int(value), as PyJWT converts a time claim (a huge int such as 10**400 stays an
+    int: compared with a float, it does not overflow), or `error` with PyJWT's message."""
+    try:
+        return int(value)
+    except (ValueError, TypeError, OverflowError):
+        raise error(f"{claim} must be an integer.") from None

@@ -50,6 +50,9 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._scopes_claim = scopes_claim
         self._cache = cache
+        # The principal of a token this worker verified, until it expires, else None:
+        # a plain call, so that BearerToken's usual case awaits no coroutine.
+        self.cached = cache.get
         self._decoder = TokenDecoder()
         # The key each header segment resolved to, with the key set's generation it
         # came from: a new token with a known header skips the header's parse and
