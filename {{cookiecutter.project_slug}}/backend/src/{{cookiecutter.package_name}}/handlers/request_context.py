@@ -35,6 +35,10 @@ SECURITY_HEADERS: tuple[Header, ...] = (
     (b"referrer-policy", b"no-referrer"),
 )
 HSTS_HEADER = b"strict-transport-security"
+# Every header this middleware may add.
+OWN_HEADER_NAMES = frozenset(
+    {*(name for name, _ in SECURITY_HEADERS), HSTS_HEADER, REQUEST_ID_HEADER}
+)
 
 
 def _request_id_from(scope: Scope) -> str:
@@ -110,12 +114,16 @@ class RequestContextMiddleware:
                 status, started = message["status"], True
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                # The request id is always ours; a route's own security header wins.
-                headers.extend(
-                    header
-                    for header in added
-                    if header[0] == REQUEST_ID_HEADER or header[0] not in present
-                )
+                if present.isdisjoint(OWN_HEADER_NAMES):
+                    # The usual case, the route set none of them: no generator to run.
+                    headers.extend(added)
+                else:
+                    # The request id is always ours; a route's own security header wins.
+                    headers.extend(
+                        header
+                        for header in added
+                        if header[0] == REQUEST_ID_HEADER or header[0] not in present
+                    )
                 message["headers"] = headers
             await send(message)
 
