@@ -15,6 +15,8 @@ as ServerErrorMiddleware did. Otherwise FastAPI's stack stays whole.
 
 from __future__ import annotations
 
+from typing import cast
+
 from fastapi import FastAPI
 from fastapi._body_limit import AppBodyLimitMiddleware
 from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
@@ -22,7 +24,7 @@ from starlette._utils import is_async_callable
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
-from .request_context import RequestContextMiddleware
+from .request_context import RequestContextMiddleware, UnhandledErrorHandler
 
 
 class ServiceApp(FastAPI):
@@ -61,5 +63,6 @@ def without_outer_layers(stack: ASGIApp) -> ASGIApp:
         or not is_async_callable(handler)
     ):
         return stack
-    context.unhandled = handler
+    # The app's handler of Exception, which FastAPI calls with a Request.
+    context.unhandled = cast("UnhandledErrorHandler", handler)
     return context

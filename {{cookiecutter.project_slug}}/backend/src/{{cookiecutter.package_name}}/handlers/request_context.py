@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import time
-
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -135,12 +134,12 @@ class RequestContextMiddleware:
                 seconds = time.perf_counter() - began
                 metrics.REQUESTS_IN_PROGRESS.dec()
                 metrics.record_request(scope, status, seconds)
-                self.request_line(
-                    scope["method"], scope["path"], status, round(seconds * 1000, 2)
-                )
+                self.request_line(scope["method"], scope["path"], status, round(seconds * 1000, 2))
         except Exception as error:
             if self.unhandled is not None:
-                await _answer_unhandled(self.unhandled, error, scope, receive, send, started)
+                await _answer_unhandled(
+                    self.unhandled, error, scope, receive, send, started=started
+                )
             raise
 
 
@@ -150,7 +149,8 @@ async def _answer_unhandled(
     scope: Scope,
     receive: Receive,
     send: Send,
-    started: bool,  # noqa: FBT001 - private, positional as its caller passes it
+    *,
+    started: bool,
 ) -> None:
     """What ServerErrorMiddleware did with an error that escaped every layer inside
     it (the limits answer the app's own errors): the handler's answer, unless a
