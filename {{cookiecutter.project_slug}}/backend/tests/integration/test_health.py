@@ -93,11 +93,15 @@ async def test_unexpected_error_is_a_500_problem_without_a_trace(
         raise RuntimeError(message)
 
     response = await client.get("/probe-crash")
+    assert_unexpected_error_problem(response)
+    assert "Traceback" not in response.text
+
+
+def assert_unexpected_error_problem(response: httpx.Response) -> None:
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["detail"] == "An unexpected error occurred."
     assert "secret internals" not in response.text
-    assert "Traceback" not in response.text
 
 
 async def test_an_error_escaping_every_layer_is_still_the_apps_500_problem(
@@ -119,10 +123,7 @@ async def test_an_error_escaping_every_layer_is_still_the_apps_500_problem(
     transport = httpx.ASGITransport(app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get("/health/live")
-    assert response.status_code == 500
-    assert response.headers["content-type"] == PROBLEM
-    assert response.json()["detail"] == "An unexpected error occurred."
-    assert "secret internals" not in response.text
+    assert_unexpected_error_problem(response)
     assert "x-request-id" not in response.headers
 
 
