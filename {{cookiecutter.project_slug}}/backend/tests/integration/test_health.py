@@ -18,6 +18,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.handlers import request_context
 from {{ cookiecutter.package_name }}.handlers.request_context import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.startup import create_app
 
@@ -125,6 +126,24 @@ async def test_an_error_escaping_every_layer_is_still_the_apps_500_problem(
         response = await client.get("/health/live")
     assert_unexpected_error_problem(response)
     assert "x-request-id" not in response.headers
+
+
+async def test_an_error_in_the_request_contexts_own_first_steps_is_still_the_500_problem(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything the request context does is inside what ServerErrorMiddleware
+    covered: an error before it calls the app (its request id, say) is the app's
+    500 problem too, not the server's plain-text 500."""
+
+    def failing(_scope: Scope) -> str:
+        message = "secret internals"
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(request_context, "_request_id_from", failing)
+    transport = httpx.ASGITransport(create_app(settings), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/health/live")
+    assert_unexpected_error_problem(response)
 
 
 def test_fastapis_outer_layers_stay_while_native_telemetry_is_on(settings: Settings) -> None:

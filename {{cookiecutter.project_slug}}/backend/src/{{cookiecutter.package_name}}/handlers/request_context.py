@@ -100,34 +100,36 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id_from(scope)
-        start_request_fields(request_id)
-        began = time.perf_counter()
-        added = self._added_headers(scope, request_id)
         status = 500
         started = False
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status, started = message["status"], True
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                if present.isdisjoint(OWN_HEADER_NAMES):
-                    # The usual case, the route set none of them: no generator to run.
-                    headers.extend(added)
-                else:
-                    # The request id is always ours; a route's own security header wins.
-                    headers.extend(
-                        header
-                        for header in added
-                        if header[0] == REQUEST_ID_HEADER or header[0] not in present
-                    )
-                message["headers"] = headers
-            await send(message)
-
-        metrics.REQUESTS_IN_PROGRESS.inc()
+        # All of it inside the `try`, as it was all inside ServerErrorMiddleware: an
+        # error in this layer's own first steps is the app's 500 problem too.
         try:
+            request_id = _request_id_from(scope)
+            start_request_fields(request_id)
+            began = time.perf_counter()
+            added = self._added_headers(scope, request_id)
+
+            async def send_with_headers(message: Message) -> None:
+                nonlocal status, started
+                if message["type"] == "http.response.start":
+                    status, started = message["status"], True
+                    headers = list(message.get("headers", ()))
+                    present = {name.lower() for name, _ in headers}
+                    if present.isdisjoint(OWN_HEADER_NAMES):
+                        # The usual case, the route set none of them: no generator to run.
+                        headers.extend(added)
+                    else:
+                        # The request id is always ours; a route's own security header wins.
+                        headers.extend(
+                            header
+                            for header in added
+                            if header[0] == REQUEST_ID_HEADER or header[0] not in present
+                        )
+                    message["headers"] = headers
+                await send(message)
+
+            metrics.REQUESTS_IN_PROGRESS.inc()
             try:
                 await self.app(scope, receive, send_with_headers)
             finally:
