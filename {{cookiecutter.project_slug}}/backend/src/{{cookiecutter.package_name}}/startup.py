@@ -35,6 +35,7 @@ from .handlers.authentication import register_authentication
 {%- endif %}
 from .handlers.lean_dispatch import LeanDispatchMiddleware
 from .handlers.limits import RequestLimitsMiddleware
+from .handlers.outer_layers import ServiceApp
 from .handlers.problems import register_problem_handlers
 from .handlers.request_context import RequestContextMiddleware
 from .handlers.routes import add_routes
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # FastAPI's native OpenTelemetry looks up the global providers on every request,
     # even when no SDK is configured; this service reports through its metrics listener and logs.
     opentelemetry = settings.application.opentelemetry
-    app = FastAPI(
+    # FastAPI, less its outer layers while they have nothing to do (handlers.outer_layers).
+    app = ServiceApp(
         telemetry={"tracing": opentelemetry, "metrics": opentelemetry, "logs": opentelemetry},
         title="{{ cookiecutter.project_name }}",
         description="{{ cookiecutter.description }}",

@@ -14,8 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.handlers import request_context
+from {{ cookiecutter.package_name }}.handlers.request_context import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.apps import serving
@@ -90,11 +94,62 @@ async def test_unexpected_error_is_a_500_problem_without_a_trace(
         raise RuntimeError(message)
 
     response = await client.get("/probe-crash")
+    assert_unexpected_error_problem(response)
+    assert "Traceback" not in response.text
+
+
+def assert_unexpected_error_problem(response: httpx.Response) -> None:
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
     assert response.json()["detail"] == "An unexpected error occurred."
     assert "secret internals" not in response.text
-    assert "Traceback" not in response.text
+
+
+async def test_an_error_escaping_every_layer_is_still_the_apps_500_problem(
+    settings: Settings,
+) -> None:
+    """FastAPI's outer layers are left out (handlers.outer_layers): the request context
+    is the outermost layer, and answers what escapes it as Starlette's
+    ServerErrorMiddleware did, with the app's 500 problem, outside the context's headers."""
+    app = create_app(settings)
+    stack = app.build_middleware_stack()
+    assert isinstance(stack, RequestContextMiddleware)
+
+    async def failing(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        message = "secret internals"
+        raise RuntimeError(message)
+
+    stack.app = failing
+    app.middleware_stack = stack
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/health/live")
+    assert_unexpected_error_problem(response)
+    assert "x-request-id" not in response.headers
+
+
+async def test_an_error_in_the_request_contexts_own_first_steps_is_still_the_500_problem(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything the request context does is inside what ServerErrorMiddleware
+    covered: an error before it calls the app (its request id, say) is the app's
+    500 problem too, not the server's plain-text 500."""
+
+    def failing(_scope: Scope) -> str:
+        message = "secret internals"
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(request_context, "_request_id_from", failing)
+    transport = httpx.ASGITransport(create_app(settings), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/health/live")
+    assert_unexpected_error_problem(response)
+
+
+def test_fastapis_outer_layers_stay_while_native_telemetry_is_on(settings: Settings) -> None:
+    application = settings.application.model_copy(update={"opentelemetry": True})
+    app = create_app(settings.model_copy(update={"application": application}))
+    assert isinstance(app.build_middleware_stack(), ServerErrorMiddleware)
 
 
 # TimeoutError too: one raised by the handler's own code is not the request's time limit.

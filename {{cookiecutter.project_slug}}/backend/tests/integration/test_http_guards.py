@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from prometheus_client import generate_latest
 
@@ -35,6 +35,17 @@ async def test_security_headers_and_hsts_behind_tls(client: httpx.AsyncClient) -
         assert response.headers["referrer-policy"] == "no-referrer"
     assert "strict-transport-security" not in plain.headers
     assert behind_tls.headers["strict-transport-security"] == "max-age=31536000"
+
+
+async def test_a_routes_own_security_header_wins(app: FastAPI, client: httpx.AsyncClient) -> None:
+    @app.get("/probe-framed")
+    async def framed() -> Response:
+        return Response(headers={"X-Frame-Options": "SAMEORIGIN"})
+
+    response = await client.get("/probe-framed", headers={"X-Request-ID": "framed-1"})
+    assert response.headers.get_list("x-frame-options") == ["SAMEORIGIN"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-request-id"] == "framed-1"
 
 
 async def test_hsts_always_when_configured(settings: Settings) -> None:

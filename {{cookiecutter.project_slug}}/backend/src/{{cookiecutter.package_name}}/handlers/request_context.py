@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import metrics
@@ -22,6 +25,8 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # where its users came from. Raw (bytes) headers, as ASGI sends them: nothing is
 # encoded or parsed per request.
 Header = tuple[bytes, bytes]
+# The app's handler of Exception: what answers an error no layer inside answered.
+UnhandledErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 SECURITY_HEADERS: tuple[Header, ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -29,6 +34,10 @@ SECURITY_HEADERS: tuple[Header, ...] = (
     (b"referrer-policy", b"no-referrer"),
 )
 HSTS_HEADER = b"strict-transport-security"
+# Every header this middleware may add.
+OWN_HEADER_NAMES = frozenset(
+    {*(name for name, _ in SECURITY_HEADERS), HSTS_HEADER, REQUEST_ID_HEADER}
+)
 
 
 def _request_id_from(scope: Scope) -> str:
@@ -77,6 +86,9 @@ class RequestContextMiddleware:
         self.hsts: Header = (HSTS_HEADER, hsts.encode())
         self.hsts_max_age_seconds = hsts_max_age_seconds
         self.hsts_always = hsts_always
+        # The app's 500 handler, when this layer stands in for Starlette's outermost
+        # ServerErrorMiddleware (handlers.outer_layers); None: that middleware is there.
+        self.unhandled: UnhandledErrorHandler | None = None
 
     def _added_headers(self, scope: Scope, request_id: str) -> tuple[Header, ...]:
         echoed = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
@@ -88,32 +100,64 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id_from(scope)
-        start_request_fields(request_id)
-        started = time.perf_counter()
-        added = self._added_headers(scope, request_id)
         status = 500
-
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                # The request id is always ours; a route's own security header wins.
-                headers.extend(
-                    header
-                    for header in added
-                    if header[0] == REQUEST_ID_HEADER or header[0] not in present
-                )
-                message["headers"] = headers
-            await send(message)
-
-        metrics.REQUESTS_IN_PROGRESS.inc()
+        started = False
+        # All of it inside the `try`, as it was all inside ServerErrorMiddleware: an
+        # error in this layer's own first steps is the app's 500 problem too.
         try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            seconds = time.perf_counter() - started
-            metrics.REQUESTS_IN_PROGRESS.dec()
-            metrics.record_request(scope, status, seconds)
-            self.request_line(scope["method"], scope["path"], status, round(seconds * 1000, 2))
+            request_id = _request_id_from(scope)
+            start_request_fields(request_id)
+            began = time.perf_counter()
+            added = self._added_headers(scope, request_id)
+
+            async def send_with_headers(message: Message) -> None:
+                nonlocal status, started
+                if message["type"] == "http.response.start":
+                    status, started = message["status"], True
+                    headers = list(message.get("headers", ()))
+                    present = {name.lower() for name, _ in headers}
+                    if present.isdisjoint(OWN_HEADER_NAMES):
+                        # The usual case, the route set none of them: no generator to run.
+                        headers.extend(added)
+                    else:
+                        # The request id is always ours; a route's own security header wins.
+                        headers.extend(
+                            header
+                            for header in added
+                            if header[0] == REQUEST_ID_HEADER or header[0] not in present
+                        )
+                    message["headers"] = headers
+                await send(message)
+
+            metrics.REQUESTS_IN_PROGRESS.inc()
+            try:
+                await self.app(scope, receive, send_with_headers)
+            finally:
+                seconds = time.perf_counter() - began
+                metrics.REQUESTS_IN_PROGRESS.dec()
+                metrics.record_request(scope, status, seconds)
+                self.request_line(scope["method"], scope["path"], status, round(seconds * 1000, 2))
+        except Exception as error:
+            if self.unhandled is not None:
+                await _answer_unhandled(
+                    self.unhandled, error, scope, receive, send, started=started
+                )
+            raise
+
+
+async def _answer_unhandled(
+    handler: UnhandledErrorHandler,
+    error: Exception,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    started: bool,
+) -> None:
+    """What ServerErrorMiddleware did with an error that escaped every layer inside
+    it (the limits answer the app's own errors): the handler's answer, unless a
+    response has started, sent past this layer's headers as it was; the caller raises
+    the error again, for the server to log."""
+    response = await handler(Request(scope), error)
+    if not started:
+        await response(scope, receive, send)
