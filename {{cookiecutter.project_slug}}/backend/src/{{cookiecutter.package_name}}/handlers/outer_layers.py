@@ -15,16 +15,19 @@ as ServerErrorMiddleware did. Otherwise FastAPI's stack stays whole.
 
 from __future__ import annotations
 
-from typing import cast
+import inspect
+from typing import Any, cast
 
 from fastapi import FastAPI
-from fastapi._body_limit import AppBodyLimitMiddleware
-from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
-from starlette._utils import is_async_callable
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp
 
 from .request_context import RequestContextMiddleware, UnhandledErrorHandler
+
+# FastAPI's two layers are private classes, known here by name rather than imported:
+# a FastAPI release that moves or renames them leaves the stack whole (slower, not broken).
+TELEMETRY_LAYER = "ExceptionTelemetryMiddleware"
+BODY_LIMIT_LAYER = "AppBodyLimitMiddleware"
 
 
 class ServiceApp(FastAPI):
@@ -49,18 +52,18 @@ def without_outer_layers(stack: ASGIApp) -> ASGIApp:
     as ServerErrorMiddleware did; or `stack` unchanged if it is not shaped as expected."""
     if not isinstance(stack, ServerErrorMiddleware):
         return stack
-    telemetry = stack.app
-    if not isinstance(telemetry, ExceptionTelemetryMiddleware):
+    telemetry: Any = stack.app
+    if type(telemetry).__name__ != TELEMETRY_LAYER:
         return stack
-    body_limit = telemetry.app
-    if not isinstance(body_limit, AppBodyLimitMiddleware):
+    body_limit: Any = getattr(telemetry, "app", None)
+    if type(body_limit).__name__ != BODY_LIMIT_LAYER:
         return stack
-    context = body_limit.app
+    context = getattr(body_limit, "app", None)
     handler = stack.handler
     if (
         not isinstance(context, RequestContextMiddleware)
         or handler is None
-        or not is_async_callable(handler)
+        or not inspect.iscoroutinefunction(handler)
     ):
         return stack
     # The app's handler of Exception, which FastAPI calls with a Request.

@@ -132,8 +132,8 @@ def database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSO
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    """Only errors outside RequestTimeoutMiddleware, which answers the others
-    inside the request context."""
+    """Only errors that escape RequestLimitsMiddleware, which answers the others
+    inside the request context: the request context answers these with it."""
     logger.error("unhandled exception", exc_info=exc)
     return problem_response(request, 500, detail="An unexpected error occurred.")
 
