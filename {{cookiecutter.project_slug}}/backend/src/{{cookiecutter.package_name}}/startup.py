@@ -28,7 +28,6 @@ from .db import api_keys
 from .db.budget import BudgetGuard
 from .db.pool import Database
 from .db.session_settings import warn_if_differing
-from .garbage_collector import pace_for_serving
 from .handlers import health{% if cookiecutter.auth != "none" %}, identity{% endif %}{% if cookiecutter.example_domain == "ledger" %}, ledger{% endif %}{% if cookiecutter.background_worker == "yes" %}, webhooks{% endif %}
 {%- if cookiecutter.auth != "none" %}
 from .handlers.authentication import register_authentication
@@ -82,7 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             guard.watch(metrics.record_budget, budget.check_interval_seconds)
         )
         timeouts_check = asyncio.create_task(warn_if_differing(database, settings.database))
-        pace_for_serving()
         logger.info("started", environment=settings.environment, pool=database.stats())
         try:
 {%- if cookiecutter.example_domain == "ledger" %}
