@@ -38,7 +38,7 @@ bench: $(BIN)/cookiecutter postgres ## Benchmark the rendered service against a 
 bench-quick: $(BIN)/cookiecutter postgres ## A one-minute smoke of the benchmark (writes to build/bench-quick/)
 	$(BIN)/python bench/run.py --quick --output build/bench-quick
 
-bench-instructions: $(BIN)/cookiecutter postgres test-deps ## Instructions per request, counted by callgrind (~8 min); bench/results/
+bench-instructions: $(BIN)/cookiecutter postgres test-deps ## Instructions per request, counted by callgrind (~2 min); bench/results/
 	$(BIN)/python bench/instructions.py
 
 bench-outbox: $(BIN)/cookiecutter postgres ## The outbox's cost (transfers/s with/without, alternated) and one worker's deliveries (~6 min); build/bench-outbox/
@@ -47,7 +47,7 @@ bench-outbox: $(BIN)/cookiecutter postgres ## The outbox's cost (transfers/s wit
 bench-auth: $(BIN)/cookiecutter postgres ## Authentication's cost per account read: none, cached token, miss RS256/EdDSA, CPU alternated and callgrind (~15 min); build/bench-auth/
 	$(BIN)/python bench/auth_cost.py --instructions
 
-bench-gate: $(BIN)/cookiecutter postgres test-deps ## CI's gate: instructions per read and transfer within +5% of bench/results/gate.json (~3 min)
+bench-gate: $(BIN)/cookiecutter postgres test-deps ## CI's gate: instructions per read and transfer within +5% of bench/results/gate.json (~1 min)
 	$(BIN)/python bench/instructions.py --gate
 
 bench-gate-update: $(BIN)/cookiecutter postgres test-deps ## Recount and commit the gate's figures after an intended change

@@ -1,6 +1,6 @@
 """Instructions per request of each app, counted by valgrind's callgrind.
 
-    python bench/instructions.py                  # make bench-instructions (about 8 minutes)
+    python bench/instructions.py                  # make bench-instructions (about 2 minutes)
     python bench/instructions.py --gate           # make bench-gate: CI's gate, fails past +5%
     python bench/instructions.py --gate --update  # make bench-gate-update: new gate.json
 
@@ -13,8 +13,9 @@ scripts/in_process.py --instructions (what the project's
 own `make bench-gate` runs) once per server and endpoint, two at a time. Only the
 measured requests are counted: callgrind zeroes its counters right before them and
 writes them out right after, so start-up and warm-up (about 6 billion instructions,
-30 times a request's) are not in the figure; the app's timers (the pool sampler, the
-connection budget check, the idempotency clean-up) are set to a day, since under
+30 times a request's) are not in the figure, and they run uninstrumented (fast); the
+app's timers (the pool sampler, the connection budget check, the idempotency
+clean-up) are set to a day, since under
 valgrind a run takes 50 times longer and they would run a number of times that
 depends on how busy the machine is. (Counting the whole process, with a run of 10
 and one of 30 requests, gave 1.29 and 0.44 million per readiness check for one

@@ -102,8 +102,8 @@ def test_rendered_gate_records_its_figures_then_fails_a_slower_route(
     """The rendered project's own gate: the first run records bench-gate.json (the
     default answers: a development token on every request); make bench-gate fails,
     before counting, while an endpoint has no figure; and a read made slower by a loop
-    fails it, past +5%. The read alone is counted, twice: each callgrind run is mostly
-    the interpreter's start (some 9 billion instructions, over a minute of CPU)."""
+    fails it, past +5%. The read alone is counted, twice (about 30 s a run: start-up
+    and warm-up run uninstrumented)."""
     project = installed_default
     figures = project / "bench-gate.json"
     handler = project / "backend" / "src" / package_of(project) / "handlers" / "accounts.py"
