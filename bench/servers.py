@@ -212,9 +212,22 @@ def render(work: Path, *answers: str) -> Path:
     )
     (project,) = [path for path in work.iterdir() if (path / "backend").is_dir()]
     # The production dependency set, as in the image: the dev tools would be imported
-    # at startup too (structlog, say, loads rich when it is installed).
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "UV_NO_DEV": "1"}
+    # at startup too (structlog, say, loads rich when it is installed). Compiled to
+    # bytecode, as in the image (UV_COMPILE_BYTECODE; the project's own modules too,
+    # which the image installs compiled): where PYTHONDONTWRITEBYTECODE is set, every
+    # start would otherwise compile every module again, in each process (start to
+    # ready 3.3 s rather than 1.6 s on 2 cores), which no deployment pays.
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "UV_NO_DEV": "1",
+        "UV_COMPILE_BYTECODE": "1",
+    }
     run_command(["make", "install"], cwd=project, env=env, timeout=300)
+    python = project / "backend" / ".venv" / "bin" / "python"
+    run_command(
+        [str(python), "-m", "compileall", "-q", "backend/src"], cwd=project, env=env, timeout=120
+    )
     return project
 
 

@@ -69,6 +69,38 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
     assert (tmp_path / "rate_vs_p99.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+# Run by the rendered project's interpreter: the modules a worker imports (its own
+# and its dependencies') whose bytecode is not on disk, so would be compiled at start.
+UNCOMPILED = """
+import importlib.util, os, sys
+import {package}.__main__, {package}.startup, uvicorn.server
+print("\\n".join(
+    module.__file__ for module in list(sys.modules.values())
+    if getattr(module, "__file__", None) and module.__file__.endswith(".py")
+    and not os.path.exists(importlib.util.cache_from_source(module.__file__))
+))
+"""
+
+
+@pytest.mark.slow
+def test_bench_installs_the_project_compiled_as_the_image_does(tmp_path: Path) -> None:
+    """Its servers start from bytecode, as the image's do (UV_COMPILE_BYTECODE): where
+    PYTHONDONTWRITEBYTECODE is set, each start would compile every module again,
+    and start to ready would measure that (3.3 s rather than 1.6 s on 2 cores)."""
+    env = with_tools() | {"PYTHONDONTWRITEBYTECODE": "1"}
+    script = "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+    script += " from servers import render; print(render(Path(sys.argv[2])))"
+    rendered = run([sys.executable, "-c", script, str(TEMPLATE / "bench"), str(tmp_path)], env=env)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    project = Path(rendered.stdout.splitlines()[-1])
+    python = project / "backend" / ".venv" / "bin" / "python"
+
+    found = run([str(python), "-c", UNCOMPILED.format(package=package_of(project))], env=env)
+
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "", found.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("instructions")
 def test_instructions_per_request_stay_within_the_committed_figures(tmp_path: Path) -> None:
