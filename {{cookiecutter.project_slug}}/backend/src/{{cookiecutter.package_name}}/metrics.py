@@ -12,9 +12,12 @@ registry.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import sys
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,13 @@ EVENT_LOOP_LAG = Histogram(
     "event_loop_lag_seconds",
     "How late a worker's event loop ran a timer due now: time spent behind other work.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+COLLECTOR_PAUSES = Histogram(
+    "gc_pause_seconds",
+    "How long each garbage collection of a worker took, by generation: the worker "
+    "answers nothing meanwhile.",
+    ["generation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 # The children of REQUEST_DURATION and REQUESTS for each (method, route, status),
 # looked up once: `.labels()` validates and locks on every call, this is one dict lookup.
@@ -164,20 +174,58 @@ def record_pool(stats: Mapping[str, int]) -> None:
         gauge.set(stats[name])
 
 
+class CollectorPauses:
+    """While entered, times every collection of the garbage collector (gc.callbacks);
+    `record()` observes the pauses timed since into COLLECTOR_PAUSES. Not observed in
+    the callback: a collection starts at whatever allocation (from Python 3.12, the
+    next bytecode boundary) comes, possibly inside a metric's write, which holds
+    prometheus-client's lock (in multiprocess mode one lock for every value, not
+    reentrant): observing there would wait on that lock forever."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        # Appended in whichever thread collected (the log writer's too), drained by record().
+        self._pauses: deque[tuple[int, float]] = deque()
+        self._children = [COLLECTOR_PAUSES.labels(str(generation)) for generation in range(3)]
+
+    def __enter__(self) -> CollectorPauses:
+        gc.callbacks.append(self._time)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._time)
+
+    def _time(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def record(self) -> None:
+        pauses = self._pauses
+        while pauses:
+            generation, seconds = pauses.popleft()
+            self._children[generation].observe(seconds)
+
+
 async def sample_event_loop_lag(
     interval_seconds: float, each: Callable[[], None] | None = None
 ) -> None:
     """Wake every interval, until cancelled (at shutdown), and record how late each
     wake-up came: the event loop's lag, a measure of the time every request (or job)
-    of this process waits behind work that holds the loop. One timer a wake-up, so
-    it costs nothing per request. `each` runs at every wake-up."""
+    of this process waits behind work that holds the loop; and the garbage
+    collector's pauses since the last wake-up, one of the things that hold it. One
+    timer a wake-up, and a callback per collection, so nothing per request. `each`
+    runs at every wake-up."""
     loop = asyncio.get_running_loop()
-    while True:
-        if each is not None:
-            each()
-        asleep = loop.time()
-        await asyncio.sleep(interval_seconds)
-        EVENT_LOOP_LAG.observe(max(0.0, loop.time() - asleep - interval_seconds))
+    with CollectorPauses() as pauses:
+        while True:
+            if each is not None:
+                each()
+            pauses.record()
+            asleep = loop.time()
+            await asyncio.sleep(interval_seconds)
+            EVENT_LOOP_LAG.observe(max(0.0, loop.time() - asleep - interval_seconds))
 
 
 async def sample_worker(stats: Callable[[], Mapping[str, int]], interval_seconds: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 {%- if cookiecutter.auth in ["api_key", "both"] %}
@@ -81,6 +82,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             guard.watch(metrics.record_budget, budget.check_interval_seconds)
         )
         timeouts_check = asyncio.create_task(warn_if_differing(database, settings.database))
+        # Start-up's objects (every module, the app, its routes and models, the pool) out
+        # of the garbage collector's sight, its garbage collected first: a full
+        # collection then walks what serving allocated, not all ~96,000 of them
+        # (measured, issue 19: 72-86 ms of CPU per full collection of a warm worker,
+        # under 0.1 ms frozen). uvicorn spawns its workers rather than forking
+        # them, so each worker freezes its own.
+        gc.collect()
+        gc.freeze()
         logger.info("started", environment=settings.environment, pool=database.stats())
         try:
 {%- if cookiecutter.example_domain == "ledger" %}
@@ -90,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
 {%- endif %}
         finally:
+            # An app created again in this process (the tests) freezes what is alive then.
+            gc.unfreeze()
             sampler.cancel()
             budget_check.cancel()
             timeouts_check.cancel()

@@ -29,7 +29,7 @@ one expected.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import partial
@@ -345,29 +345,7 @@ class _Plan:
             sub_response = Response()
             del sub_response.headers["content-length"]
             sub_response.status_code = None  # type: ignore[assignment]
-        cache: dict[Any, Any] = {}
-        positions = iter(validated)
-
-        async def values_of(node: _Node) -> dict[str, Any]:
-            values = next(positions)
-            for child in node.children:
-                child_values = await values_of(child)
-                if child.use_cache and child.cache_key in cache:
-                    solved = cache[child.cache_key]
-                else:
-                    solved = await child.call(**child_values)
-                if child.name is not None:
-                    values[child.name] = solved
-                cache.setdefault(child.cache_key, solved)
-            if node.request_name:
-                values[node.request_name] = request
-            if node.response_name:
-                values[node.response_name] = sub_response
-            if node.scopes_name:
-                values[node.scopes_name] = SecurityScopes(scopes=list(node.scopes))
-            return values
-
-        endpoint_values = await values_of(self.root)
+        endpoint_values = await _values_of(self.root, iter(validated), {}, request, sub_response)
         if self.body_name is not None:
             endpoint_values[self.body_name] = body
         content = await self.root.call(**endpoint_values)
@@ -418,6 +396,38 @@ class _Plan:
         if sub_response is not None:
             response.headers.raw.extend(sub_response.headers.raw)
         return response
+
+
+async def _values_of(
+    node: _Node,
+    positions: Iterator[dict[str, Any]],
+    cache: dict[Any, Any],
+    request: Request,
+    sub_response: Response | None,
+) -> dict[str, Any]:
+    """The arguments of `node`: its validated parameters (the next of `positions`, in
+    _walk's order) and its dependencies' values, solved depth first, each cached per
+    request as FastAPI caches them. A function of its own, not a closure in respond():
+    a closure that calls itself holds itself in its own cell, a reference cycle that
+    kept each request's Request, and all it refers to, until the garbage collector's
+    next pass."""
+    values = next(positions)
+    for child in node.children:
+        child_values = await _values_of(child, positions, cache, request, sub_response)
+        if child.use_cache and child.cache_key in cache:
+            solved = cache[child.cache_key]
+        else:
+            solved = await child.call(**child_values)
+        if child.name is not None:
+            values[child.name] = solved
+        cache.setdefault(child.cache_key, solved)
+    if node.request_name:
+        values[node.request_name] = request
+    if node.response_name:
+        values[node.response_name] = sub_response
+    if node.scopes_name:
+        values[node.scopes_name] = SecurityScopes(scopes=list(node.scopes))
+    return values
 
 
 def _replaying(request: Request, receive: Receive) -> Receive:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from ..domain.pagination import (
     CURSOR_MAX_LENGTH,
@@ -48,8 +49,13 @@ def _json_integer(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        message = "Input should be an integer"
-        raise ValueError(message)
+        # The error a ValueError gives (type, message), without the ValueError: pydantic
+        # keeps that in the error's context, and its traceback's frames hold the errors,
+        # a reference cycle that kept each refused request's body until the garbage
+        # collector's next pass.
+        raise PydanticCustomError(
+            "value_error", "Value error, {error}", {"error": "Input should be an integer"}
+        )
     return value
 
 
