@@ -225,16 +225,20 @@ def instrument_from_here() -> None:
     kernels (Yama, as on CI runners) refuse."""
     control = subprocess.Popen(
         ["callgrind_control", "--instr=on", str(os.getpid())],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 300
     while control.poll() is None:
         if time.monotonic() > deadline:
             control.kill()
             sys.exit("callgrind_control did not switch instrumentation on within 300 s")
-    if control.returncode != 0:
-        sys.exit(f"callgrind_control --instr=on exited with {control.returncode}")
+    # callgrind_control exits 0 even when it finds no such run ("Error: ... not
+    # detected", "No active callgrind runs"): only its "OK." says the command was sent.
+    said = control.stdout.read() if control.stdout else ""
+    if control.returncode != 0 or "OK." not in said:
+        sys.exit(f"callgrind_control --instr=on did not switch instrumentation on: {said}")
 
 
 def count_instructions(arguments: argparse.Namespace) -> dict[str, Any]:

@@ -174,6 +174,10 @@ def record_pool(stats: Mapping[str, int]) -> None:
         gauge.set(stats[name])
 
 
+# The most pauses kept between two samples (at most ~1 MB; a second has tens).
+PAUSES_KEPT = 10_000
+
+
 class CollectorPauses:
     """While entered, times every collection of the garbage collector (gc.callbacks);
     `record()` observes the pauses timed since into COLLECTOR_PAUSES. Not observed in
@@ -185,7 +189,9 @@ class CollectorPauses:
     def __init__(self) -> None:
         self._started = 0.0
         # Appended in whichever thread collected (the log writer's too), drained by record().
-        self._pauses: deque[tuple[int, float]] = deque()
+        # Bounded: with a long sampling interval (a day under the instruction count) it
+        # would grow by ~88 bytes a collection, and record() would then block the loop.
+        self._pauses: deque[tuple[int, float]] = deque(maxlen=PAUSES_KEPT)
         self._children = [COLLECTOR_PAUSES.labels(str(generation)) for generation in range(3)]
 
     def __enter__(self) -> CollectorPauses:
