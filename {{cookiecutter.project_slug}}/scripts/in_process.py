@@ -57,7 +57,7 @@ ENDPOINTS: dict[str, tuple[str, str, int]] = {
 # them out at the second (--zero-before, --dump-before).
 MEASURED_FROM, MEASURED_TO = "getppid", "getpgrp"
 # Set in the environment of the run under callgrind. Start-up and warm-up run there
-# uninstrumented (--instr-atstart=no: about four times faster than counted), and this
+# uninstrumented (--instr-atstart=no: several times faster than counted), and this
 # script switches instrumentation on itself once they are over (callgrind_control).
 UNDER_CALLGRIND = "IN_PROCESS_UNDER_CALLGRIND"
 # The first line of a callgrind dump that sums every event: "summary: <instructions>".
