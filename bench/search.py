@@ -39,6 +39,8 @@ MAX_P99_MS = 50.0
 # and the app on the same cores) this busy: the load at which the issue asks that its
 # p99 stay within 2x the baseline's, and at which queueing starts to show.
 FIXED_RATE_MACHINE_BUSY = 0.70
+# The lowest fixed rate a k6 run gets (requests per second).
+MIN_FIXED_RATE = 10
 
 
 @dataclass(frozen=True)
@@ -376,8 +378,10 @@ def fixed_rate(
     """The rate at which the rendered service kept the machine FIXED_RATE_MACHINE_BUSY
     busy in the first round's search, interpolated between the sustained steps around
     it; never above what the slowest server sustained, so that every server holds it.
-    Half that slowest rate when the search gives no two points to interpolate between."""
-    slowest = min(best[name, endpoint][0] for name in names)
+    Half that slowest rate when the search gives no two points to interpolate between;
+    never under MIN_FIXED_RATE, even when a server sustained no step (the quick smoke's
+    single one-second step can fail on a busy machine), as k6 refuses a rate of 0."""
+    slowest = max(min(best[name, endpoint][0] for name in names), MIN_FIXED_RATE)
     points = sorted(
         (run.machine_busy, run.rate)
         for run in runs
@@ -390,7 +394,7 @@ def fixed_rate(
             return min(round(rate_low + share * (rate_high - rate_low)), slowest)
     if points and points[-1][0] < FIXED_RATE_MACHINE_BUSY:  # never that busy while sustained
         return slowest
-    return max(slowest // 2, 10)
+    return max(slowest // 2, MIN_FIXED_RATE)
 
 
 def spread(values: list[float]) -> dict[str, float] | None:

@@ -69,6 +69,27 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
     assert (tmp_path / "rate_vs_p99.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+# The search's outcome when a server sustained no step: the rendered one held its
+# single step of 50 requests a second, 30% busy; the baseline failed its own.
+NOTHING_SUSTAINED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from search import Run, fixed_rate
+held = Run("rendered", "account", 1, 50, "search", 50, 0.0, 0, 1.0, 2.0, 3.0, 0.1, 0.1, 0.3)
+best = {("rendered", "account"): [50], ("baseline", "account"): [0]}
+print(fixed_rate([held], "account", best, ["rendered", "baseline"]))
+"""
+
+
+def test_the_fixed_rate_is_one_k6_accepts_when_a_server_sustained_nothing() -> None:
+    """The quick smoke's one-second step can fail on a busy machine: k6 refuses a
+    fixed run at 0 requests a second, which stopped the whole benchmark."""
+    done = run([sys.executable, "-c", NOTHING_SUSTAINED, str(TEMPLATE / "bench")])
+
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 0
+
+
 # Run by the rendered project's interpreter: the modules a worker imports (its own
 # and its dependencies') whose bytecode is not on disk, so would be compiled at start.
 UNCOMPILED = """
