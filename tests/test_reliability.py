@@ -181,9 +181,16 @@ def test_database_restart_under_load_fails_only_during_the_outage(
         assert before, "no request before the outage"
         assert after, "no request after the recovery"
 
-        # Both workers served; the supervisor's metrics listener sums them.
+        # Both workers served; the supervisor's metrics listener sums them, once each
+        # has written its requests' tally (every metrics.pool_sample_seconds).
         pids = {entry["pid"] for entry in log_entries(service) if entry.get("path") == "/version"}
         assert len(pids) == 2, pids
+        answered = ("http_request_duration_seconds_count", VERSION)
+        wait_until(
+            lambda: scrape(service.metrics_url).get(answered) == len(outcomes) + 30,
+            10,
+            "every request answered in the metrics",
+        )
         for _ in range(4):
             samples = scrape(service.metrics_url)
             assert samples[("http_request_duration_seconds_count", VERSION)] == len(outcomes) + 30
@@ -250,8 +257,13 @@ def test_pool_exhaustion_sheds_the_excess_and_keeps_liveness_fast(
         assert gauges[("db_pool_in_use", frozenset())] == slots
         assert gauges[("db_pool_max_size", frozenset())] == slots
         assert gauges[("db_pool_waiting", frozenset())] > 0
+        shed_answers = ("http_requests_total", VERSION | {("status", "503")})
+        wait_until(
+            lambda: scrape(service.metrics_url).get(shed_answers) == len(shed),
+            10,
+            "every shed request in the metrics",
+        )
         samples = scrape(service.metrics_url)
-        assert samples[("http_requests_total", VERSION | {("status", "503")})] == len(shed)
         pool_exhausted = frozenset({("cause", "pool_exhausted")})
         assert samples[("http_requests_shed_total", pool_exhausted)] == len(shed)
 

@@ -56,6 +56,8 @@ ENDPOINTS: dict[str, tuple[str, str, int]] = {
 # else in the process calls: callgrind zeroes its counters at the first and writes
 # them out at the second (--zero-before, --dump-before).
 MEASURED_FROM, MEASURED_TO = "getppid", "getpgrp"
+# prometheus-client's multiprocess mode: each value a file in this directory.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # Set in the environment of the run under callgrind. Start-up and warm-up run there
 # uninstrumented (--instr-atstart=no: several times faster than counted), and this
 # script switches instrumentation on itself once they are over (callgrind_control).
@@ -304,6 +306,14 @@ def main() -> None:
     )
     parser.add_argument("--app-dir", type=Path, help="a directory to import --app from")
     arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="metrics-") as metrics_directory:
+        # Metrics as the service keeps them (its __main__ sets this for its workers),
+        # set before prometheus-client is imported, which picks its values' kind then.
+        os.environ.setdefault(MULTIPROCESS_DIR, metrics_directory)
+        run(arguments)
+
+
+def run(arguments: argparse.Namespace) -> None:
     if arguments.instructions:
         arguments.result.write_text(json.dumps(count_instructions(arguments)))
         return

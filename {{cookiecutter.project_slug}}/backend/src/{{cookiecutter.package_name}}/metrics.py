@@ -7,11 +7,15 @@ sums the files of all of them, served by the supervising process on a listener o
 own (`serve`), not on the API's port. Gauges count only live workers ("livesum").
 Without that variable (the in-process tests) the metrics live in the process's own
 registry.
+
+A request's own metrics are tallied in plain Python and written to those values once
+a second (`RequestTally`): what a scrape shows of them is at most that late.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gc
 import os
 import re
@@ -42,11 +46,13 @@ UNMATCHED_ROUTE = "<unmatched>"
 # The files of a worker's "live" gauges: gauge_livesum_<pid>.db, gauge_liveall_<pid>.db.
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
+# REQUEST_DURATION's bucket bounds, +Inf aside (RequestTally counts into them).
+DURATION_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 REQUEST_DURATION = Histogram(
     "http_request_duration_seconds",
     "Time to answer a request, by route template.",
     ["method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=DURATION_BOUNDS,
 )
 REQUESTS = Counter(
     "http_requests",
@@ -55,7 +61,7 @@ REQUESTS = Counter(
 )
 REQUESTS_IN_PROGRESS = Gauge(
     "http_requests_in_progress",
-    "Requests being answered now.",
+    "Requests being answered, as of the worker's last sample (metrics.pool_sample_seconds).",
     multiprocess_mode="livesum",
 )
 REQUESTS_SHED = Counter(
@@ -75,9 +81,6 @@ COLLECTOR_PAUSES = Histogram(
     ["generation"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
-# The children of REQUEST_DURATION and REQUESTS for each (method, route, status),
-# looked up once: `.labels()` validates and locks on every call, this is one dict lookup.
-_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 def _route_template(scope: Scope) -> str:
@@ -92,21 +95,65 @@ def _route_template(scope: Scope) -> str:
     return UNMATCHED_ROUTE
 
 
-def record_request(scope: Scope, status: int, seconds: float) -> None:
-    """Latency and status of one answered request, labelled by route template (FastAPI
-    leaves the matched route in the scope, so no route is matched again here)."""
-    key = (scope["method"], _route_template(scope), status)
-    children = _REQUEST_CHILDREN.get(key)
-    if children is None:
-        method, route, _ = key
-        children = (
-            REQUEST_DURATION.labels(method, route),
-            REQUESTS.labels(method, route, str(status)),
-        )
-        _REQUEST_CHILDREN[key] = children
-    duration, count = children
-    duration.observe(seconds)
-    count.inc()
+class _Tally:
+    """One (method, route, status)'s requests since the last flush: their number, their
+    seconds summed, and how many fell in each of REQUEST_DURATION's buckets (the last
+    one +Inf), not cumulative, as prometheus-client stores them."""
+
+    __slots__ = ("buckets", "count", "seconds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(DURATION_BOUNDS) + 1)
+
+
+class RequestTally:
+    """Every answered request's duration, status and route, and the requests in
+    progress, for REQUEST_DURATION, REQUESTS and REQUESTS_IN_PROGRESS: counted here in
+    plain Python per request, written to their values by `flush()` (the worker's
+    sampler, every metrics.pool_sample_seconds, and its shutdown). prometheus-client
+    has no batched write, and writing each request's four values at once cost a read
+    about 8 % of its instructions in multiprocess mode (a lock, and a write to the
+    values' file, per value; issue 19, ninth round). Only the event loop's thread calls
+    it (the request context and the sampler): no lock."""
+
+    def __init__(self) -> None:
+        self.in_progress = 0
+        self._tallies: dict[tuple[str, str, int], _Tally] = {}
+
+    def started(self) -> None:
+        self.in_progress += 1
+
+    def finished(self, scope: Scope, status: int, seconds: float) -> None:
+        """One answered request, labelled by route template (FastAPI leaves the matched
+        route in the scope, so no route is matched again here)."""
+        self.in_progress -= 1
+        key = (scope["method"], _route_template(scope), status)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = _Tally()
+        tally.count += 1
+        tally.seconds += seconds
+        # Prometheus's bucket `le` holds durations up to and including its bound.
+        tally.buckets[bisect.bisect_left(DURATION_BOUNDS, seconds)] += 1
+
+    def flush(self) -> None:
+        """Add what was tallied since the last flush to the metrics' values."""
+        REQUESTS_IN_PROGRESS.set(self.in_progress)
+        tallies, self._tallies = self._tallies, {}
+        for (method, route, status), tally in tallies.items():
+            duration = REQUEST_DURATION.labels(method, route)
+            # The histogram's own values: Histogram has no public way to add several
+            # observations at once (tests/unit/test_metrics.py holds them to observe()).
+            duration._sum.inc(tally.seconds)
+            for bucket, count in zip(duration._buckets, tally.buckets, strict=True):
+                if count:
+                    bucket.inc(count)
+            REQUESTS.labels(method, route, str(status)).inc(tally.count)
+
+
+REQUEST_TALLY = RequestTally()
 
 
 POOL_OPEN_FAILURES = Counter(
@@ -235,8 +282,13 @@ async def sample_event_loop_lag(
 
 
 async def sample_worker(stats: Callable[[], Mapping[str, int]], interval_seconds: float) -> None:
-    """Record this API worker's pool and its event loop's lag every interval."""
-    await sample_event_loop_lag(interval_seconds, lambda: record_pool(stats()))
+    """Record this API worker's pool, its requests and its event loop's lag every interval."""
+
+    def each() -> None:
+        record_pool(stats())
+        REQUEST_TALLY.flush()
+
+    await sample_event_loop_lag(interval_seconds, each)
 
 
 class _LiveWorkersCollector(multiprocess.MultiProcessCollector):

@@ -190,10 +190,40 @@ async def test_metrics_label_requests_by_route_template(
 
     for number in (1, 2, 3):
         assert (await client.get(f"/probe-metrics/{number}")).status_code == 200
-    text = generate_latest(metrics.registry()).decode()
-    assert 'http_requests_total{method="GET",route="/probe-metrics/{number}",status="200"}' in text
+    line = 'http_requests_total{method="GET",route="/probe-metrics/{number}",status="200"} 3.0'
+    # Written by the worker's sampler (every metrics.pool_sample_seconds, 1 s here), the
+    # app still serving: within seconds on a busy machine.
+    for _ in range(100):
+        text = generate_latest(metrics.registry()).decode()
+        if line in text:
+            break
+        await asyncio.sleep(0.1)
+    assert line in text
     assert "/probe-metrics/1" not in text
     assert "db_pool_max_size" in text
+
+
+async def test_the_requests_since_the_last_sample_are_written_at_shutdown(
+    settings: Settings,
+) -> None:
+    hourly = settings.model_copy(
+        update={"metrics": settings.metrics.model_copy(update={"pool_sample_seconds": 3600})}
+    )
+    line = 'http_requests_total{method="GET",route="/probe-shutdown",status="200"} 2.0'
+    async with serving(hourly) as (app, client):
+
+        @app.get("/probe-shutdown")
+        async def probe() -> dict[str, str]:
+            return {"probe": "shutdown"}
+
+        # The sampler's task starts at the event loop's next turn, writes, then sleeps
+        # an hour: nothing but the shutdown writes these requests.
+        await asyncio.sleep(0.05)
+        for _ in range(2):
+            assert (await client.get("/probe-shutdown")).status_code == 200
+        await asyncio.sleep(0.05)
+        assert line not in generate_latest(metrics.registry()).decode()
+    assert line in generate_latest(metrics.registry()).decode()
 
 
 async def test_docs_come_from_the_service_and_are_labelled_by_route(settings: Settings) -> None:
@@ -203,6 +233,7 @@ async def test_docs_come_from_the_service_and_are_labelled_by_route(settings: Se
     async with serving(enabled) as (_, client):
         docs = await client.get("/docs")
         assert (await client.get("/openapi.json")).status_code == 200
+    # Written at the app's shutdown at the latest.
     text = generate_latest(metrics.registry()).decode()
     assert docs.status_code == 200
     # Swagger UI's files from this service (a browser test loads them with the network off).

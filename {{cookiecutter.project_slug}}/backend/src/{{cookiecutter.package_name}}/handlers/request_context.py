@@ -129,13 +129,12 @@ class RequestContextMiddleware:
                     message["headers"] = headers
                 await send(message)
 
-            metrics.REQUESTS_IN_PROGRESS.inc()
+            metrics.REQUEST_TALLY.started()
             try:
                 await self.app(scope, receive, send_with_headers)
             finally:
                 seconds = time.perf_counter() - began
-                metrics.REQUESTS_IN_PROGRESS.dec()
-                metrics.record_request(scope, status, seconds)
+                metrics.REQUEST_TALLY.finished(scope, status, seconds)
                 self.request_line(scope["method"], scope["path"], status, round(seconds * 1000, 2))
         except Exception as error:
             if self.unhandled is not None:
