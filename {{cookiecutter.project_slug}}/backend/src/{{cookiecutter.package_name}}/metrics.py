@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import structlog
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -37,6 +38,8 @@ from prometheus_client import (
 )
 
 from .processes import running
+
+logger = structlog.get_logger("metrics")
 
 # An ASGI scope; typed here without the web framework, which this module does not need.
 Scope = Mapping[str, Any]
@@ -273,9 +276,14 @@ async def sample_event_loop_lag(
     loop = asyncio.get_running_loop()
     with CollectorPauses() as pauses:
         while True:
-            if each is not None:
-                each()
-            pauses.record()
+            try:
+                if each is not None:
+                    each()
+                pauses.record()
+            except Exception:
+                # One failed sample must not end the sampling: every later sample of
+                # the requests, the pool and the event loop's lag would stop with it.
+                logger.exception("metrics sample failed; sampling again next interval")
             asleep = loop.time()
             await asyncio.sleep(interval_seconds)
             EVENT_LOOP_LAG.observe(max(0.0, loop.time() - asleep - interval_seconds))
@@ -285,8 +293,10 @@ async def sample_worker(stats: Callable[[], Mapping[str, int]], interval_seconds
     """Record this API worker's pool, its requests and its event loop's lag every interval."""
 
     def each() -> None:
-        record_pool(stats())
-        REQUEST_TALLY.flush()
+        try:
+            REQUEST_TALLY.flush()
+        finally:
+            record_pool(stats())
 
     await sample_event_loop_lag(interval_seconds, each)
 
@@ -334,6 +344,8 @@ def serve_or_exit(host: str, port: int, *, program: str, setting: str) -> None:
 
 
 def worker_stopped() -> None:
-    """Drop this worker's gauges, so livesum counts only the workers still running."""
+    """Write the requests answered since the sampler's last flush, then drop this
+    worker's gauges, so livesum counts only the workers still running."""
+    REQUEST_TALLY.flush()
     if MULTIPROCESS_DIR_ENV in os.environ:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

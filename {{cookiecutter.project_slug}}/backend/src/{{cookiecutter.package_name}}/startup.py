@@ -104,10 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sampler.cancel()
             budget_check.cancel()
             timeouts_check.cancel()
-            await database.close()
-            # The requests answered since the sampler's last flush.
-            metrics.REQUEST_TALLY.flush()
-            metrics.worker_stopped()
+            try:
+                await database.close()
+            finally:
+                metrics.worker_stopped()
             logger.info("stopped")
             finish_logging()
 

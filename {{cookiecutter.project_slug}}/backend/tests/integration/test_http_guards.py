@@ -203,6 +203,48 @@ async def test_metrics_label_requests_by_route_template(
     assert "db_pool_max_size" in text
 
 
+async def test_requests_that_fail_time_out_or_break_off_are_counted_once_finished(
+    settings: Settings,
+) -> None:
+    async with serving(with_http(settings, request_timeout_seconds=0.2)) as (app, client):
+
+        @app.get("/probe-fails")
+        async def fails() -> None:
+            message = "a handler's own bug"
+            raise RuntimeError(message)
+
+        @app.get("/probe-too-slow")
+        async def too_slow() -> None:
+            await asyncio.sleep(5)
+
+        @app.get("/probe-breaks-off")
+        async def breaks_off() -> StreamingResponse:
+            async def parts() -> AsyncIterator[bytes]:
+                yield b"first"
+                message = "a stream's own bug, its response started"
+                raise RuntimeError(message)
+
+            return StreamingResponse(parts())
+
+        assert (await client.get("/probe-fails")).status_code == 500
+        assert (await client.get("/probe-too-slow")).status_code == 504
+        # Past every layer, to the server, which drops the connection.
+        with pytest.raises(RuntimeError):
+            await client.get("/probe-breaks-off")
+    # Written at the app's shutdown at the latest, with nothing left in progress.
+    samples = {
+        (sample.labels.get("route"), sample.labels.get("status")): sample.value
+        for metric in metrics.registry().collect()
+        if metric.name == "http_requests"
+        for sample in metric.samples
+        if sample.name == "http_requests_total"
+    }
+    assert samples[("/probe-fails", "500")] == 1
+    assert samples[("/probe-too-slow", "504")] == 1
+    assert samples[("/probe-breaks-off", "200")] == 1
+    assert metrics.registry().get_sample_value("http_requests_in_progress") == 0
+
+
 async def test_the_requests_since_the_last_sample_are_written_at_shutdown(
     settings: Settings,
 ) -> None:
