@@ -101,9 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # An app created again in this process (the tests) freezes what is alive then.
             gc.unfreeze()
-            sampler.cancel()
-            budget_check.cancel()
-            timeouts_check.cancel()
+            for task in (sampler, budget_check, timeouts_check):
+                task.cancel()
             try:
                 await database.close()
             finally:

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from {{ cookiecutter.package_name }}.auth.api_keys import ApiKeyVerifier, StoredKey, new_key, secret_hash
-{%- if cookiecutter.auth == "both" %}
+{%- if cookiecutter.auth == "both" and cookiecutter.example_domain == "ledger" %}
 from {{ cookiecutter.package_name }}.auth.development import mint
 {%- endif %}
 from {{ cookiecutter.package_name }}.auth.errors import InvalidTokenError
@@ -29,7 +29,7 @@ from ..support.apps import serving
 from ..support.ledger import open_account
 {%- endif %}
 from ..support.service import running_service
-from ..support.tokens import {% if cookiecutter.auth == "both" %}ALL_SCOPES, {% endif %}api_key
+from ..support.tokens import {% if cookiecutter.auth == "both" and cookiecutter.example_domain == "ledger" %}ALL_SCOPES, {% endif %}api_key
 
 PROBLEM = "application/problem+json"
 PROTECTED = "/v1/me"
