@@ -194,6 +194,29 @@ async def test_too_many_connections_is_a_503_and_startup_waits_for_a_slot(
     assert open_failures("TooManyConnectionsError") > before
 
 
+async def test_a_connection_made_while_degraded_does_not_keep_the_pool_from_reopening(
+    settings: Settings, limited_role_url: str
+) -> None:
+    holder = await asyncpg.connect(limited_role_url)  # the role's only connection
+    try:
+        limited = with_pool(with_url(settings, limited_role_url), min_size=1)
+        async with serving(limited) as (app, client):
+            await holder.close()
+            # Served by the pool that connects on demand, once the server has let the
+            # holder's slot go (before the full pool's first retry, 0.5-1 s after the
+            # start): its connection, idle once released, takes the role's only slot,
+            # which the full pool needs.
+            served = [(await client.get("/health/ready")).status_code]
+            while served[-1] != 200 and len(served) < 100:
+                await asyncio.sleep(0.01)
+                served.append((await client.get("/health/ready")).status_code)
+            assert served[-1] == 200, served
+            await until_pool_reopened(app, seconds=REOPEN_WAIT_SECONDS)
+            assert (await client.get("/health/ready")).status_code == 200
+    finally:
+        await holder.close()
+
+
 async def test_ready_while_busy_at_the_connection_limit(
     settings: Settings, limited_role_url: str
 ) -> None:

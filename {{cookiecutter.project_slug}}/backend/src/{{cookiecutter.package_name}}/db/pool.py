@@ -103,11 +103,15 @@ class Database:
             if isinstance(connection, AgedConnection):
                 connection.retire_at = time.monotonic() + lifetime * random.uniform(0.9, 1.0)  # noqa: S311
 
+        # The pool that serves while the full one cannot open (min_size 0) closes its
+        # idle connections within a second: kept for minutes, they would hold the very
+        # slots (a role's or the server's last ones) that the full pool needs to reopen.
+        idle_lifetime = min(lifetime, 300.0) if min_size > 0 else REOPEN_INTERVAL_SECONDS
         return await asyncpg.create_pool(
             self._settings.url.get_secret_value(),
             min_size=min_size,
             max_size=pool_settings.max_size,
-            max_inactive_connection_lifetime=min(lifetime, 300.0),
+            max_inactive_connection_lifetime=idle_lifetime,
             init=stamp_lifetime,
             connection_class=AgedConnection,
             command_timeout=pool_settings.command_timeout_seconds,
