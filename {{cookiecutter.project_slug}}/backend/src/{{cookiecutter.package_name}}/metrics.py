@@ -148,7 +148,7 @@ class RequestTally:
         for (method, route, status), tally in tallies.items():
             duration = REQUEST_DURATION.labels(method, route)
             # The histogram's own values: Histogram has no public way to add several
-            # observations at once (tests/unit/test_metrics.py holds them to observe()).
+            # observations at once (tests/unit/test_request_tally.py holds them to observe()).
             duration._sum.inc(tally.seconds)
             for bucket, count in zip(duration._buckets, tally.buckets, strict=True):
                 if count:

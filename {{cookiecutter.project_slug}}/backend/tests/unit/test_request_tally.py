@@ -3,23 +3,14 @@ the same values as prometheus-client's own observe() and inc() of each request."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from {{ cookiecutter.package_name }}.metrics import DURATION_BOUNDS, RequestTally
 
+from ..support.scopes import routed_scope
+
 # On and around the bounds (a bucket holds its bound), and past the last (+Inf).
 DURATIONS = (0.0, 0.004, 0.005, 0.0050001, 0.01, 0.3, 2.5, 10.0, 10.5, 99.0)
-
-
-@dataclass
-class Route:
-    path: str
-
-
-def scope_of(route: str) -> dict[str, object]:
-    return {"method": "GET", "path": route, "route": Route(route)}
 
 
 def duration_samples(registry: CollectorRegistry, route: str) -> dict[tuple[str, str], float]:
@@ -46,7 +37,7 @@ def test_a_flush_writes_what_observing_each_request_would() -> None:
     ).labels("GET", route)
     for seconds in DURATIONS:
         tally.started()
-        tally.finished(scope_of(route), 200, seconds)
+        tally.finished(routed_scope(route), 200, seconds)
         expected.observe(seconds)
 
     tally.flush()
@@ -64,7 +55,7 @@ def test_nothing_is_written_before_a_flush_and_nothing_twice() -> None:
     tally = RequestTally()
     for _ in range(3):
         tally.started()
-        tally.finished({**scope_of(route), "method": "POST"}, 201, 0.002)
+        tally.finished(routed_scope(route, "POST"), 201, 0.002)
 
     assert REGISTRY.get_sample_value("http_requests_total", labels) is None
     tally.flush()
@@ -76,11 +67,11 @@ def test_the_requests_in_progress_are_those_started_and_not_finished() -> None:
     tally = RequestTally()
     for _ in range(3):
         tally.started()
-    tally.finished(scope_of("/tally/{progress}"), 200, 0.001)
+    tally.finished(routed_scope("/tally/{progress}"), 200, 0.001)
 
     tally.flush()
     assert REGISTRY.get_sample_value("http_requests_in_progress") == 2
-    tally.finished(scope_of("/tally/{progress}"), 200, 0.001)
-    tally.finished(scope_of("/tally/{progress}"), 200, 0.001)
+    tally.finished(routed_scope("/tally/{progress}"), 200, 0.001)
+    tally.finished(routed_scope("/tally/{progress}"), 200, 0.001)
     tally.flush()
     assert REGISTRY.get_sample_value("http_requests_in_progress") == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import pytest
 from prometheus_client import REGISTRY
@@ -12,14 +11,11 @@ from structlog.testing import capture_logs
 
 from {{ cookiecutter.package_name }}.metrics import REQUEST_TALLY, sample_worker
 
+from ..support.scopes import routed_scope
+
 pytestmark = pytest.mark.anyio
 
 STATS = {"size": 1, "in_use": 0, "idle": 1, "waiting": 0, "max_size": 1}
-
-
-@dataclass
-class Route:
-    path: str
 
 
 class FailingOnce:
@@ -44,7 +40,7 @@ async def test_a_failed_sample_is_logged_and_the_next_one_records_the_requests()
         sampler = asyncio.create_task(sample_worker(stats, interval_seconds=0.05))
         await asyncio.sleep(0.01)  # its first sample has failed
         REQUEST_TALLY.started()
-        REQUEST_TALLY.finished({"method": "GET", "path": route, "route": Route(route)}, 200, 0.01)
+        REQUEST_TALLY.finished(routed_scope(route), 200, 0.01)
         # Written at a later wake-up: within a few intervals, or seconds on a busy machine.
         for _ in range(100):
             if REGISTRY.get_sample_value("http_requests_total", labels) is not None:
