@@ -33,7 +33,7 @@ def summarize(
                     [r.db_cpu_seconds / r.requests * 1000 for r in fixed if r.requests]
                 ),
                 "machine_busy_at_fixed_rate": spread([r.machine_busy for r in fixed]),
-                "event_loop_lag_at_fixed_rate": loop_lag(fixed),
+                "stalls_at_fixed_rate": stalls(fixed),
             }
         for floor in BENCH_APPS:
             entry[f"ratio_rendered_to_{floor}"] = spread(
@@ -77,16 +77,22 @@ def fixed_runs(bench: Bench, name: str, endpoint: str) -> list[Run]:
     ]
 
 
-def loop_lag(fixed: list[Run]) -> dict[str, Any] | None:
-    """The event-loop lag samples of the fixed-rate runs, and the histogram bound that
-    held the largest of them; None for a server without the metric."""
+def stalls(fixed: list[Run]) -> dict[str, Any] | None:
+    """The event-loop lag samples and garbage collections of the fixed-rate runs, and
+    the histogram bounds that held the largest of each; None for a server without
+    those metrics."""
     measured = [r for r in fixed if r.loop_lag_samples is not None]
     if not measured:
         return None
-    bounds = [r.loop_lag_max_ms for r in measured if r.loop_lag_max_ms is not None]
+
+    def largest(values: list[float | None]) -> float | None:
+        return max((value for value in values if value is not None), default=None)
+
     return {
-        "samples": sum(r.loop_lag_samples or 0 for r in measured),
-        "max_ms_at_most": max(bounds, default=None),
+        "lag_samples": sum(r.loop_lag_samples or 0 for r in measured),
+        "lag_max_ms_at_most": largest([r.loop_lag_max_ms for r in measured]),
+        "gc_pauses": sum(r.gc_pauses or 0 for r in measured),
+        "gc_pause_max_ms_at_most": largest([r.gc_pause_max_ms for r in measured]),
     }
 
 
@@ -132,20 +138,24 @@ def markdown(results: dict[str, Any]) -> str:
         "Fixed rate: where the rendered service kept the machine (k6, PostgreSQL and the "
         f"servers on the same cores) about {FIXED_RATE_MACHINE_BUSY:.0%} busy in the first "
         "round's search, at most what the slowest server sustained. The rendered service's "
-        "event-loop lag at that rate, from its own metric (a sample per worker per "
-        "metrics.pool_sample_seconds), shows whether its p99 is time spent queueing for "
-        "the CPU or stalls that hold a worker's loop:",
+        "stalls at that rate, from its own metrics: its event-loop lag (a sample per worker "
+        "per metrics.pool_sample_seconds) and every garbage collection's pause. Short ones "
+        "say its p99 is time spent queueing for the CPU, not a worker held up:",
         "",
-        "| endpoint | lag samples | largest lag at most (ms) |",
-        "|---|---|---|",
+        "| endpoint | lag samples | largest lag at most (ms) | collections "
+        "| longest collection at most (ms) |",
+        "|---|---|---|---|---|",
     ]
+
+    def at_most(value: float | None) -> str:
+        return "none measured" if value is None else f"{value:g}"
+
     for endpoint, entry in results["endpoints"].items():
-        lag = entry["servers"]["rendered"]["event_loop_lag_at_fixed_rate"]
-        if lag is not None:
-            largest = lag["max_ms_at_most"]
+        seen = entry["servers"]["rendered"]["stalls_at_fixed_rate"]
+        if seen is not None:
             lines.append(
-                f"| {endpoint} | {lag['samples']} | "
-                f"{'none measured' if largest is None else f'{largest:g}'} |"
+                f"| {endpoint} | {seen['lag_samples']} | {at_most(seen['lag_max_ms_at_most'])} "
+                f"| {seen['gc_pauses']} | {at_most(seen['gc_pause_max_ms_at_most'])} |"
             )
     lines += [
         "",

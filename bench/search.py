@@ -39,6 +39,10 @@ MAX_P99_MS = 50.0
 # and the app on the same cores) this busy: the load at which the issue asks that its
 # p99 stay within 2x the baseline's, and at which queueing starts to show.
 FIXED_RATE_MACHINE_BUSY = 0.70
+# The rendered service's histograms that show a worker held up: how late its event
+# loop ran a timer, and how long each garbage collection took.
+LOOP_LAG, GC_PAUSES = "event_loop_lag_seconds", "gc_pause_seconds"
+STALL_METRICS = (LOOP_LAG, GC_PAUSES)
 # The lowest fixed rate a k6 run gets (requests per second).
 MIN_FIXED_RATE = 10
 
@@ -96,11 +100,14 @@ class Run:
     cpu_seconds: float
     db_cpu_seconds: float
     machine_busy: float  # share of every core's time busy during the run (/proc/stat)
-    # The rendered service's event-loop lag during a fixed-rate run, from its own metric
-    # (one sample per worker per metrics.pool_sample_seconds): the samples taken, and
-    # the histogram's upper bound under which the largest of them fell. None elsewhere.
+    # The rendered service's stalls during a fixed-rate run, from its own metrics: its
+    # event-loop lag (one sample per worker per metrics.pool_sample_seconds) and its
+    # garbage collections (each one timed). For each, how many were seen and the
+    # histogram's upper bound under which the largest fell. None elsewhere.
     loop_lag_samples: int | None = None
     loop_lag_max_ms: float | None = None
+    gc_pauses: int | None = None
+    gc_pause_max_ms: float | None = None
 
     @property
     def sustained(self) -> bool:
@@ -158,7 +165,7 @@ class Bench:
         }
         server_before = cpu_ticks(server.pids())
         db_before = cpu_ticks(server.backend_pids(self.database_url))
-        lag_before = server.event_loop_lag_buckets() if kind == "fixed" else None
+        stalls_before = server.histograms(STALL_METRICS) if kind == "fixed" else None
         machine_before = machine_ticks()
         subprocess.run(
             [str(BIN / "k6"), "run", "--quiet", "--no-color", str(BENCH / "scenario.js")],
@@ -170,7 +177,7 @@ class Bench:
         machine_busy = machine_busy_between(machine_before, machine_ticks())
         cpu = cpu_seconds_between(server_before, cpu_ticks(server.pids()))
         db_cpu = cpu_seconds_between(db_before, cpu_ticks(server.backend_pids(self.database_url)))
-        lag_after = server.event_loop_lag_buckets() if lag_before is not None else None
+        stalls_after = server.histograms(STALL_METRICS) if stalls_before is not None else None
         summary = json.loads(summary_file.read_text())
         run = Run(
             server=server.name,
@@ -187,7 +194,7 @@ class Bench:
             cpu_seconds=cpu,
             db_cpu_seconds=db_cpu,
             machine_busy=machine_busy,
-            **loop_lag_between(lag_before, lag_after),
+            **stalls_between(stalls_before, stalls_after),
         )
         self.runs.append(run)
         verdict = "ok" if run.sustained else "FAIL"
@@ -356,20 +363,31 @@ def measure(bench: Bench) -> tuple[dict[tuple[str, str], list[int]], dict[str, i
     return best, fixed_rates
 
 
-def loop_lag_between(
-    before: dict[float, float] | None, after: dict[float, float] | None
+def stalls_between(
+    before: dict[str, dict[float, float]] | None, after: dict[str, dict[float, float]] | None
 ) -> dict[str, Any]:
-    """The run's loop-lag samples (the +Inf bucket's increase) and the smallest upper
-    bound that holds all of them."""
+    """The Run fields of the stall metrics, from scrapes before and after a run."""
     if before is None or after is None:
         return {}
-    grown = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
-    samples = grown.get(math.inf, 0.0)
-    largest = next((bound for bound, count in grown.items() if count >= samples), math.inf)
+    lag_samples, lag_max_ms = grown_between(before[LOOP_LAG], after[LOOP_LAG])
+    pauses, pause_max_ms = grown_between(before[GC_PAUSES], after[GC_PAUSES])
     return {
-        "loop_lag_samples": int(samples),
-        "loop_lag_max_ms": largest * 1000 if samples and largest != math.inf else None,
+        "loop_lag_samples": lag_samples,
+        "loop_lag_max_ms": lag_max_ms,
+        "gc_pauses": pauses,
+        "gc_pause_max_ms": pause_max_ms,
     }
+
+
+def grown_between(
+    before: dict[float, float], after: dict[float, float]
+) -> tuple[int, float | None]:
+    """A histogram's observations during the run (the +Inf bucket's increase), and the
+    smallest upper bound (ms) that holds all of them; None if none or past the last."""
+    grown = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    count = grown.get(math.inf, 0.0)
+    largest = next((bound for bound, seen in grown.items() if seen >= count), math.inf)
+    return int(count), largest * 1000 if count and largest != math.inf else None
 
 
 def fixed_rate(

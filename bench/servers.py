@@ -134,22 +134,27 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
 
-    def event_loop_lag_buckets(self) -> dict[float, float] | None:
-        """The rendered service's event_loop_lag_seconds histogram, summed over its
-        workers (cumulative count per upper bound, in seconds), from its metrics
-        listener; None for the hand-written apps, which have none."""
+    def histograms(self, names: tuple[str, ...]) -> dict[str, dict[float, float]] | None:
+        """The rendered service's histograms of these names, each summed over its
+        workers and label sets (cumulative count per upper bound, in seconds), from one
+        scrape of its metrics listener; None for the hand-written apps, which have none.
+        Raises if one is missing: a renamed metric would otherwise read as no stalls."""
         port = self.env.get("APP_METRICS__PORT")
         if port is None:
             return None
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
-        buckets: dict[float, float] = {}
+        found: dict[str, dict[float, float]] = {name: {} for name in names}
         for line in text.splitlines():
-            if line.startswith("event_loop_lag_seconds_bucket{"):
-                labels, value = line.rsplit(" ", 1)
-                bound = labels.split('le="', 1)[1].split('"', 1)[0]
-                buckets[float(bound)] = buckets.get(float(bound), 0.0) + float(value)
-        return buckets
+            name, bucket, rest = line.partition("_bucket{")
+            if bucket and name in found:
+                labels, value = rest.rsplit(" ", 1)
+                bound = float(labels.split('le="', 1)[1].split('"', 1)[0])
+                found[name][bound] = found[name].get(bound, 0.0) + float(value)
+        if missing := [name for name, buckets in found.items() if not buckets]:
+            msg = f"{self.name} no longer exports {', '.join(missing)}"
+            raise RuntimeError(msg)
+        return found
 
     def pids(self) -> list[int]:
         """Every live process of the server's session: supervisor and workers."""

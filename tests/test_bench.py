@@ -41,9 +41,13 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
         assert k6_run["failed_rate"] < 0.5, k6_run
         # k6 alone keeps part of the machine busy; a share past 1 would be misread ticks.
         assert 0 < k6_run["machine_busy"] <= 1, k6_run
-        # Only the rendered servers export their event loop's lag.
-        has_lag = k6_run["kind"] == "fixed" and k6_run["server"].startswith("rendered")
-        assert (k6_run["loop_lag_samples"] is not None) == has_lag, k6_run
+        # Only the rendered servers export their event loop's lag and their collections'
+        # pauses.
+        has_stalls = k6_run["kind"] == "fixed" and k6_run["server"].startswith("rendered")
+        assert (k6_run["loop_lag_samples"] is not None) == has_stalls, k6_run
+        assert (k6_run["gc_pauses"] is not None) == has_stalls, k6_run
+    # A sample a second per worker: the quick run's one-second fixed runs take a few.
+    assert sum(k6_run["loop_lag_samples"] or 0 for k6_run in results["runs"]) > 0
     measured = {(run["server"], run["endpoint"]) for run in results["runs"] if run["requests"]}
     assert measured == {
         (server, endpoint)
@@ -62,6 +66,7 @@ def test_quick_benchmark_measures_every_endpoint_and_writes_its_files(tmp_path: 
     table = (tmp_path / "results.md").read_text()
     assert "| account @" in table
     assert "machine busy at fixed rate" in table
+    assert "| longest collection at most (ms) |" in table
     assert "rendered p99 / baseline p99 at the fixed rate" in table
     assert "rendered / baseline" in table
     assert "rendered / bare_fastapi" in table
