@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -22,9 +22,10 @@ from {{ cookiecutter.package_name }}.handlers import request_context
 from {{ cookiecutter.package_name }}.handlers.request_context import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.startup import create_app
 
-from ..support.apps import serving
-from ..support.databases import head_revision
+from ..support.apps import serving, with_database_url
+from ..support.databases import head_revision, temporary_role
 from ..support.http_server import exchange, serving_over_tcp
+from ..support.log_lines import errors_in
 from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -42,6 +43,33 @@ async def test_version_reports_the_migrated_revision(client: httpx.AsyncClient) 
     response = await client.get("/version")
     assert response.status_code == 200
     assert response.json()["schema_revision"] == head_revision()
+
+
+@pytest.fixture
+def ungranted_role_url(database_url: str) -> Iterator[str]:
+    """The test's database as a role granted no privilege on its tables (the connection
+    limit is only the helper's: the pool's few connections fit)."""
+    with temporary_role(database_url, connection_limit=10) as url:
+        yield url
+
+
+async def test_version_is_a_503_problem_when_the_role_may_not_read_the_revision(
+    settings: Settings, ungranted_role_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A role without SELECT on alembic_version (its grants made by hand, say): a 503
+    problem that says the revision is unreadable, not the unhandled 500, and one error
+    line with the server's reason (the table and the privilege), without a traceback."""
+    async with serving(with_database_url(settings, ungranted_role_url)) as (_, client):
+        response = await client.get("/version", headers={"X-Request-Id": "version-1"})
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"] == "/problems/schema-revision-unreadable"
+    assert "retry-after" not in response.headers, "only a grant helps, not a retry"
+    errors = errors_in(capsys.readouterr().out)
+    assert [entry["msg"] for entry in errors] == ["schema revision unreadable"], errors
+    assert "permission denied for table alembic_version" in errors[0]["reason"]
+    assert errors[0]["request_id"] == "version-1"
+    assert "exception" not in errors[0]
 
 
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
@@ -185,11 +213,7 @@ async def test_an_unexpected_error_is_answered_inside_the_request_context(
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["access-control-allow-origin"] == origin
     assert after[0] == 200, "the keep-alive connection was closed after the 500"
-    errors = [
-        entry
-        for line in capsys.readouterr().out.splitlines()
-        if line.startswith("{") and (entry := json.loads(line))["level"] >= 50
-    ]
+    errors = errors_in(capsys.readouterr().out)
     assert [entry["msg"] for entry in errors] == ["unhandled exception"], errors
     assert errors[0]["request_id"] == "crash-1"
 
@@ -247,10 +271,7 @@ async def serving_through_a_proxy(
     """The app, its database reached through a TcpProxy the test controls."""
     proxy = TcpProxy.to_database(database_url)
     await proxy.start()
-    url = type(settings.database.url)(proxy.url_through(database_url))
-    through_proxy = settings.model_copy(
-        update={"database": settings.database.model_copy(update={"url": url})}
-    )
+    through_proxy = with_database_url(settings, proxy.url_through(database_url))
     try:
         async with serving(through_proxy) as (app, client):
             yield proxy, app, client
@@ -292,9 +313,8 @@ async def test_an_unreachable_database_is_not_ready_and_not_counted_as_shed(
     settings: Settings,
 ) -> None:
     """Probes are not load: a 503 from /health/ready is not a shed request."""
-    url = type(settings.database.url)("postgresql://nobody@127.0.0.1:1/none")
-    database = settings.database.model_copy(update={"url": url})
-    async with serving(settings.model_copy(update={"database": database})) as (_, client):
+    unreachable = with_database_url(settings, "postgresql://nobody@127.0.0.1:1/none")
+    async with serving(unreachable) as (_, client):
         shed_before = shed_total()
         ready = await client.get("/health/ready")
     assert ready.status_code == 503

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import problem_response
+from .problems import error_log, problem_response
 
 logger = structlog.get_logger("http")
 
@@ -140,9 +140,7 @@ class RequestLimitsMiddleware:
     async def _failed(self, scope: Scope, receive: Receive, send: Send, *, expired: bool) -> None:
         """An error from the app: unexpected (500, a TimeoutError of the handler's own
         code included), or raised while the deadline cancelled it (still a 504)."""
-        # A logger of the logging configured now, not cached at first use: an
-        # app created again in the same process (tests) logs where it is told.
-        errors = structlog.get_logger("errors")
+        errors = error_log()
         if expired:
             errors.exception("error while cancelled at the deadline")
             await self._timed_out(scope, receive, send)
