@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }} import metrics
 from {{ cookiecutter.package_name }}.configuration import Settings
 
 from ..support.apps import serving
+from ..support.failing import stream_failing_midway
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -219,12 +220,7 @@ async def test_requests_that_fail_time_out_or_break_off_are_counted_once_finishe
 
         @app.get("/probe-breaks-off")
         async def breaks_off() -> StreamingResponse:
-            async def parts() -> AsyncIterator[bytes]:
-                yield b"first"
-                message = "a stream's own bug, its response started"
-                raise RuntimeError(message)
-
-            return StreamingResponse(parts())
+            return stream_failing_midway("a stream's own bug, its response started")
 
         assert (await client.get("/probe-fails")).status_code == 500
         assert (await client.get("/probe-too-slow")).status_code == 504

@@ -159,8 +159,9 @@ async def _schema_revision_unreadable(
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    """Only errors that escape RequestLimitsMiddleware, which answers the others
-    inside the request context: the request context answers these with it."""
+    """Only errors that escape RequestLimitsMiddleware, which answers the others: the
+    request context answers these with it, through its headers (or, while FastAPI's
+    outer layers stay, ServerErrorMiddleware does, outside them)."""
     error_log().error("unhandled exception", exc_info=exc)
     return problem_response(request, 500, detail="An unexpected error occurred.")
 
