@@ -24,7 +24,12 @@ def _body_headers(scope: Scope) -> tuple[int | None, bool]:
     declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
-            declared = int(value) if value.isdigit() else None
+            try:
+                declared = int(value) if value.isdigit() else None
+            except ValueError:
+                # More digits than int() reads (4,300): zeros first, which the server's
+                # parser (llhttp) lets through. The length is the digits after them.
+                declared = int(value.lstrip(b"0") or b"0")
         elif name == b"transfer-encoding":
             chunked = True
     return declared, chunked
