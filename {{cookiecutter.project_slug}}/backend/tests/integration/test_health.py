@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -15,20 +15,25 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.responses import StreamingResponse
+from starlette.types import Scope
 
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.handlers import request_context
 from {{ cookiecutter.package_name }}.handlers.request_context import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.startup import create_app
 
-from ..support.apps import serving
-from ..support.databases import head_revision
+from ..support.apps import serving, with_database_url
+from ..support.databases import head_revision, temporary_role
+from ..support.failing import raising_for, stream_failing_midway
 from ..support.http_server import exchange, serving_over_tcp
+from ..support.log_lines import errors_in
 from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
+# What `exchange` reads: status, headers, body.
+Answer = tuple[int, dict[str, str], bytes]
 
 
 async def test_live_and_ready(client: httpx.AsyncClient) -> None:
@@ -42,6 +47,33 @@ async def test_version_reports_the_migrated_revision(client: httpx.AsyncClient) 
     response = await client.get("/version")
     assert response.status_code == 200
     assert response.json()["schema_revision"] == head_revision()
+
+
+@pytest.fixture
+def ungranted_role_url(database_url: str) -> Iterator[str]:
+    """The test's database as a role granted no privilege on its tables (the connection
+    limit is only the helper's: the pool's few connections fit)."""
+    with temporary_role(database_url, connection_limit=10) as url:
+        yield url
+
+
+async def test_version_is_a_503_problem_when_the_role_may_not_read_the_revision(
+    settings: Settings, ungranted_role_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A role without SELECT on alembic_version (its grants made by hand, say): a 503
+    problem that says the revision is unreadable, not the unhandled 500, and one error
+    line with the server's reason (the table and the privilege), without a traceback."""
+    async with serving(with_database_url(settings, ungranted_role_url)) as (_, client):
+        response = await client.get("/version", headers={"X-Request-Id": "version-1"})
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"] == "/problems/schema-revision-unreadable"
+    assert "retry-after" not in response.headers, "only a grant helps, not a retry"
+    errors = errors_in(capsys.readouterr().out)
+    assert [entry["msg"] for entry in errors] == ["schema revision unreadable"], errors
+    assert "permission denied for table alembic_version" in errors[0]["reason"]
+    assert errors[0]["request_id"] == "version-1"
+    assert "exception" not in errors[0]
 
 
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
@@ -105,27 +137,69 @@ def assert_unexpected_error_problem(response: httpx.Response) -> None:
     assert "secret internals" not in response.text
 
 
-async def test_an_error_escaping_every_layer_is_still_the_apps_500_problem(
-    settings: Settings,
+def assert_500_problem_in_the_request_context(answer: Answer, request_id: str) -> None:
+    """The app's 500 problem, answered inside the request context: with its headers."""
+    status, headers, body = answer
+    assert status == 500
+    assert headers["content-type"] == PROBLEM
+    assert json.loads(body)["detail"] == "An unexpected error occurred."
+    assert b"secret internals" not in body
+    assert headers["x-request-id"] == request_id
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+async def test_an_error_escaping_every_layer_is_answered_inside_the_request_context(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """FastAPI's outer layers are left out (handlers.outer_layers): the request context
-    is the outermost layer, and answers what escapes it as Starlette's
-    ServerErrorMiddleware did, with the app's 500 problem, outside the context's headers."""
+    is the outermost layer, and answers what escapes every layer inside it with the
+    app's 500 problem, through its own headers; logged once, by the app's handler (not
+    raised again for the server to log a second time), and the connection kept."""
     app = create_app(settings)
     stack = app.build_middleware_stack()
     assert isinstance(stack, RequestContextMiddleware)
-
-    async def failing(_scope: Scope, _receive: Receive, _send: Send) -> None:
-        message = "secret internals"
-        raise RuntimeError(message)
-
-    stack.app = failing
+    stack.app = raising_for("/probe-escape", stack.app)
     app.middleware_stack = stack
-    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        response = await client.get("/health/live")
-    assert_unexpected_error_problem(response)
-    assert "x-request-id" not in response.headers
+    async with app.router.lifespan_context(app), serving_over_tcp(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            answer = await exchange(reader, writer, "/probe-escape", **{"X-Request-Id": "escape-1"})
+            assert_500_problem_in_the_request_context(answer, "escape-1")
+            after = await exchange(reader, writer, "/health/live")
+        finally:
+            writer.close()
+    assert after[0] == 200, "the keep-alive connection was closed after the 500"
+    errors = errors_in(capsys.readouterr().out)
+    assert [entry["msg"] for entry in errors] == ["unhandled exception"], errors
+    assert errors[0]["request_id"] == "escape-1"
+    assert "RuntimeError: secret internals" in errors[0]["exception"]
+
+
+async def test_an_error_after_the_response_started_is_logged_once(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stream failing midway: too late for a 500, the connection is dropped, and the
+    error logged once (by the server, with the request id and the traceback)."""
+    app = create_app(settings)
+
+    @app.get("/probe-stream")
+    async def stream() -> StreamingResponse:
+        return stream_failing_midway("secret internals")
+
+    async with app.router.lifespan_context(app), serving_over_tcp(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            request = "GET /probe-stream HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: stream-1"
+            writer.write(f"{request}\r\n\r\n".encode())
+            received = await reader.read()  # until the server closes the connection
+        finally:
+            writer.close()
+    assert received.startswith(b"HTTP/1.1 200"), received
+    assert b"first" in received
+    errors = errors_in(capsys.readouterr().out)
+    assert len(errors) == 1, errors
+    assert errors[0]["request_id"] == "stream-1"
+    assert "RuntimeError: secret internals" in errors[0]["exception"]
 
 
 async def test_an_error_in_the_request_contexts_own_first_steps_is_still_the_500_problem(
@@ -177,19 +251,10 @@ async def test_an_unexpected_error_is_answered_inside_the_request_context(
             after = await exchange(reader, writer, "/health/live")
         finally:
             writer.close()
-    assert status == 500
-    assert headers["content-type"] == PROBLEM
-    assert json.loads(body)["detail"] == "An unexpected error occurred."
-    assert b"secret internals" not in body
-    assert headers["x-request-id"] == "crash-1"
-    assert headers["x-content-type-options"] == "nosniff"
+    assert_500_problem_in_the_request_context((status, headers, body), "crash-1")
     assert headers["access-control-allow-origin"] == origin
     assert after[0] == 200, "the keep-alive connection was closed after the 500"
-    errors = [
-        entry
-        for line in capsys.readouterr().out.splitlines()
-        if line.startswith("{") and (entry := json.loads(line))["level"] >= 50
-    ]
+    errors = errors_in(capsys.readouterr().out)
     assert [entry["msg"] for entry in errors] == ["unhandled exception"], errors
     assert errors[0]["request_id"] == "crash-1"
 
@@ -247,10 +312,7 @@ async def serving_through_a_proxy(
     """The app, its database reached through a TcpProxy the test controls."""
     proxy = TcpProxy.to_database(database_url)
     await proxy.start()
-    url = type(settings.database.url)(proxy.url_through(database_url))
-    through_proxy = settings.model_copy(
-        update={"database": settings.database.model_copy(update={"url": url})}
-    )
+    through_proxy = with_database_url(settings, proxy.url_through(database_url))
     try:
         async with serving(through_proxy) as (app, client):
             yield proxy, app, client
@@ -292,9 +354,8 @@ async def test_an_unreachable_database_is_not_ready_and_not_counted_as_shed(
     settings: Settings,
 ) -> None:
     """Probes are not load: a 503 from /health/ready is not a shed request."""
-    url = type(settings.database.url)("postgresql://nobody@127.0.0.1:1/none")
-    database = settings.database.model_copy(update={"url": url})
-    async with serving(settings.model_copy(update={"database": database})) as (_, client):
+    unreachable = with_database_url(settings, "postgresql://nobody@127.0.0.1:1/none")
+    async with serving(unreachable) as (_, client):
         shed_before = shed_total()
         ready = await client.get("/health/ready")
     assert ready.status_code == 503

@@ -14,8 +14,12 @@ from prometheus_client import generate_latest
 
 from {{ cookiecutter.package_name }} import metrics
 from {{ cookiecutter.package_name }}.configuration import Settings
+from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.apps import serving
+from ..support.failing import stream_failing_midway
+from ..support.http_server import exchange, serving_over_tcp
+from ..support.log_lines import errors_in
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -85,6 +89,23 @@ async def test_body_over_the_limit_is_a_413_problem(settings: Settings) -> None:
     assert declared.json()["detail"] == "The request body is larger than 64 bytes."
     assert (streamed.status_code, streamed.headers["content-type"]) == (413, PROBLEM)
     assert within.json() == {"size": 64}
+
+
+async def test_a_declared_length_of_thousands_of_digits_is_still_its_number(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server's parser lets zeros lead a Content-Length's digits, past the 4,300
+    digits int() reads: over the limit, that length is the 413 problem too, not a 500."""
+    app = create_app(with_http(settings, max_body_bytes=64))
+    async with app.router.lifespan_context(app), serving_over_tcp(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            length = {"Content-Length": "0" * 5000 + "65"}
+            status, headers, _ = await exchange(reader, writer, "/health/live", **length)
+        finally:
+            writer.close()
+    assert (status, headers["content-type"]) == (413, PROBLEM)
+    assert errors_in(capsys.readouterr().out) == []
 
 
 async def test_request_over_the_time_limit_is_a_504_problem(settings: Settings) -> None:
@@ -219,12 +240,7 @@ async def test_requests_that_fail_time_out_or_break_off_are_counted_once_finishe
 
         @app.get("/probe-breaks-off")
         async def breaks_off() -> StreamingResponse:
-            async def parts() -> AsyncIterator[bytes]:
-                yield b"first"
-                message = "a stream's own bug, its response started"
-                raise RuntimeError(message)
-
-            return StreamingResponse(parts())
+            return stream_failing_midway("a stream's own bug, its response started")
 
         assert (await client.get("/probe-fails")).status_code == 500
         assert (await client.get("/probe-too-slow")).status_code == 504

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.db.pool import REOPEN_MAX_INTERVAL_SECONDS,
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support import databases
-from ..support.apps import serving
+from ..support.apps import serving, with_database_url
 from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -30,11 +30,6 @@ def with_pool(settings: Settings, **changes: object) -> Settings:
     return settings.model_copy(
         update={"database": settings.database.model_copy(update={"pool": pool})}
     )
-
-
-def with_url(settings: Settings, url: str) -> Settings:
-    database = settings.database.model_copy(update={"url": type(settings.database.url)(url)})
-    return settings.model_copy(update={"database": database})
 
 
 def open_failures(reason: str) -> float:
@@ -115,8 +110,7 @@ async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
 @pytest.fixture
 async def app_behind_proxy(settings: Settings, proxy: TcpProxy) -> AsyncIterator[FastAPI]:
     url = proxy.url_through(settings.database.url.get_secret_value())
-    database = settings.database.model_copy(update={"url": type(settings.database.url)(url)})
-    app = create_app(settings.model_copy(update={"database": database}))
+    app = create_app(with_database_url(settings, url))
     async with app.router.lifespan_context(app):
         yield app
 
@@ -152,8 +146,7 @@ async def test_service_starts_while_the_database_is_down(
 ) -> None:
     url = proxy.url_through(settings.database.url.get_secret_value())
     await proxy.stop()
-    database = settings.database.model_copy(update={"url": type(settings.database.url)(url)})
-    app = create_app(settings.model_copy(update={"database": database}))
+    app = create_app(with_database_url(settings, url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -179,7 +172,7 @@ async def test_too_many_connections_is_a_503_and_startup_waits_for_a_slot(
     before = open_failures("TooManyConnectionsError")
     holder = await asyncpg.connect(limited_role_url)  # the role's only connection
     try:
-        limited = with_pool(with_url(settings, limited_role_url), min_size=1)
+        limited = with_pool(with_database_url(settings, limited_role_url), min_size=1)
         async with serving(limited) as (app, client):
             version = await client.get("/version")
             assert version.status_code == 503, version.text
@@ -199,7 +192,7 @@ async def test_a_connection_made_while_degraded_does_not_keep_the_pool_from_reop
 ) -> None:
     holder = await asyncpg.connect(limited_role_url)  # the role's only connection
     try:
-        limited = with_pool(with_url(settings, limited_role_url), min_size=1)
+        limited = with_pool(with_database_url(settings, limited_role_url), min_size=1)
         async with serving(limited) as (app, client):
             await holder.close()
             # Served by the pool that connects on demand, once the server has let the
@@ -223,7 +216,7 @@ async def test_ready_while_busy_at_the_connection_limit(
     """Every connection of the pool in use and the role at its limit: readiness asks
     the server on a connection of its own, refused as one too many; the server
     answered, so the database is reachable and the service is busy, not down."""
-    limited = with_pool(with_url(settings, limited_role_url), min_size=1, max_size=1)
+    limited = with_pool(with_database_url(settings, limited_role_url), min_size=1, max_size=1)
     # The pool's connection, and the role's only one, held by the test:
     async with serving(limited) as (app, client), app.state.database.connection():
         ready = await client.get("/health/ready")
@@ -239,7 +232,7 @@ async def test_reopening_keeps_trying_until_the_database_exists(
     before = open_failures("InvalidCatalogNameError")
     admin = await asyncpg.connect(databases.with_database(server_url, "postgres"))
     try:
-        missing = with_url(settings, databases.with_database(server_url, name))
+        missing = with_database_url(settings, databases.with_database(server_url, name))
         async with serving(missing) as (app, client):
             assert (await client.get("/health/ready")).status_code == 503
             await asyncio.sleep(1.5)  # the task has tried, and failed, at least once

@@ -26,6 +26,12 @@ def default_headers(settings: Settings) -> dict[str, str]:
 {%- endif %}
 
 
+def with_database_url(settings: Settings, url: str) -> Settings:
+    """`settings` with the database at `url`: another role, a proxy, nowhere."""
+    database = settings.database.model_copy(update={"url": type(settings.database.url)(url)})
+    return settings.model_copy(update={"database": database})
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app started (its lifespan entered) and an ASGI client to it."""

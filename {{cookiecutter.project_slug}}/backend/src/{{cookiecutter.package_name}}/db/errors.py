@@ -22,3 +22,11 @@ class DatabaseUnavailableError(Exception):
         super().__init__(reason)
         self.retry_after_seconds = retry_after_seconds
         self.cause: ShedCause = cause
+
+
+class SchemaRevisionUnreadableError(Exception):
+    """The database answered, but the service's role may not read the schema's revision
+    (alembic_version): the deployment's grants are wrong, not the request.
+
+    The HTTP layer answers 503 without Retry-After: retrying helps only once an
+    operator grants it (scripts/app_role.py does)."""

@@ -46,7 +46,9 @@ async def ready(request: Request, database: DatabaseDep) -> Status | JSONRespons
 
 @router.get("/version", response_model=VersionInfo, responses=problem_responses(TOO_LARGE, 503))
 async def version_info(database: DatabaseDep) -> VersionInfo:
-    """The running code's version and the schema revision the database is at."""
+    """The running code's version and the schema revision the database is at; 503 while
+    the database is unavailable, or its revision is unreadable (the service's role may
+    not read alembic_version: a grant to fix)."""
     return VersionInfo(
         version=_package_version(), schema_revision=await schema.current_revision(database)
     )

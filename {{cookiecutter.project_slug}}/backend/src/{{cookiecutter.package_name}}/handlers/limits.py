@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .problems import problem_response
+from .problems import error_log, problem_response
 
 logger = structlog.get_logger("http")
 
@@ -24,7 +24,12 @@ def _body_headers(scope: Scope) -> tuple[int | None, bool]:
     declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
-            declared = int(value) if value.isdigit() else None
+            try:
+                declared = int(value) if value.isdigit() else None
+            except ValueError:
+                # More digits than int() reads (4,300): zeros first, which the server's
+                # parser (llhttp) lets through. The length is the digits after them.
+                declared = int(value.lstrip(b"0") or b"0")
         elif name == b"transfer-encoding":
             chunked = True
     return declared, chunked
@@ -140,9 +145,7 @@ class RequestLimitsMiddleware:
     async def _failed(self, scope: Scope, receive: Receive, send: Send, *, expired: bool) -> None:
         """An error from the app: unexpected (500, a TimeoutError of the handler's own
         code included), or raised while the deadline cancelled it (still a 504)."""
-        # A logger of the logging configured now, not cached at first use: an
-        # app created again in the same process (tests) logs where it is told.
-        errors = structlog.get_logger("errors")
+        errors = error_log()
         if expired:
             errors.exception("error while cancelled at the deadline")
             await self._timed_out(scope, receive, send)

@@ -10,7 +10,8 @@ one a wrapper call per message sent. `ServiceApp` leaves the three out when, for
 app, they would do nothing the RequestContextMiddleware (the outermost of the app's
 own) does not: no debug tracebacks, native telemetry off, no `max_body_size`; the
 context middleware then answers what escapes it with the app's handler of Exception,
-as ServerErrorMiddleware did. Otherwise FastAPI's stack stays whole.
+as ServerErrorMiddleware did, but through its own headers. Otherwise FastAPI's stack
+stays whole.
 """
 
 from __future__ import annotations

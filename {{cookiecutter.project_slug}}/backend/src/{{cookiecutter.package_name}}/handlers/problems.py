@@ -14,12 +14,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from structlog.typing import FilteringBoundLogger
 
 from .. import metrics
-from ..db.errors import DatabaseUnavailableError
+from ..db.errors import DatabaseUnavailableError, SchemaRevisionUnreadableError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-logger = structlog.get_logger("errors")
 
 
 class InvalidParam(BaseModel):
@@ -118,8 +118,15 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
+def error_log() -> FilteringBoundLogger:
+    """The errors' logger, of the logging configured now, not cached at first use: an
+    app created again in the same process (tests) logs where it is told."""
+    logger: FilteringBoundLogger = structlog.get_logger("errors")
+    return logger
+
+
 async def _database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
-    logger.warning("database unavailable", reason=str(exc), cause=exc.cause)
+    error_log().warning("database unavailable", reason=str(exc), cause=exc.cause)
     metrics.REQUESTS_SHED.labels(cause=exc.cause).inc()
     return database_unavailable(request, exc)
 
@@ -136,10 +143,26 @@ def database_unavailable(request: Request, exc: DatabaseUnavailableError) -> JSO
     )
 
 
+async def _schema_revision_unreadable(
+    request: Request, exc: SchemaRevisionUnreadableError
+) -> JSONResponse:
+    """An operator's to fix, not the client's: the server's reason (the table and the
+    privilege) goes to the log, without a traceback, which would only show this line."""
+    error_log().error("schema revision unreadable", reason=str(exc))
+    return problem_response(
+        request,
+        503,
+        problem_type="/problems/schema-revision-unreadable",
+        title="Schema revision unreadable",
+        detail="The database's schema revision cannot be read; the service's log says why.",
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    """Only errors that escape RequestLimitsMiddleware, which answers the others
-    inside the request context: the request context answers these with it."""
-    logger.error("unhandled exception", exc_info=exc)
+    """Only errors that escape RequestLimitsMiddleware, which answers the others: the
+    request context answers these with it, through its headers (or, while FastAPI's
+    outer layers stay, ServerErrorMiddleware does, outside them)."""
+    error_log().error("unhandled exception", exc_info=exc)
     return problem_response(request, 500, detail="An unexpected error occurred.")
 
 
@@ -147,4 +170,5 @@ def register_problem_handlers(app: FastAPI) -> None:
     app.exception_handler(HTTPException)(_http_exception)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(DatabaseUnavailableError)(_database_unavailable)
+    app.exception_handler(SchemaRevisionUnreadableError)(_schema_revision_unreadable)
     app.exception_handler(Exception)(_unhandled)

@@ -102,6 +102,9 @@ class RequestContextMiddleware:
             return
         status = 500
         started = False
+        # Where an error escaping every layer is answered: `send` while this layer's own
+        # first steps run, then through its headers (the request id, the security headers).
+        answer = send
         # All of it inside the `try`, as it was all inside ServerErrorMiddleware: an
         # error in this layer's own first steps is the app's 500 problem too.
         try:
@@ -129,6 +132,7 @@ class RequestContextMiddleware:
                     message["headers"] = headers
                 await send(message)
 
+            answer = send_with_headers
             metrics.REQUEST_TALLY.started()
             try:
                 await self.app(scope, receive, send_with_headers)
@@ -137,26 +141,12 @@ class RequestContextMiddleware:
                 metrics.REQUEST_TALLY.finished(scope, status, seconds)
                 self.request_line(scope["method"], scope["path"], status, round(seconds * 1000, 2))
         except Exception as error:
-            if self.unhandled is not None:
-                await _answer_unhandled(
-                    self.unhandled, error, scope, receive, send, started=started
-                )
-            raise
-
-
-async def _answer_unhandled(
-    handler: UnhandledErrorHandler,
-    error: Exception,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    *,
-    started: bool,
-) -> None:
-    """What ServerErrorMiddleware did with an error that escaped every layer inside
-    it (the limits answer the app's own errors): the handler's answer, unless a
-    response has started, sent past this layer's headers as it was; the caller raises
-    the error again, for the server to log."""
-    response = await handler(Request(scope), error)
-    if not started:
-        await response(scope, receive, send)
+            if self.unhandled is None or started:
+                # ServerErrorMiddleware's to answer (FastAPI's whole stack), or too late
+                # to answer (a response started): the server logs it and drops the connection.
+                raise
+            # Answered as ServerErrorMiddleware did, but through this layer's headers; not
+            # raised again, which would have the server log it a second time after the
+            # handler, and close the connection.
+            response = await self.unhandled(Request(scope), error)
+            await response(scope, receive, answer)
