@@ -17,6 +17,9 @@ logger = structlog.get_logger("http")
 
 # Methods that change nothing: cancelling one at its deadline leaves nothing undecided.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Past 64 bits (20 digits): no body limit is that large; such a length reads as this.
+MAX_LENGTH_DIGITS = 19
+TOO_MANY_DIGITS = 10**MAX_LENGTH_DIGITS
 
 
 def _body_headers(scope: Scope) -> tuple[int | None, bool]:
@@ -24,15 +27,21 @@ def _body_headers(scope: Scope) -> tuple[int | None, bool]:
     declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
-            try:
-                declared = int(value) if value.isdigit() else None
-            except ValueError:
-                # More digits than int() reads (4,300): zeros first, which the server's
-                # parser (llhttp) lets through. The length is the digits after them.
-                declared = int(value.lstrip(b"0") or b"0")
+            declared = _declared_length(value)
         elif name == b"transfer-encoding":
             chunked = True
     return declared, chunked
+
+
+def _declared_length(value: bytes) -> int | None:
+    """A Content-Length's number, or None if it is not all ASCII digits. Never int() of
+    more than 4,300 digits, which raises: zeros may lead (llhttp lets them through),
+    and a server other than httptools may pass any number of digits. A length of
+    more significant digits than any body limit reads as at least TOO_MANY_DIGITS."""
+    if not value.isdigit():
+        return None
+    digits = value.lstrip(b"0") or b"0"
+    return TOO_MANY_DIGITS if len(digits) > MAX_LENGTH_DIGITS else int(digits)
 
 
 class RequestLimitsMiddleware:
