@@ -104,10 +104,13 @@ class Run:
     # event-loop lag (one sample per worker per metrics.pool_sample_seconds) and its
     # garbage collections (each one timed). For each, how many were seen and the
     # histogram's upper bound under which the largest fell. None elsewhere.
+    # The largest past the histogram's last bound: *_max_ms None, *_over_ms that bound.
     loop_lag_samples: int | None = None
     loop_lag_max_ms: float | None = None
+    loop_lag_over_ms: float | None = None
     gc_pauses: int | None = None
     gc_pause_max_ms: float | None = None
+    gc_pause_over_ms: float | None = None
 
     @property
     def sustained(self) -> bool:
@@ -369,25 +372,34 @@ def stalls_between(
     """The Run fields of the stall metrics, from scrapes before and after a run."""
     if before is None or after is None:
         return {}
-    lag_samples, lag_max_ms = grown_between(before[LOOP_LAG], after[LOOP_LAG])
-    pauses, pause_max_ms = grown_between(before[GC_PAUSES], after[GC_PAUSES])
+    lag_samples, lag_max_ms, lag_over_ms = grown_between(before[LOOP_LAG], after[LOOP_LAG])
+    pauses, pause_max_ms, pause_over_ms = grown_between(before[GC_PAUSES], after[GC_PAUSES])
     return {
         "loop_lag_samples": lag_samples,
         "loop_lag_max_ms": lag_max_ms,
+        "loop_lag_over_ms": lag_over_ms,
         "gc_pauses": pauses,
         "gc_pause_max_ms": pause_max_ms,
+        "gc_pause_over_ms": pause_over_ms,
     }
 
 
 def grown_between(
     before: dict[float, float], after: dict[float, float]
-) -> tuple[int, float | None]:
-    """A histogram's observations during the run (the +Inf bucket's increase), and the
-    smallest upper bound (ms) that holds all of them; None if none or past the last."""
+) -> tuple[int, float | None, float | None]:
+    """A histogram's observations during the run (the +Inf bucket's increase); the
+    smallest upper bound (ms) that holds all of them, None if none or past the last;
+    and, when the largest fell past the last finite bound, that bound (ms): the
+    longest stall was over it, which must not read as none measured."""
     grown = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
     count = grown.get(math.inf, 0.0)
+    if not count:
+        return 0, None, None
     largest = next((bound for bound, seen in grown.items() if seen >= count), math.inf)
-    return int(count), largest * 1000 if count and largest != math.inf else None
+    if largest != math.inf:
+        return int(count), largest * 1000, None
+    last = max((bound for bound in grown if bound != math.inf), default=0.0)
+    return int(count), None, last * 1000
 
 
 def fixed_rate(
