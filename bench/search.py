@@ -10,6 +10,7 @@ import math
 import os
 import statistics
 import subprocess
+import time
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ FIXED_RATE_MACHINE_BUSY = 0.70
 # loop ran a timer, and how long each garbage collection took.
 LOOP_LAG, GC_PAUSES = "event_loop_lag_seconds", "gc_pause_seconds"
 STALL_METRICS = (LOOP_LAG, GC_PAUSES)
+# Longer than the rendered service's sampling interval (metrics.pool_sample_seconds,
+# 1 s), at whose wake-ups a worker records the pauses of the collections since.
+SAMPLER_CATCH_UP_SECONDS = 1.5
 # The lowest fixed rate a k6 run gets (requests per second).
 MIN_FIXED_RATE = 10
 
@@ -168,7 +172,8 @@ class Bench:
         }
         server_before = cpu_ticks(server.pids())
         db_before = cpu_ticks(server.backend_pids(self.database_url))
-        stalls_before = server.histograms(STALL_METRICS) if kind == "fixed" else None
+        watch_stalls = kind == "fixed" and server.exports_metrics
+        stalls_before = settled_stalls(server) if watch_stalls else None
         machine_before = machine_ticks()
         subprocess.run(
             [str(BIN / "k6"), "run", "--quiet", "--no-color", str(BENCH / "scenario.js")],
@@ -180,7 +185,7 @@ class Bench:
         machine_busy = machine_busy_between(machine_before, machine_ticks())
         cpu = cpu_seconds_between(server_before, cpu_ticks(server.pids()))
         db_cpu = cpu_seconds_between(db_before, cpu_ticks(server.backend_pids(self.database_url)))
-        stalls_after = server.histograms(STALL_METRICS) if stalls_before is not None else None
+        stalls_after = settled_stalls(server) if watch_stalls else None
         summary = json.loads(summary_file.read_text())
         run = Run(
             server=server.name,
@@ -364,6 +369,13 @@ def measure(bench: Bench) -> tuple[dict[tuple[str, str], list[int]], dict[str, i
                     round_number=round_number,
                 )
     return best, fixed_rates
+
+
+def settled_stalls(server: Server) -> dict[str, dict[float, float]] | None:
+    """The stall histograms once the server's sampler has recorded what came before:
+    a worker records its collections' pauses at the sampler's next wake-up."""
+    time.sleep(SAMPLER_CATCH_UP_SECONDS)
+    return server.histograms(STALL_METRICS)
 
 
 def stalls_between(

@@ -134,14 +134,19 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
 
+    @property
+    def exports_metrics(self) -> bool:
+        """The rendered servers do, on a listener of their own; the hand-written ones not."""
+        return "APP_METRICS__PORT" in self.env
+
     def histograms(self, names: tuple[str, ...]) -> dict[str, dict[float, float]] | None:
         """The rendered service's histograms of these names, each summed over its
         workers and label sets (cumulative count per upper bound, in seconds), from one
         scrape of its metrics listener; None for the hand-written apps, which have none.
         Raises if one is missing: a renamed metric would otherwise read as no stalls."""
-        port = self.env.get("APP_METRICS__PORT")
-        if port is None:
+        if not self.exports_metrics:
             return None
+        port = self.env["APP_METRICS__PORT"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
         found: dict[str, dict[float, float]] = {name: {} for name in names}
