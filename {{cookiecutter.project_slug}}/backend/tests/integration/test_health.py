@@ -20,14 +20,13 @@ from starlette.types import Scope
 
 from {{ cookiecutter.package_name }}.configuration import Settings
 from {{ cookiecutter.package_name }}.handlers import request_context
-from {{ cookiecutter.package_name }}.handlers.request_context import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.startup import create_app
 
 from ..support.apps import serving, with_database_url
 from ..support.databases import head_revision, temporary_role
-from ..support.failing import raising_for, stream_failing_midway
+from ..support.failing import raising_inside_the_request_context, stream_failing_midway
 from ..support.http_server import exchange, serving_over_tcp
-from ..support.log_lines import errors_in
+from ..support.log_lines import ERROR_LEVEL, entries_in, errors_in
 from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -148,17 +147,20 @@ def assert_500_problem_in_the_request_context(answer: Answer, request_id: str) -
     assert headers["x-content-type-options"] == "nosniff"
 
 
+# Native telemetry on keeps FastAPI's outer layers (handlers.outer_layers) around the
+# request context; off, the request context is the outermost layer.
+@pytest.mark.parametrize("opentelemetry", [False, True], ids=["lean stack", "whole stack"])
 async def test_an_error_escaping_every_layer_is_answered_inside_the_request_context(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    settings: Settings, capsys: pytest.CaptureFixture[str], opentelemetry: bool
 ) -> None:
-    """FastAPI's outer layers are left out (handlers.outer_layers): the request context
-    is the outermost layer, and answers what escapes every layer inside it with the
-    app's 500 problem, through its own headers; logged once, by the app's handler (not
-    raised again for the server to log a second time), and the connection kept."""
-    app = create_app(settings)
+    """The request context answers what escapes every layer inside it with the app's
+    500 problem, through its own headers; logged once, by the app's handler (not raised
+    again for the server to log a second time), and the connection kept."""
+    application = settings.application.model_copy(update={"opentelemetry": opentelemetry})
+    app = create_app(settings.model_copy(update={"application": application}))
     stack = app.build_middleware_stack()
-    assert isinstance(stack, RequestContextMiddleware)
-    stack.app = raising_for("/probe-escape", stack.app)
+    assert isinstance(stack, ServerErrorMiddleware) == opentelemetry
+    raising_inside_the_request_context("/probe-escape", stack)
     app.middleware_stack = stack
     async with app.router.lifespan_context(app), serving_over_tcp(app) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -180,7 +182,9 @@ async def test_an_error_after_the_response_started_is_logged_once(
 ) -> None:
     """A stream failing midway: too late for a 500, the connection is dropped, and the
     error logged once (by the server, with the request id and the traceback)."""
-    app = create_app(settings)
+    # Request lines are info: the test environment's level (warning) leaves them out.
+    logging = settings.logging.model_copy(update={"level": "info"})
+    app = create_app(settings.model_copy(update={"logging": logging}))
 
     @app.get("/probe-stream")
     async def stream() -> StreamingResponse:
@@ -196,10 +200,14 @@ async def test_an_error_after_the_response_started_is_logged_once(
             writer.close()
     assert received.startswith(b"HTTP/1.1 200"), received
     assert b"first" in received
-    errors = errors_in(capsys.readouterr().out)
+    entries = entries_in(capsys.readouterr().out)
+    errors = [entry for entry in entries if entry["level"] >= ERROR_LEVEL]
     assert len(errors) == 1, errors
     assert errors[0]["request_id"] == "stream-1"
     assert "RuntimeError: secret internals" in errors[0]["exception"]
+    # Its first line said 200, but it broke off: the request's line says a server error.
+    (finished,) = (entry for entry in entries if entry["msg"] == "request finished")
+    assert (finished["request_id"], finished["status"]) == ("stream-1", 500)
 
 
 async def test_an_error_in_the_request_contexts_own_first_steps_is_still_the_500_problem(

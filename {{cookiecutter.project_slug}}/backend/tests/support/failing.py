@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from {{ cookiecutter.package_name }}.handlers.request_context import RequestContextMiddleware
 
 
 def stream_failing_midway(message: str) -> StreamingResponse:
@@ -30,3 +33,12 @@ def raising_for(path: str, app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return layer
+
+
+def raising_inside_the_request_context(path: str, stack: ASGIApp) -> None:
+    """The app's built middleware stack, changed so that a request for `path` raises
+    right inside its RequestContextMiddleware (FastAPI's outer layers, if kept, around it)."""
+    layer: Any = stack
+    while not isinstance(layer, RequestContextMiddleware):
+        layer = layer.app
+    layer.app = raising_for(path, layer.app)

@@ -9,10 +9,11 @@ from typing import Any
 ERROR_LEVEL = 50
 
 
+def entries_in(output: str) -> list[dict[str, Any]]:
+    """The JSON lines of `output`, in order."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
 def errors_in(output: str) -> list[dict[str, Any]]:
     """The JSON lines of `output` at level error or above, in order."""
-    return [
-        entry
-        for line in output.splitlines()
-        if line.startswith("{") and (entry := json.loads(line))["level"] >= ERROR_LEVEL
-    ]
+    return [entry for entry in entries_in(output) if entry["level"] >= ERROR_LEVEL]

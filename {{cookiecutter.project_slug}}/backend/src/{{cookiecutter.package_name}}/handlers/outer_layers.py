@@ -8,10 +8,12 @@ AppBodyLimitMiddleware (FastAPI's `max_body_size`, and a mounted app's share of 
 parent's body limit). Per request, each is a call and a coroutine more, and the first
 one a wrapper call per message sent. `ServiceApp` leaves the three out when, for this
 app, they would do nothing the RequestContextMiddleware (the outermost of the app's
-own) does not: no debug tracebacks, native telemetry off, no `max_body_size`; the
-context middleware then answers what escapes it with the app's handler of Exception,
-as ServerErrorMiddleware did, but through its own headers. Otherwise FastAPI's stack
-stays whole.
+own) does not: no debug tracebacks, native telemetry off, no `max_body_size`.
+Otherwise FastAPI's stack stays whole. Either way, unless debug is on (whose
+traceback page is ServerErrorMiddleware's), the context middleware answers what
+escapes it with the app's handler of Exception, as ServerErrorMiddleware did, but
+through its own headers (the request id, the security headers) and without raising
+it again for the server to log a second time.
 """
 
 from __future__ import annotations
@@ -36,29 +38,32 @@ class ServiceApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
+        if self.debug:
+            return stack
+        context = answering_escaped_errors(stack)
         telemetry = self._telemetry
         if (
-            self.debug
+            context is None
             or self.max_body_size is not None
             or telemetry["tracing"]
             or telemetry["metrics"]
             or telemetry["logs"]
         ):
             return stack
-        return without_outer_layers(stack)
+        return context
 
 
-def without_outer_layers(stack: ASGIApp) -> ASGIApp:
-    """The stack from its RequestContextMiddleware in, that middleware now answering
-    as ServerErrorMiddleware did; or `stack` unchanged if it is not shaped as expected."""
+def answering_escaped_errors(stack: ASGIApp) -> RequestContextMiddleware | None:
+    """The stack's RequestContextMiddleware, now answering as ServerErrorMiddleware did;
+    or None, the stack left as it was, if it is not shaped as expected."""
     if not isinstance(stack, ServerErrorMiddleware):
-        return stack
+        return None
     telemetry: Any = stack.app
     if type(telemetry).__name__ != TELEMETRY_LAYER:
-        return stack
+        return None
     body_limit: Any = getattr(telemetry, "app", None)
     if type(body_limit).__name__ != BODY_LIMIT_LAYER:
-        return stack
+        return None
     context = getattr(body_limit, "app", None)
     handler = stack.handler
     if (
@@ -66,7 +71,7 @@ def without_outer_layers(stack: ASGIApp) -> ASGIApp:
         or handler is None
         or not inspect.iscoroutinefunction(handler)
     ):
-        return stack
+        return None
     # The app's handler of Exception, which FastAPI calls with a Request.
     context.unhandled = cast("UnhandledErrorHandler", handler)
     return context

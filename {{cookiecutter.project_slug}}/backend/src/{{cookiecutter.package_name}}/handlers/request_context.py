@@ -136,6 +136,11 @@ class RequestContextMiddleware:
             metrics.REQUEST_TALLY.started()
             try:
                 await self.app(scope, receive, send_with_headers)
+            except Exception:
+                # Also once a response started: broken off, it is a server error whatever
+                # its first line said, and counted and logged as one (then left to the server).
+                status = 500
+                raise
             finally:
                 seconds = time.perf_counter() - began
                 metrics.REQUEST_TALLY.finished(scope, status, seconds)
